@@ -1,0 +1,3 @@
+from maskcycle.cli import main
+
+raise SystemExit(main())

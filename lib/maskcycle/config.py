@@ -1,0 +1,258 @@
+"""TrialConfig: the one schema of a trial, shared by notebooks, CLI and sweep.
+
+Defaults equal the reference CycleGAN (junyanz/pytorch-CycleGAN-and-pix2pix, `train.py` with
+`--model cycle_gan`). Field names follow the reference's option names where one exists; new
+fields get plain names. Every invalid key or value raises `ConfigError` naming it, before any
+work starts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tempfile
+import typing
+from pathlib import Path
+from typing import Any, Literal, get_args, get_origin
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """An unknown key, a value of the wrong type, or an impossible value in a trial config."""
+
+
+NetG = Literal["resnet_9blocks", "resnet_6blocks", "unet_128", "unet_256"]
+NetD = Literal["basic", "n_layers", "pixel"]
+Norm = Literal["instance", "batch", "none"]
+InitType = Literal["normal", "xavier", "kaiming", "orthogonal"]
+GanMode = Literal["lsgan", "vanilla", "wgangp"]
+CycleLoss = Literal["l1", "l2"]
+Optimizer = Literal["adam", "adamw", "rmsprop", "sgd"]
+LrPolicy = Literal["linear", "step", "plateau", "cosine"]
+LrStepAt = Literal["start", "end"]
+PlateauMetric = Literal["reference", "loss_G"]
+Preprocess = Literal["resize_and_crop", "resize"]  # resize: straight to crop_size, no crop
+Device = Literal["auto", "cpu", "cuda"]
+Precision = Literal["fp32", "bf16"]
+
+
+@dataclasses.dataclass(frozen=True)
+class TrialConfig:
+    """One trial's settings. See README/params for what each axis of the study varies."""
+
+    # identity and data
+    name: str = "trial"
+    dataroot: str = "data/curated"  # folder with trainA/trainB[/testA/testB]
+    max_dataset_size: int = 0  # 0 = all images (reference: inf)
+    # networks
+    netG: NetG = "resnet_9blocks"
+    netD: NetD = "basic"
+    ngf: int = 64
+    ndf: int = 64
+    n_layers_D: int = 3
+    norm: Norm = "instance"
+    init_type: InitType = "normal"
+    init_gain: float = 0.02
+    use_dropout: bool = False  # CycleGAN uses no dropout (reference: --no_dropout)
+    # losses
+    gan_mode: GanMode = "lsgan"
+    lambda_A: float = 10.0
+    lambda_B: float = 10.0
+    lambda_identity: float = 0.5
+    cycle_loss: CycleLoss = "l1"
+    lambda_gp: float = 10.0  # only with wgangp; the reference never applies its penalty (0 = as it)
+    pool_size: int = 50
+    # optimisation
+    optimizer: Optimizer = "adam"
+    lr: float = 0.0002
+    beta1: float = 0.5
+    beta2: float = 0.999
+    momentum: float = 0.0  # sgd and rmsprop
+    weight_decay: float = 0.0  # for every optimiser, adamw included (torch default 0.01 not used)
+    lr_policy: LrPolicy = "linear"
+    lr_step_at: LrStepAt = "start"  # the study's copy stepped at epoch start; upstream now at end
+    lr_decay_iters: int = 50  # step policy: epochs between x0.1 drops
+    plateau_metric: PlateauMetric = "reference"  # reference feeds a constant 0 to the scheduler
+    n_epochs: int = 100
+    n_epochs_decay: int = 100
+    # data pipeline
+    preprocess: Preprocess = "resize_and_crop"
+    load_size: int = 286
+    crop_size: int = 256
+    no_flip: bool = False
+    batch_size: int = 1
+    serial_batches: bool = False
+    num_threads: int = 4
+    # bookkeeping
+    save_epoch_freq: int = 5
+    save_latest_freq: int = 5000  # in images, as the reference counts iterations
+    log_freq: int = 100  # iterations between host syncs that flush losses.csv
+    n_samples: int = 4  # images per direction in the per-epoch sample grid
+    seed: int = 0
+    # execution
+    device: Device = "auto"
+    precision: Precision = "fp32"
+    channels_last: bool = False
+    compile: bool = False
+
+    def __post_init__(self) -> None:
+        _check_types(self)
+        _check_values(self)
+
+    # --- construction -------------------------------------------------------------------
+    @classmethod
+    def from_dict(cls, values: dict[str, Any], source: str = "config") -> "TrialConfig":
+        """Build from a mapping; unknown keys and bad values raise ConfigError naming `source`."""
+        if not isinstance(values, dict):
+            raise ConfigError(f"{source}: expected a mapping of settings, got {type(values).__name__}")
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ConfigError(f"{source}: unknown key(s) {', '.join(map(repr, unknown))}")
+        coerced = {k: _coerce(k, v, source) for k, v in values.items()}
+        try:
+            return cls(**coerced)
+        except ConfigError as exc:
+            raise ConfigError(f"{source}: {exc}") from None
+
+    @classmethod
+    def from_yaml(cls, path: str | os.PathLike, overrides: dict[str, Any] | list[str] | None = None):
+        """Load a YAML file of settings, then apply overrides (a dict or `key=value` strings)."""
+        path = Path(path)
+        try:
+            text = path.read_text()
+        except OSError as exc:
+            raise ConfigError(f"{path}: cannot read ({exc.strerror})") from None
+        try:
+            values = yaml.safe_load(text) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path}: not valid YAML ({exc})") from None
+        if not isinstance(values, dict):
+            raise ConfigError(f"{path}: expected a mapping of settings at top level")
+        values.update(parse_overrides(overrides))
+        return cls.from_dict(values, source=str(path))
+
+    def replace(self, **changes: Any) -> "TrialConfig":
+        """A copy with some fields changed (validated)."""
+        return TrialConfig.from_dict({**self.to_dict(), **changes}, source="override")
+
+    # --- output -------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_yaml(self, path: str | os.PathLike) -> None:
+        """Write the resolved config atomically."""
+        atomic_write_text(Path(path), yaml.safe_dump(self.to_dict(), sort_keys=False))
+
+    # --- derived ------------------------------------------------------------------------
+    @property
+    def total_epochs(self) -> int:
+        return self.n_epochs + self.n_epochs_decay
+
+
+def defaults() -> dict[str, Any]:
+    """Every field's default, as plain values."""
+    return {f.name: f.default for f in dataclasses.fields(TrialConfig)}
+
+
+def field_names() -> list[str]:
+    return [f.name for f in dataclasses.fields(TrialConfig)]
+
+
+def parse_overrides(overrides: dict[str, Any] | list[str] | None) -> dict[str, Any]:
+    """`["lr=0.001", "norm=batch"]` -> {"lr": 0.001, "norm": "batch"} (values parsed as YAML)."""
+    if overrides is None:
+        return {}
+    if isinstance(overrides, dict):
+        return dict(overrides)
+    out: dict[str, Any] = {}
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"override {item!r}: expected key=value")
+        try:
+            out[key.strip()] = yaml.safe_load(raw) if raw.strip() else ""
+        except yaml.YAMLError:
+            out[key.strip()] = raw
+    return out
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write via a temp file in the same folder and os.replace, so readers never see half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+# --- validation ---------------------------------------------------------------------------
+_HINTS = typing.get_type_hints(TrialConfig)
+
+
+def _coerce(key: str, value: Any, source: str) -> Any:
+    """Accept an int where a float is expected (YAML writes 10 for 10.0); nothing else."""
+    hint = _HINTS.get(key)
+    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    return value
+
+
+def _check_types(cfg: TrialConfig) -> None:
+    for f in dataclasses.fields(cfg):
+        value = getattr(cfg, f.name)
+        hint = _HINTS[f.name]
+        if get_origin(hint) is Literal:
+            choices = get_args(hint)
+            if value not in choices:
+                raise ConfigError(
+                    f"key {f.name!r}: value {value!r} is not one of {', '.join(map(repr, choices))}"
+                )
+            continue
+        ok = isinstance(value, hint) and not (hint is not bool and isinstance(value, bool))
+        if hint is float and isinstance(value, int) and not isinstance(value, bool):
+            ok = True
+        if not ok:
+            raise ConfigError(
+                f"key {f.name!r}: value {value!r} has type {type(value).__name__}, expected {hint.__name__}"
+            )
+
+
+def _check_values(cfg: TrialConfig) -> None:
+    def bad(key: str, why: str) -> None:
+        raise ConfigError(f"key {key!r}: value {getattr(cfg, key)!r} {why}")
+
+    for key in ("lr", "init_gain"):
+        if not getattr(cfg, key) > 0:
+            bad(key, "must be > 0")
+    for key in ("ngf", "ndf", "n_layers_D", "batch_size", "load_size", "crop_size",
+                "save_epoch_freq", "save_latest_freq", "log_freq"):
+        if getattr(cfg, key) < 1:
+            bad(key, "must be >= 1")
+    for key in ("lambda_A", "lambda_B", "lambda_identity", "lambda_gp", "momentum",
+                "weight_decay", "pool_size", "n_epochs", "n_epochs_decay", "max_dataset_size",
+                "num_threads", "n_samples", "seed"):
+        if getattr(cfg, key) < 0:
+            bad(key, "must be >= 0")
+    for key in ("beta1", "beta2"):
+        if not 0 <= getattr(cfg, key) < 1:
+            bad(key, "must be in [0, 1)")
+    if cfg.total_epochs < 1:
+        bad("n_epochs", "plus n_epochs_decay must be >= 1")
+    if cfg.lr_decay_iters < 1:
+        bad("lr_decay_iters", "must be >= 1")
+    if cfg.preprocess == "resize_and_crop" and cfg.crop_size > cfg.load_size:
+        bad("crop_size", f"must be <= load_size ({cfg.load_size})")
+    if cfg.netG.startswith("unet"):
+        depth = 128 if cfg.netG == "unet_128" else 256
+        if cfg.crop_size % depth:
+            bad("crop_size", f"must be a multiple of {depth} for {cfg.netG}")
+    elif cfg.crop_size % 4:
+        bad("crop_size", "must be a multiple of 4 for a ResNet generator")
+    if not cfg.name or any(c in cfg.name for c in "/\\\0"):
+        bad("name", "must be a non-empty file name")

@@ -1,0 +1,1 @@
+"""Data: image folders, the decoded uint8 cache, unpaired batches; demo set and curation."""

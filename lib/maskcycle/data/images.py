@@ -1,0 +1,66 @@
+"""Listing, decoding and resizing images (PIL, bicubic as the reference)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".ppm", ".webp", ".tif", ".tiff"}
+
+
+class ImageReadError(OSError):
+    """An image file that cannot be decoded; the message names the file."""
+
+
+def list_images(folder: str | Path) -> list[Path]:
+    """Image files directly in `folder`, sorted by name."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{folder}: expected a folder of images, found nothing there")
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def read_rgb(path: str | Path, size: int | None = None) -> np.ndarray:
+    """Decode to uint8 HxWx3 RGB, optionally resized to size x size (bicubic)."""
+    try:
+        with Image.open(path) as img:
+            img.load()
+            img = img.convert("RGB")
+            if size is not None and img.size != (size, size):
+                img = img.resize((size, size), Image.BICUBIC)
+            return np.asarray(img, dtype=np.uint8).copy()
+    except (OSError, ValueError, SyntaxError) as exc:
+        raise ImageReadError(f"{path}: cannot decode image ({exc})") from None
+
+
+def to_tensor(images_uint8: np.ndarray):
+    """NxHxWx3 uint8 -> Nx3xHxW float in [-1, 1]."""
+    import torch
+
+    t = torch.from_numpy(np.ascontiguousarray(images_uint8)).permute(0, 3, 1, 2).float()
+    return t / 127.5 - 1.0
+
+
+def to_uint8(images) -> np.ndarray:
+    """Nx3xHxW float in [-1, 1] -> NxHxWx3 uint8 (rounded)."""
+    x = ((images.detach().float().clamp(-1, 1) + 1) * 127.5).round().to("cpu").byte()
+    return x.permute(0, 2, 3, 1).numpy()
+
+
+def write_png(path: str | Path, image_uint8: np.ndarray) -> None:
+    """Write one HxWx3 uint8 image as PNG atomically."""
+    import os
+    import tempfile
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".png")
+    os.close(fd)
+    try:
+        Image.fromarray(image_uint8).save(tmp, format="PNG")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

@@ -1,0 +1,98 @@
+"""Checkpoint files: full training state (exact resume), generator-only epoch snapshots, and the
+reference implementation's saved generators. Every load uses `weights_only=True`."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from maskcycle.config import ConfigError, TrialConfig
+from maskcycle.models.networks import build_generator
+
+STATE_FORMAT = "maskcycle-state-1"
+GENERATORS_FORMAT = "maskcycle-generators-1"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that is missing, unreadable or does not fit the networks; names the file."""
+
+
+def atomic_save(obj, path: str | Path) -> None:
+    """torch.save to a temp file, fsync, then os.replace: a kill never leaves half a checkpoint."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def load(path: str | Path) -> dict:
+    """Load a checkpoint safely (no arbitrary unpickling) onto the CPU."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such checkpoint file")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises several types for corrupt or unsafe files
+        raise CheckpointError(f"{path}: cannot load checkpoint ({type(exc).__name__}: {exc})") from None
+
+
+def save_generators(path: str | Path, cfg: TrialConfig, G_AB: nn.Module, G_BA: nn.Module, epoch: int) -> None:
+    atomic_save({"format": GENERATORS_FORMAT, "config": cfg.to_dict(), "epoch": epoch,
+                 "G_AB": G_AB.state_dict(), "G_BA": G_BA.state_dict()}, path)
+
+
+def load_generators(path: str | Path, device: torch.device | str = "cpu") -> tuple[TrialConfig, nn.Module, nn.Module]:
+    """(config, G_AB, G_BA) from one of our checkpoints (full state or generator snapshot)."""
+    state = load(path)
+    if state.get("format") not in (STATE_FORMAT, GENERATORS_FORMAT):
+        raise CheckpointError(
+            f"{path}: not a maskcycle checkpoint (for the reference implementation's "
+            "latest_net_G_A.pth / latest_net_G_B.pth use load_reference_generator)"
+        )
+    try:
+        cfg = TrialConfig.from_dict(state["config"], source=f"{path} (saved config)")
+    except ConfigError as exc:
+        raise CheckpointError(str(exc)) from None
+    nets = []
+    for name in ("G_AB", "G_BA"):
+        net = build_generator(cfg)
+        _load_into(net, state[name], path)
+        nets.append(net.to(device).eval())
+    return cfg, nets[0], nets[1]
+
+
+def load_reference_generator(path: str | Path, cfg: TrialConfig, device: torch.device | str = "cpu") -> nn.Module:
+    """A generator saved by the reference CycleGAN (`*_net_G_A.pth` = our G_AB, `*_net_G_B.pth` =
+    our G_BA) loaded into our network built from cfg (netG, ngf, norm must match the run).
+    The reference's module layout is ours, so its keys load as they are; a "module." prefix from
+    DataParallel and the stale InstanceNorm running-stat keys of old checkpoints are dropped."""
+    state = load(path)
+    state = {k.removeprefix("module."): v for k, v in state.items()}
+    net = build_generator(cfg)
+    expected = set(net.state_dict())
+    state = {k: v for k, v in state.items()
+             if k in expected or not k.endswith(("running_mean", "running_var", "num_batches_tracked"))}
+    _load_into(net, state, path)
+    return net.to(device).eval()
+
+
+def _load_into(net: nn.Module, state: dict, path) -> None:
+    try:
+        net.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        raise CheckpointError(
+            f"{path}: weights do not fit the network built from the config "
+            f"(check netG, ngf, norm): {str(exc).splitlines()[0]} ..."
+        ) from None
