@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# The main job: the whole study on the embedded demo data (CPU, minutes).
+#   ./run_all.sh            demo: data -> curation -> sweep -> FID -> survey -> summary
+#   ./run_all.sh --help     all options (the real study: --study ...)
+# Idempotent: a second run reuses what is done. Sets up .venv on first use.
+set -euo pipefail
+cd "$(dirname "$0")"
+source lib/setup_env.sh
+
+OUT=results/demo
+mkdir -p "$OUT"
+t0=$(date +%s)
+step() { echo; echo "=== [$(( $(date +%s) - t0 ))s] $*"; }
+
+# --- 1. data: the embedded demo set (issue 3) -------------------------------------------------
+# --- 2. curation: notebook 01 (issue 3) --------------------------------------------------------
+# --- 3. sweep: notebook 02 once per params YAML (issue 4) ---------------------------------------
+# --- 4. evaluation: notebook 03 (issue 5) -------------------------------------------------------
+# --- 5. survey: quiz + notebook 04 (issue 6) ----------------------------------------------------
+# --- 6. summary ---------------------------------------------------------------------------------
+
+step "done in $(( $(date +%s) - t0 ))s; outputs under $OUT/"
