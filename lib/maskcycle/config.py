@@ -95,6 +95,8 @@ class TrialConfig:
     precision: Precision = "fp32"
     channels_last: bool = False
     compile: bool = False
+    nproc: int = 1  # processes per node for one trial (DDP via torchrun); batch_size is the global batch
+    nnodes: int = 1
 
     def __post_init__(self) -> None:
         _check_types(self)
@@ -254,5 +256,12 @@ def _check_values(cfg: TrialConfig) -> None:
             bad("crop_size", f"must be a multiple of {depth} for {cfg.netG}")
     elif cfg.crop_size % 4:
         bad("crop_size", "must be a multiple of 4 for a ResNet generator")
+    for key in ("nproc", "nnodes"):
+        if getattr(cfg, key) < 1:
+            bad(key, "must be >= 1")
+    if cfg.batch_size % (cfg.nproc * cfg.nnodes):
+        bad("batch_size", f"is the global batch and must be divisible by nproc * nnodes = {cfg.nproc * cfg.nnodes}")
+    if cfg.norm == "batch" and cfg.device == "cpu" and cfg.nproc * cfg.nnodes > 1:
+        bad("norm", "with several processes needs SyncBatchNorm, which PyTorch supports on CUDA only")
     if not cfg.name or any(c in cfg.name for c in "/\\\0"):
         bad("name", "must be a non-empty file name")
