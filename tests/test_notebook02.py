@@ -1,0 +1,114 @@
+"""notebooks/02_training.ipynb: parameters cell = TrialConfig defaults; papermill renders every artefact."""
+
+from __future__ import annotations
+
+import ast
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+import yaml
+
+from conftest import make_image_folders
+from maskcycle.config import defaults
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOK = ROOT / "notebooks" / "02_training.ipynb"
+NON_CONFIG_PARAMETERS = {"out_dir"}
+
+
+def parameters_cell(nb) -> nbformat.NotebookNode:
+    tagged = [c for c in nb.cells if "parameters" in c.get("metadata", {}).get("tags", [])]
+    assert len(tagged) == 1, f"{NOTEBOOK}: expected one cell tagged 'parameters', found {len(tagged)}"
+    return tagged[0]
+
+
+def literal_assignments(source: str) -> dict:
+    """name -> value of every `name = <literal>`; anything else in the cell is an error."""
+    values = {}
+    for node in ast.parse(source).body:
+        assert isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name), \
+            f"parameters cell may hold only `name = literal` lines, found: {ast.unparse(node)}"
+        values[node.targets[0].id] = ast.literal_eval(node.value)  # raises for a non-literal
+    return values
+
+
+def test_parameters_cell_equals_trialconfig_defaults():
+    nb = nbformat.read(str(NOTEBOOK), as_version=4)
+    cell = literal_assignments(parameters_cell(nb).source)
+    want = defaults()
+    got = {k: v for k, v in cell.items() if k not in NON_CONFIG_PARAMETERS}
+    missing = sorted(set(want) - set(got))
+    extra = sorted(set(got) - set(want))
+    differ = sorted(k for k in set(want) & set(got) if got[k] != want[k] or type(got[k]) is not type(want[k]))
+    problems = []
+    if missing:
+        problems.append("missing from the parameters cell: " + ", ".join(f"{k} = {want[k]!r}" for k in missing))
+    if extra:
+        problems.append("in the parameters cell but not TrialConfig fields: " + ", ".join(extra))
+    if differ:
+        problems.append("different from TrialConfig defaults: "
+                        + ", ".join(f"{k}: cell {got[k]!r} vs default {want[k]!r}" for k in differ))
+    assert not problems, (f"{NOTEBOOK} parameters cell is out of date ({'; '.join(problems)}). "
+                          "Rebuild it: python notebooks/make_02_training.py")
+    assert NON_CONFIG_PARAMETERS <= set(cell), "the parameters cell needs out_dir"
+
+
+def test_notebook_committed_without_outputs():
+    nb = nbformat.read(str(NOTEBOOK), as_version=4)
+    nbformat.validate(nb)
+    for i, cell in enumerate(nb.cells):
+        if cell.cell_type == "code":
+            assert not cell.outputs and cell.execution_count is None, f"cell {i} has outputs"
+    assert nb.metadata["kernelspec"]["name"] == "maskcycle"
+
+
+def test_builder_reproduces_committed_notebook():
+    """The committed notebook is exactly what notebooks/make_02_training.py writes."""
+    sys.path.insert(0, str(ROOT / "notebooks"))
+    try:
+        import make_02_training
+    finally:
+        sys.path.pop(0)
+    built = make_02_training.build()
+    committed = nbformat.read(str(NOTEBOOK), as_version=4)
+    assert [c.source for c in built.cells] == [c.source for c in committed.cells]
+
+
+@pytest.mark.slow
+def test_papermill_with_params_file_renders_every_artefact(tmp_path):
+    data = make_image_folders(tmp_path / "data", n=2, size=36)
+    params = tmp_path / "tiny.yaml"
+    params.write_text(yaml.safe_dump(dict(
+        name="tiny", dataroot=str(data), netG="resnet_6blocks", ngf=8, ndf=8, load_size=36, crop_size=32,
+        n_epochs=1, n_epochs_decay=1, batch_size=2, n_samples=2, num_threads=0, save_epoch_freq=1)))
+    out, rendered = tmp_path / "trial", tmp_path / "rendered.ipynb"
+    # exactly the documented command: papermill NOTEBOOK OUT -f params.yaml (+ where to write)
+    proc = subprocess.run([sys.executable, "-m", "papermill", str(NOTEBOOK), str(rendered), "-k", "maskcycle",
+                           "-f", str(params), "-p", "out_dir", str(out), "--no-progress-bar"],
+                          capture_output=True, text=True, cwd=ROOT, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+
+    run = json.loads((out / "run.json").read_text())
+    assert run["status"] == "finished" and run["git"]["commit"] and run["start"] and run["end"]
+    assert run["packages"]["torch"] and run["device"]["requested"] == "auto"
+    cfg = yaml.safe_load((out / "config.yaml").read_text())
+    assert cfg["ngf"] == 8 and cfg["name"] == "tiny" and set(cfg) == set(defaults())
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["finished"] and metrics["epochs_done"] == 2
+    header = (out / "losses.csv").read_text().splitlines()[0].split(",")
+    assert header[4:] == ["D_A", "G_AB", "cycle_A", "idt_AB", "D_B", "G_BA", "cycle_B", "idt_BA"]
+    for rel in ("samples/epoch_001.png", "samples/epoch_002.png", "checkpoints/latest.pt",
+                "checkpoints/epoch_002.pt", "figures/loss_curves.png", "figures/fakes_by_epoch.png",
+                "figures/final_samples.png"):
+        assert (out / rel).stat().st_size > 0, rel
+
+    nb = nbformat.read(str(rendered), as_version=4)
+    images = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs if "image/png" in o.get("data", {})]
+    assert len(images) >= 3, "loss curves, fakes by epoch and final samples should be shown inline"
+    text = json.dumps([c.outputs for c in nb.cells if c.cell_type == "code"])
+    assert "img_per_s" in text
+    assert nb.metadata["papermill"]["parameters"]["ngf"] == 8
