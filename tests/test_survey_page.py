@@ -1,0 +1,166 @@
+"""The quiz page: what it contains (no answer key) and how it behaves in a real headless Chromium."""
+
+from __future__ import annotations
+
+import base64
+import csv
+import io
+import json
+import os
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from maskcycle import survey
+from maskcycle.data.images import write_png
+
+CHROMIUM_CANDIDATES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
+
+
+def make_folders(root: Path, n: int = 10, sizes=None) -> dict[str, Path]:
+    """Four tiny image folders; reals and fakes get different pixel sizes on purpose."""
+    rng = np.random.default_rng(0)
+    sizes = sizes or {"testA": 24, "testB": 24, "fakes_AB": 16, "fakes_BA": 16}
+    out = {}
+    for name, size in sizes.items():
+        for i in range(n):
+            write_png(root / name / f"face{i:03d}.png", rng.integers(0, 256, (size, size, 3), dtype=np.uint8))
+        out[name] = root / name
+    return out
+
+
+def build(tmp_path: Path, n_images: int = 10, **kw) -> Path:
+    f = make_folders(tmp_path / "src", n=n_images)
+    kw = {"n": 8, "n_practice": 2, "n_attention": 2, "seed": 3, "size": 32, "trial": "trialX"} | kw
+    return survey.build_survey(f["testA"], f["testB"], f["fakes_AB"], f["fakes_BA"], tmp_path / "quiz", **kw)
+
+
+def page_data(html: str) -> dict:
+    m = re.search(r'<script id="survey-data" type="application/json">(.*?)</script>', html, re.S)
+    return json.loads(m.group(1))
+
+
+def test_selection_is_balanced_seeded_and_counterpart_free(tmp_path):
+    page = build(tmp_path)
+    key = survey.read_key(page.parent)
+    main = key[key["role"] == "main"]
+    assert len(main) == 8 and (main["truth"] == "real").sum() == 4
+    assert sorted(main["direction"][main["truth"] == "fake"]) == ["AB", "AB", "BA", "BA"]
+    assert sorted(main["domain"][main["truth"] == "real"]) == ["A", "A", "B", "B"]
+    assert (key["role"] == "practice").sum() == 2 and (key["role"] == "attention").sum() == 2
+    # a real image never appears with the fake made from it
+    stems = lambda d: {Path(p).stem for p in key["source_file"] if f"/{d}/" in p}  # noqa: E731
+    assert not stems("testA") & stems("fakes_AB") and not stems("testB") & stems("fakes_BA")
+    again = survey.read_key(build(tmp_path / "again").parent)
+    assert list(again["image_id"]) == list(key["image_id"])  # same seed, same quiz
+    other = survey.read_key(build(tmp_path / "other", seed=4).parent)
+    assert list(other["image_id"]) != list(key["image_id"])
+
+
+def test_page_holds_no_answer_key(tmp_path):
+    page = build(tmp_path)
+    html = page.read_text()
+    key = survey.read_key(page.parent)
+    for path in key["source_file"][key["source_file"] != ""]:
+        assert Path(path).name not in html and Path(path).stem not in html
+    for word in ("testA", "testB", "fakes_AB", "fakes_BA", "trialX", "truth", "direction", "source"):
+        assert word not in html, word
+    data = page_data(html)
+    assert {i["id"] for i in data["main"]} == set(key["image_id"][key["role"] == "main"])
+    for item in data["main"] + data["attention"]:
+        assert set(item) == {"id", "src"}  # pixels and an opaque id, nothing else
+    assert {i["id"] for i in data["practice"]} == set(key["image_id"][key["role"] == "practice"])
+    # every image re-encoded at one size: pixel size says nothing about the source
+    sizes = set()
+    for item in data["main"] + data["attention"] + data["practice"]:
+        raw = base64.b64decode(item["src"].split(",", 1)[1])
+        with Image.open(io.BytesIO(raw)) as im:
+            sizes.add(im.size)
+            assert not im.info.get("dpi") and not getattr(im, "text", {})
+    assert sizes == {(32, 32)}
+
+
+def test_build_rejects_too_few_images(tmp_path):
+    f = make_folders(tmp_path / "src", n=3)
+    with pytest.raises(ValueError, match="need .* images"):
+        survey.build_survey(f["testA"], f["testB"], f["fakes_AB"], f["fakes_BA"], tmp_path / "q", n=22)
+    with pytest.raises(ValueError, match="even"):
+        survey.build_survey(f["testA"], f["testB"], f["fakes_AB"], f["fakes_BA"], tmp_path / "q", n=5)
+
+
+def find_chromium() -> str | None:
+    for name in CHROMIUM_CANDIDATES:
+        path = shutil.which(name)
+        if path:
+            return path
+    return None
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+def test_page_in_headless_chromium(tmp_path):
+    exe = find_chromium()
+    if exe is None:
+        pytest.skip("no Chromium installed (run_tests.sh installs Debian's chromium when run as root "
+                    "with apt-get; MASKCYCLE_NO_BROWSER_INSTALL=1 turns that off)")
+    from playwright import sync_api  # pinned in requirements.lock: missing means a broken venv, not a skip
+    page_path = build(tmp_path)
+    data = page_data(page_path.read_text())
+    n_total = len(data["main"]) + len(data["attention"]) + len(data["practice"])
+    args = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage"]
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=exe, args=args, headless=True)
+        try:
+            ctx = browser.new_context(accept_downloads=True)
+            page = ctx.new_page()
+            errors = []
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.goto(page_path.resolve().as_uri() + "?pid=tester_01")
+            assert page.input_value("#participant-id") == "tester_01"
+            page.click("#start")
+            with page.expect_download(timeout=60_000) as dl:
+                for t in range(n_total):
+                    page.wait_for_selector("#btn-real:not([disabled])", timeout=20_000)
+                    progress = page.text_content("#progress")
+                    if t < len(data["practice"]):
+                        page.click("#btn-fake")  # buttons in practice; feedback follows
+                        page.wait_for_function("document.getElementById('feedback').textContent !== ''")
+                    elif t % 2:
+                        page.keyboard.press("r")
+                    else:
+                        page.keyboard.press("F")
+                    if t < n_total - 1:  # the next image is shown only after the answer
+                        page.wait_for_function(f"document.getElementById('progress').textContent !== {progress!r}")
+            download = dl.value
+            assert re.fullmatch(r"s[0-9a-f]{8}_tester_01_\d{14}\.csv", download.suggested_filename)
+            saved = tmp_path / "responses" / download.suggested_filename
+            download.save_as(saved)
+            assert page.is_visible("#done")
+            assert not errors, errors
+        finally:
+            browser.close()
+    with open(saved, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert list(rows[0]) == survey.RESPONSE_COLUMNS
+    assert len(rows) == n_total
+    assert [int(r["trial_index"]) for r in rows] == list(range(n_total))
+    assert {r["participant_id"] for r in rows} == {"tester_01"}
+    assert len({r["session_start"] for r in rows}) == 1
+    assert [r["is_practice"] for r in rows[:2]] == ["1", "1"] and {r["response"] for r in rows[:2]} == {"fake"}
+    ids = [r["image_id"] for r in rows]
+    assert set(ids) == {i["id"] for i in data["main"] + data["attention"] + data["practice"]}
+    assert sum(r["is_attention_check"] == "1" for r in rows) == len(data["attention"])
+    assert all(float(r["rt_ms"]) >= 0 for r in rows)
+    # the key, read by the analysis, accepts it as one complete session
+    resp = survey.read_responses(saved.parent, page_path.parent)
+    assert resp.sessions["complete"].tolist() == [True]
+    assert len(resp.answers) == len(data["main"])
+    # keys answered: odd scored positions "real", even "fake"
+    scored = rows[2:]
+    assert all(r["response"] == ("real" if (i + 2) % 2 else "fake") for i, r in enumerate(scored))
+    assert os.path.getsize(saved) > 0
