@@ -65,10 +65,11 @@ def load_generators(path: str | Path, device: torch.device | str = "cpu") -> tup
         cfg = TrialConfig.from_dict(state["config"], source=f"{path} (saved config)")
     except ConfigError as exc:
         raise CheckpointError(str(exc)) from None
+    weights = state["model"] if state["format"] == STATE_FORMAT else state
     nets = []
     for name in ("G_AB", "G_BA"):
         net = build_generator(cfg)
-        _load_into(net, state[name], path)
+        _load_into(net, weights[name], path)
         nets.append(net.to(device).eval())
     return cfg, nets[0], nets[1]
 

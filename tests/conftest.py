@@ -1,0 +1,132 @@
+"""Shared fixtures: tiny image folders and tiny trial configs (CPU, seconds)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from maskcycle.config import TrialConfig
+
+
+def make_image_folders(root: Path, n: int = 6, size: int = 40, splits=("train", "test"), seed: int = 0) -> Path:
+    """trainA/trainB/testA/testB with n smooth random images each (A reddish, B bluish)."""
+    rng = np.random.default_rng(seed)
+    for split in splits:
+        for domain, tint in (("A", (40, 0, 0)), ("B", (0, 0, 40))):
+            folder = root / f"{split}{domain}"
+            folder.mkdir(parents=True, exist_ok=True)
+            for i in range(n):
+                base = rng.integers(0, 200, (size // 8, size // 8, 3)).astype(np.uint8)
+                img = Image.fromarray(base).resize((size, size), Image.BILINEAR)
+                arr = np.clip(np.asarray(img, dtype=np.int16) + tint, 0, 255).astype(np.uint8)
+                Image.fromarray(arr).save(folder / f"{i:04d}.png")
+    return root
+
+
+@pytest.fixture
+def tiny_data(tmp_path) -> Path:
+    return make_image_folders(tmp_path / "data")
+
+
+def tiny_config(dataroot: Path | str, **changes) -> TrialConfig:
+    base = dict(dataroot=str(dataroot), netG="resnet_6blocks", ngf=8, ndf=8, load_size=36, crop_size=32,
+                n_epochs=1, n_epochs_decay=1, batch_size=2, pool_size=4, save_epoch_freq=1,
+                save_latest_freq=4, log_freq=2, n_samples=2)
+    base.update(changes)
+    return TrialConfig(**base)
+
+
+# --- evaluation (issue 5): a tiny torch-fidelity feature extractor, so FID/KID run offline --------
+TINY_EXTRACTOR = "maskcycle-test-tiny"
+
+
+def register_tiny_extractor() -> str:
+    """Register (once) a 12-feature extractor with torch-fidelity: per channel, the mean of each
+    image quadrant. Stands in for Inception only in tests; returns its registry name."""
+    import torch
+    import torch.nn.functional as F
+    from torch_fidelity import FeatureExtractorBase, register_feature_extractor
+    from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY
+
+    class TinyExtractor(FeatureExtractorBase):
+        def __init__(self, name, features_list, **kwargs):
+            super().__init__(name, features_list)
+
+        @staticmethod
+        def get_provided_features_list():
+            return ("quadrants",)
+
+        @staticmethod
+        def get_default_feature_layer_for_metric(metric):
+            return "quadrants"
+
+        @staticmethod
+        def can_be_compiled():
+            return False
+
+        @staticmethod
+        def get_dummy_input_for_compile():
+            return torch.zeros(1, 3, 8, 8, dtype=torch.uint8)
+
+        def forward(self, x):
+            assert x.dtype == torch.uint8 and x.dim() == 4 and x.shape[1] == 3
+            return (F.adaptive_avg_pool2d(x.float() / 255, 2).flatten(1),)
+
+    if TINY_EXTRACTOR not in FEATURE_EXTRACTORS_REGISTRY:
+        register_feature_extractor(TINY_EXTRACTOR, TinyExtractor)
+    return TINY_EXTRACTOR
+
+
+def make_paired_curated(root: Path, n_train: int = 6, n_test: int = 4, load_size: int = 36, raw_size: int = 48) -> Path:
+    """A curated folder (trainA/B, testA/B at load_size, pairs_test.csv) whose test images have
+    known counterparts in `root/raw`: masked face N = unmasked face N with a light box drawn on."""
+    rng = np.random.default_rng(5)
+    curated = root / "curated"
+
+    def face() -> np.ndarray:
+        base = rng.integers(40, 200, (5, 5, 3)).astype(np.uint8)
+        return np.asarray(Image.fromarray(base).resize((raw_size, raw_size), Image.BILINEAR))
+
+    def masked(img: np.ndarray) -> np.ndarray:
+        out = img.copy()
+        out[raw_size // 2:raw_size * 7 // 8, raw_size // 5:raw_size * 4 // 5] = (215, 225, 245)
+        return out
+
+    def save(arr: np.ndarray, path: Path, size: int | None = None) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        img = Image.fromarray(arr)
+        (img.resize((size, size), Image.BICUBIC) if size else img).save(path)
+
+    rows = ["domain,file,id,counterpart_path"]
+    for i in range(n_train):
+        save(face(), curated / "trainA" / f"{i:04d}.png", load_size)
+        save(masked(face()), curated / "trainB" / f"{i:04d}.png", load_size)
+    for i in range(2 * n_test):
+        f = face()
+        save(f, root / "raw" / "unmasked" / f"{i:04d}.png")
+        save(masked(f), root / "raw" / "masked" / f"{i:04d}.png")
+        if i < n_test:  # test A ids 0..n-1, test B ids n..2n-1 (identity-disjoint, as curation)
+            save(f, curated / "testA" / f"{i:04d}.png", load_size)
+            rows.append(f"A,{i:04d}.png,{i},raw/masked/{i:04d}.png")
+        else:
+            save(masked(f), curated / "testB" / f"{i:04d}.png", load_size)
+            rows.append(f"B,{i:04d}.png,{i},raw/unmasked/{i:04d}.png")
+    (curated / "pairs_test.csv").write_text("\n".join(rows) + "\n")
+    return curated
+
+
+def make_tiny_sweep(root: Path, trials: dict[str, dict] | None = None) -> tuple[Path, Path]:
+    """(sweep folder, curated folder): tiny trials trained for 2 epochs at 32 px on a paired
+    curated set; `trials` maps a trial name to its TrialConfig changes."""
+    from maskcycle.train import train
+
+    curated = make_paired_curated(root)
+    sweep = root / "sweep"
+    trials = trials or {"bs2_lsgan": {}, "bs3_vanilla": {"batch_size": 3, "gan_mode": "vanilla"}}
+    for name, changes in trials.items():
+        cfg = tiny_config(curated, name=name, **changes)
+        train(cfg, sweep / name, progress=False)
+    return sweep, curated

@@ -1,0 +1,62 @@
+import pytest
+import yaml
+
+from maskcycle.config import ConfigError, TrialConfig, defaults, parse_overrides
+
+
+def test_defaults_are_the_reference_cyclegan():
+    c = TrialConfig()
+    assert (c.netG, c.netD, c.ngf, c.ndf, c.n_layers_D, c.norm) == ("resnet_9blocks", "basic", 64, 64, 3, "instance")
+    assert (c.init_type, c.init_gain, c.gan_mode) == ("normal", 0.02, "lsgan")
+    assert (c.lambda_A, c.lambda_B, c.lambda_identity, c.pool_size) == (10.0, 10.0, 0.5, 50)
+    assert (c.optimizer, c.lr, c.beta1, c.beta2) == ("adam", 0.0002, 0.5, 0.999)
+    assert (c.n_epochs, c.n_epochs_decay, c.load_size, c.crop_size, c.no_flip, c.batch_size) == (100, 100, 286, 256, False, 1)
+    assert c.lr_policy == "linear" and c.lr_step_at == "start"
+
+
+def test_yaml_roundtrip_and_overrides(tmp_path):
+    path = tmp_path / "t.yaml"
+    TrialConfig(lr=0.001, norm="batch").to_yaml(path)
+    c = TrialConfig.from_yaml(path, ["batch_size=4", "gan_mode=vanilla"])
+    assert (c.lr, c.norm, c.batch_size, c.gan_mode) == (0.001, "batch", 4, "vanilla")
+    assert TrialConfig.from_yaml(path, {"lambda_A": 5}).lambda_A == 5.0  # int accepted for a float
+
+
+@pytest.mark.parametrize("values, words", [
+    ({"learning_rate": 0.1}, ["unknown key", "learning_rate"]),
+    ({"lr": "fast"}, ["'lr'", "'fast'", "float"]),
+    ({"batch_size": 2.5}, ["'batch_size'", "2.5"]),
+    ({"no_flip": 1}, ["'no_flip'", "bool"]),
+    ({"lr": 0}, ["'lr'", "0", "> 0"]),
+    ({"lr": -1e-4}, ["'lr'", "> 0"]),
+    ({"crop_size": 300}, ["'crop_size'", "300", "load_size"]),
+    ({"batch_size": 0}, ["'batch_size'", ">= 1"]),
+    ({"norm": "layer"}, ["'norm'", "'layer'", "'instance'"]),
+    ({"netG": "resnet_12blocks"}, ["'netG'", "resnet_12blocks"]),
+    ({"beta1": 1.0}, ["'beta1'"]),
+])
+def test_bad_values_name_key_and_value(tmp_path, values, words):
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(values))
+    with pytest.raises(ConfigError) as err:
+        TrialConfig.from_yaml(path)
+    for word in words + [str(path)]:
+        assert word in str(err.value)
+
+
+def test_unreadable_and_non_mapping_yaml(tmp_path):
+    with pytest.raises(ConfigError, match="missing.yaml"):
+        TrialConfig.from_yaml(tmp_path / "missing.yaml")
+    (tmp_path / "list.yaml").write_text("- 1\n- 2\n")
+    with pytest.raises(ConfigError, match="mapping"):
+        TrialConfig.from_yaml(tmp_path / "list.yaml")
+
+
+def test_parse_overrides():
+    assert parse_overrides(["lr=0.01", "norm=batch", "no_flip=true"]) == {"lr": 0.01, "norm": "batch", "no_flip": True}
+    with pytest.raises(ConfigError, match="key=value"):
+        parse_overrides(["lr"])
+
+
+def test_defaults_dict_covers_every_field():
+    assert defaults() == TrialConfig().to_dict()
