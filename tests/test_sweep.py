@@ -1,0 +1,177 @@
+"""maskcycle.sweep: validation before anything runs, failing trials recorded, reruns skip, summary."""
+
+from __future__ import annotations
+
+import json
+import sys
+import types
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from conftest import make_image_folders
+from maskcycle import sweep
+from maskcycle.cli import main as cli_main
+
+TINY = dict(netG="resnet_6blocks", ngf=8, ndf=8, load_size=36, crop_size=32, n_epochs=1, n_epochs_decay=1,
+            batch_size=2, n_samples=2, num_threads=0)
+
+
+def write_params(folder: Path, name: str, **values) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(values))
+    return path
+
+
+# --- fast: validation, executors, summary ---------------------------------------------------
+@pytest.mark.parametrize("bad, words", [({"ngff": 8}, ["bad.yaml", "ngff"]),
+                                        ({"norm": "group"}, ["bad.yaml", "norm", "group"]),
+                                        ({"batch_size": "four"}, ["bad.yaml", "batch_size"])])
+def test_invalid_yaml_refuses_before_running_anything(tmp_path, capsys, monkeypatch, bad, words):
+    good = write_params(tmp_path / "params", "good", dataroot="x", **TINY)
+    broken = write_params(tmp_path / "params", "bad", **{"dataroot": "x", **TINY, **bad})
+    ran = []
+    monkeypatch.setattr(sweep, "run_trial", lambda *a, **k: ran.append(a))
+    out = tmp_path / "sweep"
+    code = cli_main(["sweep", str(good), str(broken), "--out", str(out)])
+    err = capsys.readouterr().err
+    assert code == sweep.EXIT_NOT_STARTED
+    for word in words:
+        assert word in err
+    assert "good.yaml" not in err
+    assert not ran and not out.exists()
+
+
+def test_override_is_validated_too(tmp_path, capsys):
+    good = write_params(tmp_path / "params", "good", dataroot="x", **TINY)
+    code = cli_main(["sweep", str(good), "--out", str(tmp_path / "s"), "--set", "lr=-1"])
+    assert code == sweep.EXIT_NOT_STARTED and "'lr'" in capsys.readouterr().err
+
+
+def test_plan_names_trials_by_stem_and_rejects_duplicates(tmp_path):
+    a = write_params(tmp_path / "p1", "same", dataroot="x")
+    b = write_params(tmp_path / "p2", "same", dataroot="x")
+    jobs = sweep.plan_sweep([a], tmp_path / "out", ["lr=0.001"])
+    assert jobs == [(str(a), str(tmp_path / "out" / "same"), ("lr=0.001",))]
+    assert sweep.trial_parameters(a, ["lr=1"]) == {"dataroot": "x", "lr": 1.0, "name": "same"}
+    with pytest.raises(sweep.ConfigError, match="also used"):
+        sweep.plan_sweep([a, b], tmp_path / "out")
+
+
+def test_local_executor_gives_each_trial_its_own_gpu(tmp_path, monkeypatch):
+    import threading
+    import time
+
+    seen, busy, clashes, lock = [], set(), [], threading.Lock()
+
+    def fake_trial(p, d, o, kernel, env):
+        gpu = env["CUDA_VISIBLE_DEVICES"]
+        with lock:
+            clashes.append(gpu in busy)
+            busy.add(gpu)
+            seen.append(gpu)
+        time.sleep(0.2)
+        with lock:
+            busy.discard(gpu)
+        return {"trial": d}
+
+    monkeypatch.setattr(sweep, "visible_gpus", lambda: ["3", "5"])
+    monkeypatch.setattr(sweep, "run_trial", fake_trial)
+    jobs = [(f"p{i}.yaml", f"t{i}", ()) for i in range(5)]
+    results = sweep.run_local(jobs)
+    assert [r["trial"] for r in results] == ["t0", "t1", "t2", "t3", "t4"]
+    assert set(seen) == {"3", "5"} and len(seen) == 5 and not any(clashes)
+    monkeypatch.setattr(sweep, "visible_gpus", lambda: [])
+    envs = []
+    monkeypatch.setattr(sweep, "run_trial", lambda p, d, o, kernel, env: envs.append(env) or {"trial": d})
+    sweep.run_local(jobs[:2])
+    assert envs == [{}, {}]  # CPU: sequential, nothing hidden
+
+
+def test_slurm_executor_hands_jobs_to_maskcycle_slurm(tmp_path, monkeypatch):
+    p = write_params(tmp_path / "params", "a", dataroot="x")
+    calls = []
+    fake = types.ModuleType("maskcycle.slurm")
+
+    def run_trials_slurm(jobs, options):
+        calls.append((jobs, options))
+        return [{"trial": Path(d).name, "status": "failed", "papermill": None} for _, d, _ in jobs]
+
+    fake.run_trials_slurm = run_trials_slurm
+    monkeypatch.setitem(sys.modules, "maskcycle.slurm", fake)
+    results = sweep.run_sweep([p], tmp_path / "out", ["lr=0.001"], executor="slurm",
+                              slurm_options={"partition": "gpu"}, echo=lambda *a: None)
+    assert calls == [([(str(p), str(tmp_path / "out" / "a"), ("lr=0.001",))], {"partition": "gpu"})]
+    assert results[0]["status"] == "failed"
+
+
+def test_slurm_executor_without_slurm_module_is_a_clear_error(tmp_path, monkeypatch, capsys):
+    p = write_params(tmp_path / "params", "a", dataroot="x")
+    monkeypatch.setitem(sys.modules, "maskcycle.slurm", None)  # import fails as if the file were missing
+    with pytest.raises(sweep.SweepError, match="maskcycle.slurm"):
+        sweep.run_sweep([p], tmp_path / "out", executor="slurm", echo=lambda *a: None)
+
+
+def _fake_trial(folder: Path, status="finished", eval_metrics=None, **settings):
+    folder.mkdir(parents=True)
+    from maskcycle.config import TrialConfig
+
+    TrialConfig(name=folder.name, **settings).to_yaml(folder / "config.yaml")
+    (folder / "run.json").write_text(json.dumps({"status": status, "trial_wall_s": 12.5}))
+    (folder / "metrics.json").write_text(json.dumps({"epochs_done": 3, "epochs_total": 4, "images_seen": 60,
+                                                     "train_wall_s": 10.0, "finished": False}))
+    if eval_metrics:
+        (folder / "eval").mkdir()
+        (folder / "eval" / "metrics.json").write_text(json.dumps(eval_metrics))
+
+
+def test_summary_lists_varied_settings_and_merges_eval_metrics(tmp_path):
+    _fake_trial(tmp_path / "b16", batch_size=16, eval_metrics={"FID_AB": 17.07, "FID_BA": 50.1, "note": "x",
+                                                                 "kid": {"AB": 0.01}})
+    _fake_trial(tmp_path / "b32", batch_size=32, gan_mode="vanilla")
+    _fake_trial(tmp_path / "rms", status="failed", optimizer="rmsprop")
+    (tmp_path / "not_a_trial").mkdir()
+    table = sweep.write_summary(tmp_path)
+    on_disk = pd.read_csv(tmp_path / "summary.csv")
+    assert list(on_disk["trial"]) == ["b16", "b32", "rms"]
+    assert list(table.columns[:4]) == ["trial", "gan_mode", "optimizer", "batch_size"]  # TrialConfig order
+    assert {"status", "epochs", "train_wall_s", "img_per_s", "FID_AB", "FID_BA", "kid.AB"} <= set(table.columns)
+    assert "note" not in table.columns and "ngf" not in table.columns and "name" not in table.columns
+    assert on_disk.loc[0, "FID_AB"] == 17.07 and pd.isna(on_disk.loc[1, "FID_AB"])
+    assert list(on_disk["status"]) == ["finished", "finished", "failed"]
+    assert on_disk.loc[0, "img_per_s"] == 6.0 and on_disk.loc[0, "epochs"] == 3
+
+
+# --- slow: real papermill trials -------------------------------------------------------------
+@pytest.mark.slow
+def test_failing_trial_is_recorded_others_finish_and_rerun_skips(tmp_path, capsys):
+    data = make_image_folders(tmp_path / "data", n=2, size=36)
+    params = tmp_path / "params"
+    good = write_params(params, "good", dataroot=str(data), **TINY)
+    bad = write_params(params, "broken", dataroot=str(tmp_path / "no_such_data"), **TINY)
+    out = tmp_path / "sweep"
+
+    code = cli_main(["sweep", str(bad), str(good), "--out", str(out)])
+    printed = capsys.readouterr().out
+    assert code == 1  # one failed trial
+    run = json.loads((out / "broken" / "run.json").read_text())
+    assert run["status"] == "failed"
+    pm = run["papermill"]
+    assert pm["error_name"] == "FileNotFoundError" and "no_such_data" in pm["error_message"]
+    assert "train(cfg" in pm["source_first_line"] and isinstance(pm["cell"], int)
+    assert (out / "broken" / "02_training.ipynb").exists()
+    assert sweep.is_finished(out / "good")
+    summary = pd.read_csv(out / "summary.csv")
+    assert list(summary["trial"]) == ["broken", "good"]
+    assert list(summary["status"]) == ["failed", "finished"]
+    assert "dataroot" not in summary.columns and "FileNotFoundError" in summary.loc[0, "error"]
+    assert "good" in printed and "img_per_s" in printed
+
+    stamp = (out / "good" / "02_training.ipynb").stat().st_mtime_ns
+    results = sweep.run_sweep([bad, good], out, echo=lambda *a: None)
+    assert {r["trial"]: r.get("skipped", False) for r in results} == {"good": True, "broken": False}
+    assert (out / "good" / "02_training.ipynb").stat().st_mtime_ns == stamp
+    assert len(json.loads((out / "broken" / "run.json").read_text())["attempts"]) >= 1
