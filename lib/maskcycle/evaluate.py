@@ -1,0 +1,562 @@
+"""Evaluation: translate the test sets, FID/KID per direction, paired metrics, FID over training,
+and the sweep's results table.
+
+    maskcycle evaluate --sweep results/demo/sweep [--curated results/demo/curated] [--every-k-epochs K]
+    maskcycle evaluate --reference old_run/checkpoints --curated data/curated --set crop_size=256
+
+For every finished trial of a sweep: G_AB translates all of test A and G_BA all of test B (test
+images are stored at load_size and resized to the trial's crop_size, as the reference's test.py
+does with load_size = crop_size). Fakes are kept as PNG (lossless) under `<trial>/eval/fakes_AB`
+and `fakes_BA`.
+  FID_AB = FID(G_AB(test A), test B)   FID_BA = FID(G_BA(test B), test A)   (and KID)
+Both sides of each comparison are the same size and never JPEG-compressed. Paired metrics come
+from the curated `pairs_test.csv` (columns domain,file,id,counterpart_path). Saved epoch
+checkpoints give FID over training. Everything lands in `<trial>/eval/metrics.json` (scalars for
+the final checkpoint, `by_epoch` for the curve), per-pair rows in `<trial>/eval/paired.csv`, and
+one row per trial in `<sweep>/results.csv` (and the sweep's summary.csv when maskcycle.sweep
+provides `write_summary`).
+
+Without the Inception weights, FID/KID are recorded as unavailable with the reason and the rest is
+still computed. Results already computed for an unchanged checkpoint are reused.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import hashlib
+import json
+import math
+import re
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from maskcycle import fid as fidlib
+from maskcycle import paired, runinfo
+from maskcycle.config import TrialConfig, atomic_write_text
+from maskcycle.data.cache import cached_images
+from maskcycle.data.images import list_images, read_rgb, to_tensor, to_uint8, write_png
+from maskcycle.models import checkpoints
+from maskcycle.models.cyclegan import translate_batch
+
+# The study's numbers (its results table survives only as an image); shown beside ours, labelled.
+PUBLISHED = {
+    "FID_AB": {"best": 17.07, "low": 17.07, "high": 32.18,
+               "best_trial": "batch 16, instance norm, linear lr, lsgan"},
+    "FID_BA": {"best": 48.39, "low": 48.39, "high": 261.78,
+               "best_trial": "batch 32, instance norm, linear lr, vanilla"},
+}
+PAIRS_COLUMNS = ("domain", "file", "id", "counterpart_path")
+PAIRED_NAMES = ("psnr", "ssim", "psnr_mask", "ssim_mask", "psnr_input", "ssim_input", "mask_fraction")
+# Config fields that never change a result; left out of the "varied hyper-parameters".
+NOT_HYPERPARAMETERS = {"name", "dataroot", "num_threads", "log_freq", "save_latest_freq", "save_epoch_freq",
+                       "n_samples", "device", "compile"}
+EPOCH_FILE = re.compile(r"^epoch_(\d+)\.pt$")
+
+
+# ---------------------------------------------------------------- test sets and pairs
+
+
+@dataclasses.dataclass
+class TestSets:
+    """The real test images of both domains at one size, their names, and the known pairs."""
+    root: Path
+    size: int
+    A: np.ndarray
+    B: np.ndarray
+    names_A: list[str]
+    names_B: list[str]
+    pairs: list[dict]  # rows of pairs_test.csv with the counterpart resolved to a Path
+    pairs_note: str | None  # why there are no paired metrics, when there are none
+    key: str  # fingerprint of what the sets were built from
+
+
+def _resolve_counterpart(value: str, root: Path) -> Path | None:
+    path = Path(value)
+    candidates = [path] if path.is_absolute() else [root / path, root.parent / path, Path.cwd() / path]
+    return next((p for p in candidates if p.is_file()), None)
+
+
+def read_pairs(root: str | Path, names_A: list[str], names_B: list[str]) -> tuple[list[dict], str | None]:
+    """Rows of `<root>/pairs_test.csv` whose test file and counterpart exist: (rows, note).
+    A malformed file or a row naming an unknown test file is an error naming the file and row;
+    a counterpart path that is not there is an error too (relative paths are tried against the
+    curated folder, its parent and the working directory)."""
+    root = Path(root)
+    path = root / "pairs_test.csv"
+    if not path.is_file():
+        return [], f"no {path}: paired metrics need the curated pairs file"
+    with path.open(newline="") as f:
+        reader = csv.DictReader(f)
+        missing = [c for c in PAIRS_COLUMNS if c not in (reader.fieldnames or [])]
+        if missing:
+            raise ValueError(f"{path}: missing column(s) {', '.join(missing)} (expected {','.join(PAIRS_COLUMNS)})")
+        rows = list(reader)
+    known = {"A": set(names_A), "B": set(names_B)}
+    out = []
+    for line, row in enumerate(rows, start=2):
+        domain = row["domain"].strip()
+        if domain not in known:
+            raise ValueError(f"{path} line {line}: domain {domain!r} is not 'A' or 'B'")
+        if row["file"] not in known[domain]:
+            raise ValueError(f"{path} line {line}: file {row['file']!r} is not in test{domain}/")
+        counterpart = _resolve_counterpart(row["counterpart_path"], root)
+        if counterpart is None:
+            raise FileNotFoundError(f"{path} line {line}: counterpart_path {row['counterpart_path']!r} not found "
+                                    f"(tried as absolute, under {root}, {root.parent} and the working directory)")
+        out.append({"domain": domain, "file": row["file"], "id": row["id"], "counterpart": counterpart})
+    return out, (None if out else f"{path} lists no pairs")
+
+
+def _fingerprint(paths: list[Path], extra: str = "") -> str:
+    h = hashlib.sha256(extra.encode())
+    for p in paths:
+        st = p.stat()
+        h.update(f"{p}\t{st.st_size}\t{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()[:16]
+
+
+def load_test_sets(root: str | Path, size: int) -> TestSets:
+    """testA/testB of a curated folder resized to `size` (through the decoded cache), and its pairs."""
+    root = Path(root)
+    files_A, files_B = list_images(root / "testA"), list_images(root / "testB")
+    for name, files in (("testA", files_A), ("testB", files_B)):
+        if len(files) < 2:
+            raise FileNotFoundError(f"{root / name}: evaluation needs at least 2 test images, found {len(files)}")
+    names_A, names_B = [p.name for p in files_A], [p.name for p in files_B]
+    pairs, note = read_pairs(root, names_A, names_B)
+    pairs_file = [root / "pairs_test.csv"] if (root / "pairs_test.csv").is_file() else []
+    key = _fingerprint(files_A + files_B + pairs_file, f"size={size}")
+    return TestSets(root, size, cached_images(root / "testA", size), cached_images(root / "testB", size),
+                    names_A, names_B, pairs, note, key)
+
+
+# ---------------------------------------------------------------- FID scorer
+
+
+@dataclasses.dataclass
+class Scorer:
+    """FID/KID with one feature extractor, or the reason there is none; real-set features are
+    computed once and reused for every trial and epoch."""
+    extractor: fidlib.FeatureExtractor | None
+    unavailable: str | None
+    real: dict = dataclasses.field(default_factory=dict)
+
+    @property
+    def key(self) -> str:
+        return "none" if self.extractor is None else f"{self.extractor.name}:{self.extractor.weights}"
+
+    def score(self, fakes: np.ndarray, real_key: tuple, real: np.ndarray) -> dict:
+        """{"FID", "KID", "KID_std"} of fakes against real images (empty when unavailable)."""
+        if self.extractor is None:
+            return {}
+        if real_key not in self.real:
+            self.real[real_key] = fidlib.features(self.extractor, real)
+        f_fake, f_real = fidlib.features(self.extractor, fakes), self.real[real_key]
+        kid, kid_std = fidlib.kid_from_features(f_fake, f_real)
+        return {"FID": fidlib.fid_from_features(f_fake, f_real), "KID": kid, "KID_std": kid_std}
+
+
+def open_scorer(feature_extractor: str = fidlib.INCEPTION, weights: str | None = None, download: bool = True,
+                device: torch.device | str = "cpu") -> Scorer:
+    """A Scorer; when the Inception weights cannot be found, one that records why (FID unavailable)."""
+    try:
+        return Scorer(fidlib.load_extractor(feature_extractor, weights or None, download, device), None)
+    except fidlib.InceptionWeightsMissing as exc:
+        return Scorer(None, str(exc))
+
+
+# ---------------------------------------------------------------- one set of generators
+
+
+@dataclasses.dataclass
+class Snapshot:
+    """Generators to evaluate: an epoch (None if unknown), a label, the files, and a loader."""
+    epoch: int | None
+    label: str
+    files: list[Path]
+    load: Callable[[torch.device], tuple[torch.nn.Module, torch.nn.Module]]
+
+
+def translate_array(G: torch.nn.Module, images: np.ndarray, cfg: TrialConfig, batch_size: int = 16,
+                    progress: bool = False, desc: str = "translate") -> np.ndarray:
+    """G applied to NxHxWx3 uint8 images in batches -> NxHxWx3 uint8."""
+    import tqdm
+
+    device = next(G.parameters()).device
+    out = []
+    for start in tqdm.trange(0, len(images), batch_size, disable=not progress, desc=desc, leave=False):
+        x = to_tensor(np.array(images[start:start + batch_size])).to(device)  # a writable copy of the memmap
+        out.append(to_uint8(translate_batch(G, x, cfg)))
+    return np.concatenate(out)
+
+
+def paired_rows(test: TestSets, fakes_AB: np.ndarray, fakes_BA: np.ndarray) -> list[dict]:
+    """Per pair: the direction, file, id and PSNR/SSIM (whole, mask region, do-nothing baseline).
+    For a masked test image the truth is its unmasked face (G_BA); for an unmasked one, its masked
+    version (G_AB). The mask region is where the real pair differs."""
+    index = {"A": {n: i for i, n in enumerate(test.names_A)}, "B": {n: i for i, n in enumerate(test.names_B)}}
+    rows = []
+    for pair in test.pairs:
+        i = index[pair["domain"]][pair["file"]]
+        truth = read_rgb(pair["counterpart"], test.size)
+        if pair["domain"] == "B":  # masked source; G_BA should recover the true face
+            source, fake, direction = np.asarray(test.B[i]), fakes_BA[i], "BA"
+            region = paired.mask_region(source, truth)
+        else:
+            source, fake, direction = np.asarray(test.A[i]), fakes_AB[i], "AB"
+            region = paired.mask_region(truth, source)
+        rows.append({"direction": direction, "file": pair["file"], "id": pair["id"],
+                     **paired.pair_metrics(fake, truth, source, region)})
+    return rows
+
+
+def paired_column(name: str, direction: str) -> str:
+    """Column of a paired metric's mean: psnr -> psnr_BA, ssim_mask -> ssim_BA_mask, ..."""
+    if name == "mask_fraction":
+        return f"mask_fraction_{direction}"
+    metric, _, part = name.partition("_")
+    return f"{metric}_{direction}" + (f"_{part}" if part else "")
+
+
+def paired_means(rows: list[dict]) -> dict:
+    """Means over pairs (finite values only) per direction, named by `paired_column`, and
+    `n_pairs_<direction>`."""
+    out = {}
+    for direction in ("AB", "BA"):
+        sub = [r for r in rows if r["direction"] == direction]
+        out[f"n_pairs_{direction}"] = len(sub)
+        for name in PAIRED_NAMES:
+            vals = [r[name] for r in sub if math.isfinite(r[name])]
+            out[paired_column(name, direction)] = float(np.mean(vals)) if vals else None
+    return out
+
+
+def evaluate_snapshot(snap: Snapshot, cfg: TrialConfig, test: TestSets, scorer: Scorer, device: torch.device,
+                      batch_size: int = 16, progress: bool = False) -> tuple[dict, np.ndarray, np.ndarray, list[dict]]:
+    """Translate both test sets with one snapshot and score them: (metrics, fakes_AB, fakes_BA, pair rows)."""
+    G_AB, G_BA = snap.load(device)
+    fakes_AB = translate_array(G_AB, test.A, cfg, batch_size, progress, f"G_AB {snap.label}")
+    fakes_BA = translate_array(G_BA, test.B, cfg, batch_size, progress, f"G_BA {snap.label}")
+    del G_AB, G_BA
+    out: dict = {"epoch": snap.epoch, "checkpoint": snap.label}
+    for direction, fakes, real_domain in (("AB", fakes_AB, "B"), ("BA", fakes_BA, "A")):
+        real = test.B if real_domain == "B" else test.A
+        scores = scorer.score(fakes, (str(test.root), real_domain, test.size), np.asarray(real))
+        out[f"FID_{direction}"] = scores.get("FID")
+        out[f"KID_{direction}"] = scores.get("KID")
+        out[f"KID_{direction}_std"] = scores.get("KID_std")
+    rows = paired_rows(test, fakes_AB, fakes_BA)
+    out.update(paired_means(rows))
+    return out, fakes_AB, fakes_BA, rows
+
+
+def _snapshot_key(snap: Snapshot, cfg: TrialConfig, test: TestSets, scorer: Scorer) -> str:
+    return _fingerprint(snap.files, f"{test.key}|{scorer.key}|{cfg.crop_size}|{snap.label}")
+
+
+def _select(snaps: list[Snapshot], final: Snapshot, every_k_epochs: int | None) -> list[Snapshot]:
+    """The epochs of the FID-over-training curve: every saved one (None), none but the final (0),
+    or every k-th (k > 0); the final checkpoint always."""
+    if every_k_epochs is None:
+        chosen = list(snaps)
+    elif every_k_epochs == 0:
+        chosen = []
+    elif every_k_epochs > 0:
+        chosen = [s for s in snaps if s.epoch is not None and s.epoch % every_k_epochs == 0]
+    else:
+        raise ValueError(f"every_k_epochs must be None, 0 or positive, got {every_k_epochs}")
+    if all(s.label != final.label for s in chosen):
+        chosen.append(final)
+    return sorted(chosen, key=lambda s: (s.epoch is None, s.epoch or 0))
+
+
+def evaluate_snapshots(out_dir: Path, name: str, cfg: TrialConfig, snaps: list[Snapshot], final: Snapshot,
+                       test: TestSets, scorer: Scorer, every_k_epochs: int | None = None,
+                       device: torch.device | str = "cpu", batch_size: int = 16, progress: bool = True,
+                       force: bool = False) -> dict:
+    """Evaluate the chosen snapshots into `<out_dir>/eval/` and return its metrics.json record.
+    Entries of an earlier run with the same checkpoint, test sets and extractor are reused."""
+    device = torch.device(device)
+    eval_dir = out_dir / "eval"
+    path = eval_dir / "metrics.json"
+    old = {} if force or not path.is_file() else json.loads(path.read_text())
+    reuse = {e.get("key"): e for e in old.get("by_epoch", [])}
+    t0 = time.perf_counter()
+    by_epoch, final_entry = [], None
+    for snap in _select(snaps, final, every_k_epochs):
+        key = _snapshot_key(snap, cfg, test, scorer)
+        is_final = snap.label == final.label
+        done = reuse.get(key)
+        if is_final and done is not None:  # the final also needs its fakes and pair rows on disk
+            have = all(len(list_images(eval_dir / f"fakes_{d}")) == n if (eval_dir / f"fakes_{d}").is_dir() else False
+                       for d, n in (("AB", len(test.names_A)), ("BA", len(test.names_B))))
+            done = done if have and (eval_dir / "paired.csv").is_file() else None
+        if done is None:
+            entry, fakes_AB, fakes_BA, rows = evaluate_snapshot(snap, cfg, test, scorer, device, batch_size, progress)
+            entry["key"] = key
+            if is_final:
+                _write_fakes(eval_dir, fakes_AB, fakes_BA, test)
+                _write_rows(eval_dir / "paired.csv", rows)
+        else:
+            entry = done
+        by_epoch.append(entry)
+        if is_final:
+            final_entry = entry
+    record = {
+        "trial": name, "checkpoint": final_entry["checkpoint"], "epoch": final_entry["epoch"],
+        "crop_size": cfg.crop_size, "test_root": str(test.root),
+        "n_test_A": len(test.names_A), "n_test_B": len(test.names_B),
+        "feature_extractor": scorer.extractor.name if scorer.extractor else None,
+        "inception_weights": scorer.extractor.weights if scorer.extractor else None,
+        "fid_available": scorer.extractor is not None, "fid_unavailable_reason": scorer.unavailable,
+        "paired_available": bool(test.pairs), "paired_unavailable_reason": test.pairs_note,
+        **{k: v for k, v in final_entry.items() if k not in ("epoch", "checkpoint", "key")},
+        "eval_wall_s": round(time.perf_counter() - t0, 3), "evaluated_at": runinfo.now(),
+        "by_epoch": by_epoch,
+    }
+    eval_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path, json.dumps(record, indent=2, default=_json_default) + "\n")
+    return record
+
+
+def _json_default(value):
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"cannot write {type(value).__name__} to JSON")
+
+
+def _write_fakes(eval_dir: Path, fakes_AB: np.ndarray, fakes_BA: np.ndarray, test: TestSets) -> None:
+    for direction, fakes, names in (("AB", fakes_AB, test.names_A), ("BA", fakes_BA, test.names_B)):
+        folder = eval_dir / f"fakes_{direction}"
+        stale = {p.name for p in list_images(folder)} if folder.is_dir() else set()
+        for fake, name in zip(fakes, names):
+            write_png(folder / f"{Path(name).stem}.png", fake)
+        for extra in stale - {f"{Path(n).stem}.png" for n in names}:
+            (folder / extra).unlink()  # from an earlier, different test set
+
+
+def _write_rows(path: Path, rows: list[dict]) -> None:
+    import io
+
+    columns = ["direction", "file", "id", *PAIRED_NAMES]
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write_text(path, buf.getvalue())
+
+
+# ---------------------------------------------------------------- trials, references, sweeps
+
+
+def trial_snapshots(trial_dir: str | Path) -> tuple[TrialConfig, list[Snapshot], Snapshot]:
+    """(config, saved epoch snapshots, final snapshot) of one of our trial folders. The final is the
+    highest `checkpoints/epoch_NNN.pt`, else `checkpoints/latest.pt`."""
+    trial_dir = Path(trial_dir)
+    ck = trial_dir / "checkpoints"
+    cfg = TrialConfig.from_yaml(trial_dir / "config.yaml")
+
+    def snapshot(path: Path, epoch: int | None) -> Snapshot:
+        return Snapshot(epoch, path.name, [path], lambda device: checkpoints.load_generators(path, device)[1:])
+
+    snaps = sorted((snapshot(p, int(m.group(1))) for p in (ck.glob("epoch_*.pt") if ck.is_dir() else [])
+                    if (m := EPOCH_FILE.match(p.name))), key=lambda s: s.epoch)
+    if snaps:
+        return cfg, snaps, snaps[-1]
+    if (ck / "latest.pt").is_file():
+        return cfg, [], snapshot(ck / "latest.pt", _epochs_done(trial_dir))
+    raise checkpoints.CheckpointError(f"{ck}: no epoch_NNN.pt or latest.pt to evaluate")
+
+
+def reference_snapshots(checkpoint_dir: str | Path, cfg: TrialConfig) -> tuple[list[Snapshot], Snapshot]:
+    """Snapshots of a reference-implementation run: each `<label>_net_G_A.pth` with its
+    `<label>_net_G_B.pth` (G_A = our G_AB, G_B = our G_BA). Final: `latest`, else the highest epoch."""
+    from maskcycle.translate import load_generator
+
+    folder = Path(checkpoint_dir)
+    labels = sorted(p.name[:-len("_net_G_A.pth")] for p in folder.glob("*_net_G_A.pth")
+                    if (folder / p.name.replace("_net_G_A.pth", "_net_G_B.pth")).is_file())
+    if not labels:
+        raise checkpoints.CheckpointError(f"{folder}: no pair of <epoch>_net_G_A.pth / <epoch>_net_G_B.pth")
+
+    def snapshot(label: str) -> Snapshot:
+        a, b = folder / f"{label}_net_G_A.pth", folder / f"{label}_net_G_B.pth"
+        def load(device):
+            return load_generator(a, "AB", device, cfg)[1], load_generator(b, "BA", device, cfg)[1]
+
+        return Snapshot(int(label) if label.isdigit() else None, label, [a, b], load)
+
+    snaps = [snapshot(label) for label in labels]
+    numbered = sorted((s for s in snaps if s.epoch is not None), key=lambda s: s.epoch)
+    final = next((s for s in snaps if s.label == "latest"), numbered[-1] if numbered else snaps[0])
+    return numbered, final
+
+
+def _epochs_done(trial_dir: Path) -> int | None:
+    path = trial_dir / "metrics.json"
+    return json.loads(path.read_text()).get("epochs_done") if path.is_file() else None
+
+
+def trial_status(trial_dir: Path) -> str:
+    """run.json's status ('finished', 'stopped', 'failed', 'running'), or 'finished' per metrics.json."""
+    run = trial_dir / "run.json"
+    if run.is_file():
+        status = json.loads(run.read_text()).get("status")
+        if status:
+            return status
+    metrics = trial_dir / "metrics.json"
+    if metrics.is_file() and json.loads(metrics.read_text()).get("finished"):
+        return "finished"
+    return "unknown"
+
+
+def find_trials(sweep_dir: str | Path) -> list[Path]:
+    """Trial folders (holding a config.yaml) directly under a sweep folder, by name."""
+    sweep_dir = Path(sweep_dir)
+    if not sweep_dir.is_dir():
+        raise FileNotFoundError(f"{sweep_dir}: no such sweep folder")
+    return sorted(p for p in sweep_dir.iterdir() if p.is_dir() and (p / "config.yaml").is_file())
+
+
+def evaluate_trial(trial_dir: str | Path, scorer: Scorer, curated_dir: str | Path | None = None,
+                   every_k_epochs: int | None = None, device: torch.device | str = "cpu", batch_size: int = 16,
+                   progress: bool = True, force: bool = False, _tests: dict | None = None) -> dict:
+    """Evaluate one trial folder (test sets from `curated_dir`, default the trial's dataroot)."""
+    trial_dir = Path(trial_dir)
+    cfg, snaps, final = trial_snapshots(trial_dir)
+    root = Path(curated_dir) if curated_dir else Path(cfg.dataroot)
+    test = _test_sets(root, cfg.crop_size, _tests)
+    return evaluate_snapshots(trial_dir, trial_dir.name, cfg, snaps, final, test, scorer, every_k_epochs,
+                              device, batch_size, progress, force)
+
+
+def evaluate_reference(checkpoint_dir: str | Path, curated_dir: str | Path, cfg: TrialConfig | None = None,
+                       out_dir: str | Path | None = None, scorer: Scorer | None = None,
+                       every_k_epochs: int | None = None, device: torch.device | str = "cpu",
+                       batch_size: int = 16, progress: bool = True, force: bool = False) -> dict:
+    """Score a reference-implementation checkpoint folder the same way; `cfg` gives its architecture
+    and crop_size (default: the reference defaults). Writes `<out_dir or checkpoint_dir>/eval/`."""
+    cfg = cfg or TrialConfig()
+    snaps, final = reference_snapshots(checkpoint_dir, cfg)
+    scorer = scorer or open_scorer(device=device)
+    test = load_test_sets(curated_dir, cfg.crop_size)
+    out = Path(out_dir) if out_dir else Path(checkpoint_dir)
+    return evaluate_snapshots(out, Path(checkpoint_dir).name, cfg, snaps, final, test, scorer, every_k_epochs,
+                              device, batch_size, progress, force)
+
+
+def _test_sets(root: Path, size: int, memo: dict | None) -> TestSets:
+    if memo is None:
+        return load_test_sets(root, size)
+    if (str(root), size) not in memo:
+        memo[(str(root), size)] = load_test_sets(root, size)
+    return memo[(str(root), size)]
+
+
+def evaluate_sweep(sweep_dir: str | Path, curated_dir: str | Path | None = None, every_k_epochs: int | None = None,
+                   inception_weights: str | None = None, feature_extractor: str = fidlib.INCEPTION,
+                   download: bool = True, device: str = "auto", batch_size: int = 16, progress: bool = True,
+                   force: bool = False):
+    """Evaluate every finished trial of a sweep and write the results table; returns it (pandas).
+
+    A trial that is not finished, or whose evaluation fails, keeps its row with the status/error;
+    the others still run. FID is computed when the extractor loads, else marked unavailable."""
+    from maskcycle.train import resolve_device
+
+    sweep_dir = Path(sweep_dir)
+    dev = resolve_device(device)
+    scorer = open_scorer(feature_extractor, inception_weights, download, dev)
+    tests: dict = {}
+    errors = {}
+    for trial in find_trials(sweep_dir):
+        if trial_status(trial) != "finished":
+            continue
+        try:
+            evaluate_trial(trial, scorer, curated_dir, every_k_epochs, dev, batch_size, progress, force, tests)
+        except (OSError, ValueError) as exc:  # a broken trial must not stop the others
+            errors[trial.name] = f"{type(exc).__name__}: {exc}"
+    table = results_table(sweep_dir, errors)
+    write_results(sweep_dir, table)
+    return table
+
+
+# ---------------------------------------------------------------- the results table
+
+
+def varied_hyperparameters(configs: dict[str, dict]) -> list[str]:
+    """Config fields whose value differs between trials (the sweep's axes), in schema order."""
+    from maskcycle.config import field_names
+
+    return [k for k in field_names() if k not in NOT_HYPERPARAMETERS
+            and len({json.dumps(c.get(k), sort_keys=True) for c in configs.values()}) > 1]
+
+
+def results_table(sweep_dir: str | Path, errors: dict[str, str] | None = None):
+    """One row per trial: varied hyper-parameters, status, epochs, wall time, FID/KID per direction,
+    paired metric means, and `best_FID_AB` / `best_FID_BA` marking the lowest of each."""
+    import pandas as pd
+
+    errors = errors or {}
+    rows, configs = [], {}
+    for trial in find_trials(sweep_dir):
+        configs[trial.name] = TrialConfig.from_yaml(trial / "config.yaml").to_dict()
+        metrics = json.loads((trial / "metrics.json").read_text()) if (trial / "metrics.json").is_file() else {}
+        ev_path = trial / "eval" / "metrics.json"
+        ev = json.loads(ev_path.read_text()) if ev_path.is_file() else {}
+        row = {"trial": trial.name, "status": trial_status(trial), "epochs": metrics.get("epochs_done"),
+               "train_wall_s": metrics.get("train_wall_s"), "evaluated": bool(ev),
+               "eval_error": errors.get(trial.name)}
+        row.update({k: v for k, v in ev.items() if not isinstance(v, (list, dict))
+                    and k not in ("trial", "test_root", "inception_weights")})
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    if table.empty:
+        return table
+    axes = varied_hyperparameters(configs)
+    for k in reversed(axes):
+        table.insert(1, k, [configs[t][k] for t in table["trial"]])
+    for direction in ("AB", "BA"):
+        col = f"FID_{direction}"
+        values = pd.to_numeric(table[col], errors="coerce") if col in table else pd.Series(np.nan, index=table.index)
+        table[f"best_{col}"] = values.eq(values.min()) & values.notna()
+    return table
+
+
+def write_results(sweep_dir: str | Path, table) -> Path:
+    """`<sweep>/results.csv` (atomically); also the sweep's summary.csv when maskcycle.sweep has
+    `write_summary` (it merges each trial's eval/metrics.json)."""
+    path = Path(sweep_dir) / "results.csv"
+    atomic_write_text(path, table.to_csv(index=False))
+    try:
+        from maskcycle.sweep import write_summary
+    except ImportError:
+        return path
+    write_summary(sweep_dir)
+    return path
+
+
+def fid_curves(sweep_dir: str | Path):
+    """Long table of the FID-over-training entries: trial, epoch, FID/KID and paired means per epoch."""
+    import pandas as pd
+
+    rows = []
+    for trial in find_trials(sweep_dir):
+        path = trial / "eval" / "metrics.json"
+        if path.is_file():
+            for entry in json.loads(path.read_text()).get("by_epoch", []):
+                rows.append({"trial": trial.name, **{k: v for k, v in entry.items() if k != "key"}})
+    return pd.DataFrame(rows)
+
+
+def paired_table(sweep_dir: str | Path):
+    """All trials' per-pair rows (eval/paired.csv) with a trial column."""
+    import pandas as pd
+
+    frames = [pd.read_csv(t / "eval" / "paired.csv").assign(trial=t.name) for t in find_trials(sweep_dir)
+              if (t / "eval" / "paired.csv").is_file()]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()

@@ -1,0 +1,178 @@
+"""FID and KID through torch-fidelity's feature extractors, with the real sets' features reused.
+
+FID uses torch-fidelity's standard Inception (`inception-v3-compat`, the TF-ported 2015 weights
+every published FID uses). Its weights file is looked up, in order: an explicit path, the
+environment variable MASKCYCLE_INCEPTION_WEIGHTS, the torch hub cache
+(`$TORCH_HOME/hub/checkpoints/`), and, when allowed, one download from torch-fidelity's GitHub
+release into that cache. Without it `InceptionWeightsMissing` says which file, where to put it and
+where it comes from; no other network is ever put in its place.
+
+Features are extracted once per image set (`features`), so the real test sets are embedded once
+per sweep and each trial or epoch only embeds its fakes. The Frechet distance is computed here
+(`frechet_distance`); KID is torch-fidelity's own estimator on the same features.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+import tempfile
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import torch
+
+INCEPTION = "inception-v3-compat"
+INCEPTION_WEIGHTS_FILE = "weights-inception-2015-12-05-6726825d.pth"
+INCEPTION_WEIGHTS_URL = (
+    "https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/" + INCEPTION_WEIGHTS_FILE
+)
+WEIGHTS_ENV = "MASKCYCLE_INCEPTION_WEIGHTS"
+KID_SUBSET_SIZE = 1000  # torch-fidelity's default; smaller test sets use all their samples
+
+
+class InceptionWeightsMissing(FileNotFoundError):
+    """The Inception weights file is not here and could not be fetched; the message says what to do."""
+
+
+def hub_weights_path() -> Path:
+    """Where torch.hub (and so torch-fidelity) keeps the Inception weights."""
+    return Path(torch.hub.get_dir()) / "checkpoints" / INCEPTION_WEIGHTS_FILE
+
+
+def _missing(why: str) -> InceptionWeightsMissing:
+    return InceptionWeightsMissing(
+        f"FID/KID need torch-fidelity's Inception weights file {INCEPTION_WEIGHTS_FILE} ({why}). "
+        f"Put it at {hub_weights_path()} (the torch hub cache, $TORCH_HOME/hub/checkpoints/), or pass its "
+        f"path (--inception-weights / inception_weights) or set {WEIGHTS_ENV}. It comes from torch-fidelity's "
+        f"GitHub release: {INCEPTION_WEIGHTS_URL} (torch-fidelity downloads it there once when online)."
+    )
+
+
+def _download(url: str, target: Path, timeout: float) -> None:
+    """Fetch url to target atomically and check the sha256 prefix in its name (torch.hub's rule)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
+    digest = hashlib.sha256()
+    try:
+        with os.fdopen(fd, "wb") as f, urllib.request.urlopen(url, timeout=timeout) as response:
+            while chunk := response.read(1 << 20):
+                f.write(chunk)
+                digest.update(chunk)
+        want = target.stem.rsplit("-", 1)[-1]
+        if not digest.hexdigest().startswith(want):
+            raise OSError(f"downloaded file has sha256 {digest.hexdigest()[:8]}..., expected {want}...")
+        os.replace(tmp, target)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+
+
+def find_inception_weights(path: str | os.PathLike | None = None, download: bool = True,
+                           timeout: float = 30.0) -> Path:
+    """The Inception weights file: `path`, else $MASKCYCLE_INCEPTION_WEIGHTS, else the torch hub cache
+    (downloaded there once if `download` and online). Raises InceptionWeightsMissing otherwise."""
+    for given, source in ((path, "the given path"), (os.environ.get(WEIGHTS_ENV) or None, WEIGHTS_ENV)):
+        if given is not None:
+            given = Path(given)
+            if not given.is_file():
+                raise _missing(f"{source} {given} does not exist")
+            return given
+    cached = hub_weights_path()
+    if cached.is_file():
+        return cached
+    if not download:
+        raise _missing(f"not in the torch hub cache {cached.parent} and downloading is off")
+    try:
+        _download(INCEPTION_WEIGHTS_URL, cached, timeout)
+    except OSError as exc:  # URLError, timeouts and a bad hash are all OSError
+        raise _missing(f"not in the torch hub cache and the download failed: {exc}") from None
+    return cached
+
+
+@dataclasses.dataclass
+class FeatureExtractor:
+    """A torch-fidelity feature extractor and the layer FID/KID use (2048-d pool for Inception)."""
+    name: str
+    layer: str
+    net: torch.nn.Module
+    weights: str | None  # the weights file, recorded with the results
+    device: torch.device
+
+
+def load_extractor(name: str = INCEPTION, weights: str | os.PathLike | None = None, download: bool = True,
+                   device: torch.device | str = "cpu") -> FeatureExtractor:
+    """Build a registered torch-fidelity extractor. For Inception the weights file must be found
+    (see `find_inception_weights`); other registered names (e.g. a test's tiny extractor) are built
+    as torch-fidelity builds them, with `weights` passed through if given."""
+    from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY
+    from torch_fidelity.utils import create_feature_extractor
+
+    if name not in FEATURE_EXTRACTORS_REGISTRY:
+        raise ValueError(f"feature extractor {name!r} is not registered with torch-fidelity "
+                         f"(known: {', '.join(sorted(FEATURE_EXTRACTORS_REGISTRY))})")
+    if name == INCEPTION:
+        weights = find_inception_weights(weights, download)
+    device = torch.device(device)
+    layer = FEATURE_EXTRACTORS_REGISTRY[name].get_default_feature_layer_for_metric("fid")
+    kwargs = {"feature_extractor_weights_path": str(weights)} if weights is not None else {}
+    net = create_feature_extractor(name, [layer], cuda=False, verbose=False, **kwargs).to(device)
+    return FeatureExtractor(name, layer, net, str(weights) if weights is not None else None, device)
+
+
+@torch.no_grad()
+def features(extractor: FeatureExtractor, images_uint8: np.ndarray, batch_size: int = 32) -> np.ndarray:
+    """N x D float64 features of NxHxWx3 uint8 images (torch-fidelity takes uint8 Nx3xHxW)."""
+    if len(images_uint8) == 0:
+        raise ValueError("no images to embed")
+    out = []
+    for start in range(0, len(images_uint8), batch_size):
+        batch = torch.from_numpy(np.array(images_uint8[start:start + batch_size]))  # writable copy
+        batch = batch.permute(0, 3, 1, 2).contiguous().to(extractor.device)
+        (feats,) = extractor.net(batch)
+        out.append(feats.double().cpu().numpy())
+    return np.concatenate(out)
+
+
+def statistics(feats: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and covariance (unbiased, as torch-fidelity and TTUR) of N x D features."""
+    feats = np.asarray(feats, dtype=np.float64)
+    if feats.ndim != 2 or len(feats) < 2:
+        raise ValueError(f"FID needs at least 2 samples of N x D features, got shape {feats.shape}")
+    return feats.mean(axis=0), np.cov(feats, rowvar=False)
+
+
+def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray) -> float:
+    """|mu1 - mu2|^2 + tr(S1) + tr(S2) - 2 tr((S1 S2)^(1/2)) between two Gaussians.
+
+    tr((S1 S2)^(1/2)) = sum of sqrt of the eigenvalues of S1^(1/2) S2 S1^(1/2), which is symmetric
+    PSD, so symmetric eigen-solvers suffice (no complex sqrtm, no rank-deficiency blow-up when
+    there are fewer samples than feature dimensions)."""
+    mu1, mu2 = np.atleast_1d(mu1).astype(np.float64), np.atleast_1d(mu2).astype(np.float64)
+    sigma1, sigma2 = np.atleast_2d(sigma1).astype(np.float64), np.atleast_2d(sigma2).astype(np.float64)
+    if mu1.shape != mu2.shape or sigma1.shape != sigma2.shape or sigma1.shape != (len(mu1), len(mu1)):
+        raise ValueError(f"shapes do not match: mu {mu1.shape} / {mu2.shape}, sigma {sigma1.shape} / {sigma2.shape}")
+    w, v = np.linalg.eigh((sigma1 + sigma1.T) / 2)
+    root1 = (v * np.sqrt(np.clip(w, 0, None))) @ v.T
+    middle = root1 @ sigma2 @ root1
+    tr_covmean = np.sqrt(np.clip(np.linalg.eigvalsh((middle + middle.T) / 2), 0, None)).sum()
+    diff = mu1 - mu2
+    return float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2 * tr_covmean)
+
+
+def fid_from_features(f1: np.ndarray, f2: np.ndarray) -> float:
+    return frechet_distance(*statistics(f1), *statistics(f2))
+
+
+def kid_from_features(f1: np.ndarray, f2: np.ndarray, subsets: int = 100, seed: int = 2020) -> tuple[float, float]:
+    """torch-fidelity's KID (polynomial kernel, unbiased MMD^2 over random subsets): (mean, std).
+    The subset size is torch-fidelity's 1000, or the smaller set's size when fewer."""
+    from torch_fidelity.metric_kid import KEY_METRIC_KID_MEAN, KEY_METRIC_KID_STD, kid_features_to_metric
+
+    size = min(KID_SUBSET_SIZE, len(f1), len(f2))
+    if size < 2:
+        raise ValueError(f"KID needs at least 2 samples per set, got {len(f1)} and {len(f2)}")
+    out = kid_features_to_metric(torch.from_numpy(np.asarray(f1)), torch.from_numpy(np.asarray(f2)),
+                                 kid_subsets=subsets, kid_subset_size=size, rng_seed=seed, verbose=False)
+    return out[KEY_METRIC_KID_MEAN], out[KEY_METRIC_KID_STD]

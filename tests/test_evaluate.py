@@ -1,0 +1,165 @@
+"""Evaluation of a tiny finished sweep: translation, FID/KID through torch-fidelity with a tiny
+registered extractor, paired metrics, FID over training, the results table, reuse, missing
+Inception weights, reference checkpoints and the CLI."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from PIL import Image
+
+from conftest import make_tiny_sweep, register_tiny_extractor
+from maskcycle import evaluate
+from maskcycle import fid as fidlib
+from maskcycle.cli import main as cli_main
+from maskcycle.data.cache import cached_images
+from maskcycle.models import checkpoints
+
+
+@pytest.fixture(scope="module")
+def sweep(tmp_path_factory):
+    root = tmp_path_factory.mktemp("evalsweep")
+    return make_tiny_sweep(root)
+
+
+@pytest.fixture
+def offline_torch_home(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.delenv(fidlib.WEIGHTS_ENV, raising=False)
+
+
+def test_sweep_with_tiny_extractor(sweep):
+    sweep_dir, curated = sweep
+    name = register_tiny_extractor()
+    table = evaluate.evaluate_sweep(sweep_dir, curated, feature_extractor=name, device="cpu", progress=False)
+    assert list(table["trial"]) == ["bs2_lsgan", "bs3_vanilla"]
+    # the varied hyper-parameters are columns, right after the trial name
+    assert list(table.columns[1:3]) == ["gan_mode", "batch_size"]
+    for col in ("FID_AB", "FID_BA", "KID_AB", "KID_BA", "psnr_BA", "ssim_BA_mask", "psnr_AB_mask", "epochs"):
+        assert table[col].notna().all(), col
+    assert table["best_FID_AB"].sum() == 1 and table["best_FID_BA"].sum() == 1
+    assert table.loc[table["best_FID_AB"], "FID_AB"].item() == table["FID_AB"].min()
+    on_disk = pd.read_csv(sweep_dir / "results.csv")
+    assert list(on_disk["trial"]) == list(table["trial"])
+
+    trial = sweep_dir / "bs2_lsgan"
+    record = json.loads((trial / "eval" / "metrics.json").read_text())
+    assert record["fid_available"] and record["feature_extractor"] == name
+    assert record["checkpoint"] == "epoch_002.pt" and record["epoch"] == 2
+    assert [e["epoch"] for e in record["by_epoch"]] == [1, 2]  # FID over training, both saved epochs
+    assert record["n_pairs_AB"] == 4 and record["n_pairs_BA"] == 4
+    fakes_AB = sorted((trial / "eval" / "fakes_AB").glob("*.png"))
+    fakes_BA = sorted((trial / "eval" / "fakes_BA").glob("*.png"))
+    assert [p.name for p in fakes_AB] == [f"{i:04d}.png" for i in range(4)]
+    assert [p.name for p in fakes_BA] == [f"{i:04d}.png" for i in range(4, 8)]
+
+    # FID_AB recomputed independently from the PNGs on disk: G_AB(test A) vs real test B at crop size
+    fakes = np.stack([np.asarray(Image.open(p).convert("RGB")) for p in fakes_AB])
+    assert fakes.shape == (4, 32, 32, 3)
+    real_B = np.asarray(cached_images(curated / "testB", 32))
+    ext = fidlib.load_extractor(name)
+    assert record["FID_AB"] == pytest.approx(fidlib.fid_from_features(fidlib.features(ext, fakes),
+                                                                      fidlib.features(ext, real_B)), rel=1e-9)
+    # the fakes are what the final generator makes
+    cfg, G_AB, _ = checkpoints.load_generators(trial / "checkpoints" / "epoch_002.pt")
+    again = evaluate.translate_array(G_AB, np.asarray(cached_images(curated / "testA", 32)), cfg)
+    assert np.array_equal(again, fakes)
+
+    rows = pd.read_csv(trial / "eval" / "paired.csv")
+    assert len(rows) == 8 and set(rows["direction"]) == {"AB", "BA"}
+    assert rows["mask_fraction"].between(0.15, 0.6).all()  # the drawn box covers ~ 0.22 of the image
+    assert record["psnr_BA"] == pytest.approx(rows[rows.direction == "BA"]["psnr"].mean())
+    curves = evaluate.fid_curves(sweep_dir)
+    assert len(curves) == 4 and curves["FID_AB"].notna().all()
+
+
+def test_rerun_reuses_results(sweep, monkeypatch):
+    sweep_dir, curated = sweep
+    name = register_tiny_extractor()
+    evaluate.evaluate_sweep(sweep_dir, curated, feature_extractor=name, device="cpu", progress=False)
+    before = json.loads((sweep_dir / "bs2_lsgan" / "eval" / "metrics.json").read_text())
+
+    def fail(*args, **kwargs):
+        raise AssertionError("an unchanged checkpoint was evaluated again")
+
+    monkeypatch.setattr(evaluate, "evaluate_snapshot", fail)
+    evaluate.evaluate_sweep(sweep_dir, curated, feature_extractor=name, device="cpu", progress=False)
+    after = json.loads((sweep_dir / "bs2_lsgan" / "eval" / "metrics.json").read_text())
+    assert after["by_epoch"] == before["by_epoch"] and after["FID_AB"] == before["FID_AB"]
+
+
+def test_missing_inception_weights_still_gives_the_other_metrics(sweep, offline_torch_home, tmp_path):
+    sweep_dir, curated = sweep
+    table = evaluate.evaluate_sweep(sweep_dir, curated, download=False, every_k_epochs=0, device="cpu",
+                                    progress=False)
+    assert table["FID_AB"].isna().all() and not table["best_FID_AB"].any()
+    assert table["psnr_BA"].notna().all() and table["ssim_AB_mask"].notna().all()
+    record = json.loads((sweep_dir / "bs3_vanilla" / "eval" / "metrics.json").read_text())
+    assert record["fid_available"] is False
+    assert fidlib.INCEPTION_WEIGHTS_FILE in record["fid_unavailable_reason"]
+    assert str(tmp_path / "torch" / "hub" / "checkpoints") in record["fid_unavailable_reason"]
+    assert [e["epoch"] for e in record["by_epoch"]] == [2]  # every_k_epochs=0: the final only
+    # the CLI says why, and --require-fid turns it into a failure
+    assert cli_main(["evaluate", "--sweep", str(sweep_dir), "--curated", str(curated), "--no-download",
+                     "--every-k-epochs", "0"]) == 0
+    assert cli_main(["evaluate", "--sweep", str(sweep_dir), "--curated", str(curated), "--no-download",
+                     "--every-k-epochs", "0", "--require-fid"]) == 3
+
+
+def test_reference_checkpoints_scored_the_same_way(sweep, tmp_path):
+    sweep_dir, curated = sweep
+    name = register_tiny_extractor()
+    trial = sweep_dir / "bs3_vanilla"
+    cfg, G_AB, G_BA = checkpoints.load_generators(trial / "checkpoints" / "epoch_002.pt")
+    ref = tmp_path / "reference_run"
+    ref.mkdir()
+    # the reference saves bare state dicts: G_A = our G_AB, G_B = our G_BA
+    for label, ckpt in (("1", "epoch_001.pt"), ("latest", "epoch_002.pt")):
+        _, a, b = checkpoints.load_generators(trial / "checkpoints" / ckpt)
+        torch.save(a.state_dict(), ref / f"{label}_net_G_A.pth")
+        torch.save(b.state_dict(), ref / f"{label}_net_G_B.pth")
+    scorer = evaluate.open_scorer(name)
+    rec = evaluate.evaluate_reference(ref, curated, cfg, tmp_path / "scored", scorer, progress=False)
+    ours = evaluate.evaluate_trial(trial, scorer, curated, progress=False)
+    assert rec["checkpoint"] == "latest" and [e["checkpoint"] for e in rec["by_epoch"]] == ["1", "latest"]
+    assert rec["FID_AB"] == pytest.approx(ours["FID_AB"]) and rec["FID_BA"] == pytest.approx(ours["FID_BA"])
+    assert rec["psnr_BA_mask"] == pytest.approx(ours["psnr_BA_mask"])
+    assert len(list((tmp_path / "scored" / "eval" / "fakes_BA").glob("*.png"))) == 4
+    # the same through the CLI, with the run's settings given by --set
+    settings = [f"{k}={getattr(cfg, k)}" for k in ("netG", "ngf", "norm", "crop_size", "load_size")]
+    assert cli_main(["evaluate", "--reference", str(ref), "--curated", str(curated), "--out", str(tmp_path / "cli"),
+                     "--feature-extractor", name, "--set", *settings]) == 0
+    cli_rec = json.loads((tmp_path / "cli" / "eval" / "metrics.json").read_text())
+    assert cli_rec["FID_AB"] == pytest.approx(rec["FID_AB"])
+
+
+def test_unfinished_trial_is_listed_not_evaluated(sweep, tmp_path, offline_torch_home):
+    import shutil
+
+    sweep_dir, curated = sweep
+    copy = tmp_path / "sweep"
+    shutil.copytree(sweep_dir / "bs2_lsgan", copy / "bs2_lsgan")
+    run = json.loads((copy / "bs2_lsgan" / "run.json").read_text())
+    (copy / "bs2_lsgan" / "run.json").write_text(json.dumps({**run, "status": "stopped"}))
+    shutil.rmtree(copy / "bs2_lsgan" / "eval")
+    table = evaluate.evaluate_sweep(copy, curated, download=False, device="cpu", progress=False)
+    assert table.loc[0, "status"] == "stopped" and not table.loc[0, "evaluated"]
+    assert not (copy / "bs2_lsgan" / "eval").exists()
+
+
+def test_bad_pairs_file_names_the_problem(tmp_path):
+    root = tmp_path / "cur"
+    (root / "testA").mkdir(parents=True)
+    (root / "pairs_test.csv").write_text("domain,file\nA,x.png\n")
+    with pytest.raises(ValueError, match=r"pairs_test.csv: missing column\(s\) id, counterpart_path"):
+        evaluate.read_pairs(root, ["a.png"], ["b.png"])
+    (root / "pairs_test.csv").write_text("domain,file,id,counterpart_path\nA,a.png,1,x.png\nB,zz.png,2,y.png\n")
+    with pytest.raises(FileNotFoundError, match="line 2: counterpart_path 'x.png' not found"):
+        evaluate.read_pairs(root, ["a.png"], ["b.png"])
+    (root / "x.png").write_bytes(b"")
+    with pytest.raises(ValueError, match=r"line 3: file 'zz.png' is not in testB/"):
+        evaluate.read_pairs(root, ["a.png"], ["b.png"])
+    rows, note = evaluate.read_pairs(tmp_path / "elsewhere", [], [])
+    assert rows == [] and "pairs_test.csv" in note
