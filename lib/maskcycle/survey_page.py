@@ -103,7 +103,8 @@ def _opaque_ids(rng: np.random.Generator, k: int) -> list[str]:
     ids: set[str] = set()
     while len(ids) < k:
         ids.add("i" + "".join(f"{b:02x}" for b in rng.integers(0, 256, size=5)))
-    return sorted(ids, key=lambda _: rng.random())
+    ordered = sorted(ids)  # a set's order depends on the process' hash seed; sort before shuffling
+    return [ordered[i] for i in rng.permutation(len(ordered))]
 
 
 def _png_data_uri(img: np.ndarray) -> str:
