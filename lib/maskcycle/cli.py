@@ -68,6 +68,52 @@ def _evaluate(args) -> int:
     return 3 if reasons and args.require_fid else 0
 
 
+def _survey(args) -> int:
+    import json
+
+    from maskcycle import survey
+
+    try:
+        if args.survey_command == "build":
+            folders = [args.real_a, args.real_b, args.fakes_ab, args.fakes_ba]
+            trial = args.trial or ""
+            if args.sweep:
+                trial = trial or survey.choose_trial(args.sweep)
+                ev = f"{args.sweep}/{trial}/eval"
+                cur = args.curated or "results/demo/curated"
+                folders = [f or d for f, d in zip(folders, [f"{cur}/testA", f"{cur}/testB", f"{ev}/fakes_AB",
+                                                            f"{ev}/fakes_BA"])]
+            if not all(folders):
+                print("maskcycle survey build: error: give --sweep (and --curated) or all of --real-a --real-b "
+                      "--fakes-ab --fakes-ba", file=sys.stderr)
+                return 2
+            page = survey.build_survey(*folders, args.out, n=args.n, n_practice=args.practice,
+                                       n_attention=args.attention, seed=args.seed, size=args.size, trial=trial)
+            print(f"wrote {page} (for participants) and {page.parent / 'key.csv'} (for the analyst only)")
+        elif args.survey_command == "simulate":
+            params = survey.SimParams(n_participants=args.participants, dprime=args.dprime,
+                                      criterion=args.criterion, sd_dprime=args.sd_dprime,
+                                      sd_criterion=args.sd_criterion, lapse=args.lapse, seed=args.seed)
+            files = survey.simulate(args.survey, args.out, params)
+            print(f"wrote {len(files)} simulated response files to {args.out}")
+        else:
+            result = survey.analyse(args.survey, args.responses, n_boot=args.n_boot, seed=args.seed)
+            summary = survey.summary_json(result)
+            if args.out:
+                survey.write_summary(result, args.out)
+            for r in summary["rates"]:
+                print(f"{r['measure']}: {100 * r['rate']:.2f} % ({r['k']}/{r['n']}), Wilson "
+                      f"[{100 * r['wilson_lo']:.2f}, {100 * r['wilson_hi']:.2f}], participant bootstrap "
+                      f"[{100 * r['boot_lo']:.2f}, {100 * r['boot_hi']:.2f}], p(50 %) = {r['p_vs_50']:.3g}")
+            print("d' and criterion:", json.dumps({k: round(v, 4) for k, v in summary["sdt"].items()}))
+            if "recovery" in summary:
+                print("simulated parameters recovered:", all(r["recovered"] for r in summary["recovery"]))
+    except (survey.SurveyDataError, ValueError) as exc:
+        print(f"maskcycle survey {args.survey_command}: error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="maskcycle", description="CycleGAN for masked / unmasked faces")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -116,6 +162,39 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.add_argument("--force", action="store_true", help="recompute even what an earlier run already scored")
     p.set_defaults(func=_evaluate)
+    p = sub.add_parser("survey", help="real-vs-fake quiz: build the page, simulate answers, analyse answers")
+    ssub = p.add_subparsers(dest="survey_command", required=True)
+    q = ssub.add_parser("build", help="pick images and write survey.html + key.csv")
+    q.add_argument("--out", required=True, help="folder for survey.html, key.csv, survey.json")
+    q.add_argument("--sweep", help="sweep folder: fakes from <sweep>/<trial>/eval/fakes_AB|BA")
+    q.add_argument("--trial", help="trial in the sweep (default: lowest FID_AB + FID_BA, else first)")
+    q.add_argument("--curated", help="curated folder with testA/testB (with --sweep; default results/demo/curated)")
+    q.add_argument("--real-a", help="real unmasked test images")
+    q.add_argument("--real-b", help="real masked test images")
+    q.add_argument("--fakes-ab", help="G_AB outputs (masks put on)")
+    q.add_argument("--fakes-ba", help="G_BA outputs (masks taken off)")
+    q.add_argument("--n", type=int, default=22, help="scored images, half real and half generated")
+    q.add_argument("--practice", type=int, default=2, help="practice images with feedback (unscored)")
+    q.add_argument("--attention", type=int, default=2, help="attention checks")
+    q.add_argument("--size", type=int, default=128, help="every image is shown re-encoded at this size")
+    q.add_argument("--seed", type=int, default=0)
+    q = ssub.add_parser("simulate", help="simulated participants (files named simulated_*)")
+    q.add_argument("--survey", required=True, help="folder with key.csv")
+    q.add_argument("--out", required=True, help="folder for simulated_<id>.csv and simulated_params.json")
+    q.add_argument("--participants", type=int, default=100)
+    q.add_argument("--dprime", type=float, default=0.5, help="mean sensitivity to generated images")
+    q.add_argument("--criterion", type=float, default=0.2, help="mean bias (> 0 leans to 'real')")
+    q.add_argument("--sd-dprime", type=float, default=0.3)
+    q.add_argument("--sd-criterion", type=float, default=0.2)
+    q.add_argument("--lapse", type=float, default=0.02, help="attention checks failed at this rate")
+    q.add_argument("--seed", type=int, default=0)
+    q = ssub.add_parser("analyse", help="read response CSVs against the key and print the analysis")
+    q.add_argument("--survey", required=True, help="folder with key.csv")
+    q.add_argument("--responses", required=True, help="folder of response CSVs (searched recursively)")
+    q.add_argument("--out", help="write the analysis as JSON here")
+    q.add_argument("--n-boot", type=int, default=2000)
+    q.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=_survey)
     return parser
 
 
