@@ -282,5 +282,5 @@ def _json_default(o):
 
 
 def write_summary(result: dict, path: str | Path) -> Path:
-    atomic_write_text(path, json.dumps(summary_json(result), indent=2) + "\n")
+    atomic_write_text(Path(path), json.dumps(summary_json(result), indent=2) + "\n")
     return Path(path)

@@ -136,7 +136,7 @@ def write_key(path: str | Path, stimuli: list[Stimulus]) -> None:
     w.writeheader()
     for s in stimuli:
         w.writerow(dataclasses.asdict(s))
-    atomic_write_text(path, buf.getvalue())
+    atomic_write_text(Path(path), buf.getvalue())
 
 
 def render_page(stimuli: list[Stimulus], size: int, survey_id: str, title: str = "Real or fake?",
