@@ -161,11 +161,17 @@ class Scorer:
         return {"FID": fidlib.fid_from_features(f_fake, f_real), "KID": kid, "KID_std": kid_std}
 
 
+def _device(device: torch.device | str) -> torch.device:
+    from maskcycle.train import resolve_device
+
+    return device if isinstance(device, torch.device) else resolve_device(device)
+
+
 def open_scorer(feature_extractor: str = fidlib.INCEPTION, weights: str | None = None, download: bool = True,
                 device: torch.device | str = "cpu") -> Scorer:
     """A Scorer; when the Inception weights cannot be found, one that records why (FID unavailable)."""
     try:
-        return Scorer(fidlib.load_extractor(feature_extractor, weights or None, download, device), None)
+        return Scorer(fidlib.load_extractor(feature_extractor, weights or None, download, _device(device)), None)
     except fidlib.InceptionWeightsMissing as exc:
         return Scorer(None, str(exc))
 
@@ -281,7 +287,7 @@ def evaluate_snapshots(out_dir: Path, name: str, cfg: TrialConfig, snaps: list[S
                        force: bool = False) -> dict:
     """Evaluate the chosen snapshots into `<out_dir>/eval/` and return its metrics.json record.
     Entries of an earlier run with the same checkpoint, test sets and extractor are reused."""
-    device = torch.device(device)
+    device = _device(device)
     eval_dir = out_dir / "eval"
     path = eval_dir / "metrics.json"
     old = {} if force or not path.is_file() else json.loads(path.read_text())
@@ -466,10 +472,8 @@ def evaluate_sweep(sweep_dir: str | Path, curated_dir: str | Path | None = None,
 
     A trial that is not finished, or whose evaluation fails, keeps its row with the status/error;
     the others still run. FID is computed when the extractor loads, else marked unavailable."""
-    from maskcycle.train import resolve_device
-
     sweep_dir = Path(sweep_dir)
-    dev = resolve_device(device)
+    dev = _device(device)
     scorer = open_scorer(feature_extractor, inception_weights, download, dev)
     tests: dict = {}
     errors = {}

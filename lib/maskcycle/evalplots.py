@@ -1,0 +1,199 @@
+"""Tables and figures of a sweep's evaluation for notebook 03: the results table with the best per
+direction marked, our numbers beside the study's published ones, bar charts per direction, FID
+over training, paired metrics and example pairs.
+
+Each figure function returns a matplotlib Figure and saves it as PNG when `save` is given. Where
+FID is unavailable (no Inception weights) the charts fall back to a paired metric and say so in
+their titles, so the notebook always shows what was measured.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+
+from maskcycle.evaluate import PUBLISHED
+
+DIRECTIONS = {"AB": "A->B (put a mask on)", "BA": "B->A (take it off)"}
+# Paired stand-in for FID where FID is unavailable (higher is better there).
+FALLBACK = {"AB": "psnr_AB_mask", "BA": "psnr_BA_mask"}
+
+
+def _save(fig, save) -> None:
+    if save is not None:
+        save = Path(save)
+        save.parent.mkdir(parents=True, exist_ok=True)
+        tmp = save.with_name(f".{save.stem}.tmp.png")
+        fig.savefig(tmp, dpi=120, bbox_inches="tight")
+        tmp.replace(save)
+
+
+def _has(table: pd.DataFrame, col: str) -> bool:
+    return col in table and pd.to_numeric(table[col], errors="coerce").notna().any()
+
+
+def display_table(table: pd.DataFrame) -> pd.DataFrame:
+    """The results table for reading: varied settings, epochs, time, FID/KID per direction with the
+    best marked '*', and the main paired metrics, rounded."""
+    if table.empty:
+        return table
+    out = table.copy()
+    for d in DIRECTIONS:
+        col = f"FID_{d}"
+        if _has(out, col):
+            out[col] = [("* " if best else "") + f"{v:.2f}" if pd.notna(v) else "n/a"
+                        for v, best in zip(out[col], out[f"best_{col}"])]
+        elif col in out:
+            out[col] = "n/a"
+    drop = [c for c in out.columns if c.startswith("best_") or c in (
+        "fid_unavailable_reason", "paired_unavailable_reason", "feature_extractor", "evaluated_at",
+        "fid_available", "paired_available", "checkpoint", "crop_size")
+        or c.endswith(("_std", "_input", "fraction_AB", "fraction_BA"))]
+    out = out.drop(columns=drop)
+    return out.round(3)
+
+
+def published_comparison(table: pd.DataFrame) -> pd.DataFrame:
+    """Per direction: the study's published best and range beside this sweep's best and range."""
+    rows = []
+    for d in DIRECTIONS:
+        col, pub = f"FID_{d}", PUBLISHED[f"FID_{d}"]
+        ours = pd.to_numeric(table[col], errors="coerce").dropna() if col in table else pd.Series(dtype=float)
+        best = table.loc[ours.idxmin(), "trial"] if len(ours) else None
+        rows.append({
+            "direction": f"FID_{d}", "published best (study)": pub["best"],
+            "published range (study)": f"{pub['low']}-{pub['high']}", "published best trial": pub["best_trial"],
+            "ours best": round(float(ours.min()), 2) if len(ours) else "n/a",
+            "ours range": f"{ours.min():.2f}-{ours.max():.2f}" if len(ours) else "n/a",
+            "ours best trial": best or "n/a",
+        })
+    return pd.DataFrame(rows)
+
+
+def direction_bars(table: pd.DataFrame, save=None):
+    """One bar chart per direction: FID per trial (best highlighted) with the study's published best
+    and range drawn beside as labelled reference lines; a paired metric when FID is unavailable."""
+    fig, axes = plt.subplots(1, 2, figsize=(max(8, 1.2 * len(table) + 4), 4), squeeze=False)
+    for ax, d in zip(axes[0], DIRECTIONS):
+        col = f"FID_{d}"
+        fid_here = _has(table, col)
+        metric = col if fid_here else FALLBACK[d]
+        values = pd.to_numeric(table.get(metric, pd.Series(np.nan, index=table.index)), errors="coerce")
+        best = values.idxmin() if fid_here and values.notna().any() else (
+            values.idxmax() if values.notna().any() else None)
+        colors = ["tab:orange" if i == best else "tab:blue" for i in table.index]
+        ax.bar(table["trial"].astype(str), values.fillna(0), color=colors)
+        if fid_here:
+            pub = PUBLISHED[col]
+            ax.axhspan(pub["low"], pub["high"], color="grey", alpha=0.15, label="published range (study)")
+            ax.axhline(pub["best"], color="black", ls="--", lw=1, label=f"published best (study) {pub['best']}")
+            ax.legend(fontsize=8)
+            ax.set_title(f"{col}: {DIRECTIONS[d]}; lower is better")
+        else:
+            ax.set_title(f"{metric} (FID unavailable): {DIRECTIONS[d]}; higher is better", fontsize=9)
+        ax.set_ylabel(metric)
+        ax.tick_params(axis="x", rotation=45)
+        for lbl in ax.get_xticklabels():
+            lbl.set_ha("right")
+    fig.tight_layout()
+    _save(fig, save)
+    return fig
+
+
+def training_curves(curves: pd.DataFrame, save=None):
+    """FID per direction against epoch, one line per trial (a paired metric when FID is unavailable)."""
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4), squeeze=False)
+    for ax, d in zip(axes[0], DIRECTIONS):
+        col = f"FID_{d}"
+        metric = col if _has(curves, col) else FALLBACK[d]
+        if curves.empty or metric not in curves:
+            ax.set_title(f"{metric}: nothing evaluated")
+            continue
+        for trial, part in curves.dropna(subset=["epoch"]).groupby("trial"):
+            part = part.sort_values("epoch")
+            ax.plot(part["epoch"], part[metric], marker="o", label=trial)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(metric)
+        note = "" if metric == col else " (FID unavailable)"
+        ax.set_title(f"{metric} over training{note}: {DIRECTIONS[d]}", fontsize=9)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    _save(fig, save)
+    return fig
+
+
+def paired_summary(pairs: pd.DataFrame) -> pd.DataFrame:
+    """Mean and std of each paired metric per trial and direction, with the do-nothing baseline."""
+    if pairs.empty:
+        return pairs
+    cols = ["psnr", "psnr_mask", "psnr_input", "ssim", "ssim_mask", "ssim_input"]
+    finite = pairs.replace([np.inf, -np.inf], np.nan)
+    out = finite.groupby(["trial", "direction"])[cols].agg(["mean", "std"]).round(3)
+    out.columns = [f"{a} {b}" for a, b in out.columns]
+    out.insert(0, "pairs", finite.groupby(["trial", "direction"]).size())
+    return out.reset_index()
+
+
+def paired_plot(pairs: pd.DataFrame, save=None):
+    """PSNR over the whole image and over the mask region per trial, both directions; the dashed
+    marks are the untranslated input against the same truth (doing nothing)."""
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4), squeeze=False)
+    if pairs.empty:
+        axes[0][0].set_title("no paired metrics (no pairs_test.csv)")
+        return fig
+    finite = pairs.replace([np.inf, -np.inf], np.nan)
+    for ax, d in zip(axes[0], DIRECTIONS):
+        part = finite[finite["direction"] == d]
+        trials = sorted(part["trial"].unique())
+        x = np.arange(len(trials))
+        for offset, col, label in ((-0.2, "psnr", "whole image"), (0.2, "psnr_mask", "mask region")):
+            means = [part.loc[part.trial == t, col].mean() for t in trials]
+            stds = [part.loc[part.trial == t, col].std() for t in trials]
+            ax.bar(x + offset, means, width=0.4, yerr=stds, capsize=3, label=label)
+        base = [part.loc[part.trial == t, "psnr_input"].mean() for t in trials]
+        ax.scatter(x, base, marker="_", s=600, color="black", label="input vs truth (do nothing)")
+        ax.set_xticks(x, trials, rotation=45, ha="right")
+        ax.set_ylabel("PSNR (dB) against the true counterpart")
+        ax.set_title(f"paired PSNR: {DIRECTIONS[d]}", fontsize=9)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    _save(fig, save)
+    return fig
+
+
+def example_pairs(trial_dir: str | Path, n: int = 4, direction: str = "BA", save=None):
+    """A few test pairs of one trial: input, translation, true counterpart, and the mask region."""
+    from maskcycle import paired
+    from maskcycle.data.images import list_images, read_rgb
+    from maskcycle.evaluate import read_pairs
+
+    trial_dir = Path(trial_dir)
+    record = json.loads((trial_dir / "eval" / "metrics.json").read_text())
+    root, size = Path(record["test_root"]), record["crop_size"]
+    src_domain = "B" if direction == "BA" else "A"
+    rows, _ = read_pairs(root, [p.name for p in list_images(root / "testA")],
+                         [p.name for p in list_images(root / "testB")])
+    rows = [r for r in rows if r["domain"] == src_domain][:n]
+    fig, axes = plt.subplots(max(len(rows), 1), 4, figsize=(8, 2.1 * max(len(rows), 1)), squeeze=False)
+    for ax_row, row in zip(axes, rows):
+        source = read_rgb(root / f"test{src_domain}" / row["file"], size)
+        fake = read_rgb(trial_dir / "eval" / f"fakes_{direction}" / f"{Path(row['file']).stem}.png")
+        truth = read_rgb(row["counterpart"], size)
+        region = paired.mask_region(source, truth) if direction == "BA" else paired.mask_region(truth, source)
+        p = paired.psnr(fake, truth)
+        for ax, img, title in zip(ax_row, (source, fake, truth, region),
+                                  ("input", f"G_{direction} ({p:.1f} dB)" if math.isfinite(p) else "fake",
+                                   "true counterpart", "mask region")):
+            ax.imshow(img, cmap="gray" if img.ndim == 2 else None)
+            ax.set_title(title, fontsize=8)
+            ax.axis("off")
+    if not rows:
+        axes[0][0].set_title("no pairs")
+    fig.tight_layout()
+    _save(fig, save)
+    return fig

@@ -1,0 +1,168 @@
+"""Write notebooks/03_fid_evaluation.ipynb (no outputs):
+
+    python notebooks/make_03_fid_evaluation.py
+
+Run it headless (run_all.sh step 4):
+
+    papermill -k maskcycle notebooks/03_fid_evaluation.ipynb results/demo/03_fid_evaluation.ipynb \\
+        -p sweep_dir results/demo/sweep -p curated_dir results/demo/curated
+"""
+
+from pathlib import Path
+
+import nbformat
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+HERE = Path(__file__).resolve().parent
+
+PARAMETERS = """\
+# Parameters (literals only; papermill -p overrides)
+sweep_dir = 'results/demo/sweep'  # trial folders of a finished sweep
+curated_dir = 'results/demo/curated'  # testA/, testB/, pairs_test.csv; '' = each trial's dataroot
+every_k_epochs = None  # FID over training: None every saved epoch, 0 final only, K every K-th epoch
+inception_weights = ''  # '' = $MASKCYCLE_INCEPTION_WEIGHTS, then the torch hub cache
+inception_download = True  # fetch the Inception weights once into the hub cache when online
+feature_extractor = 'inception-v3-compat'  # torch-fidelity's standard FID network
+device = 'auto'
+batch_size = 16
+reference_dir = ''  # a reference-implementation checkpoint folder (<epoch>_net_G_A.pth ...) to score too
+reference_settings = {}  # its TrialConfig settings, e.g. {'crop_size': 256, 'norm': 'instance'}
+"""
+
+SENSITIVITY = """\
+## What FID is sensitive to (read before comparing numbers)
+
+- **Sample count.** FID is a biased estimator: with fewer images it comes out higher, and the bias
+  depends on the generator. Compare FIDs only at the same number of test images. The demo's test
+  sets hold a few dozen images, the study's about a thousand, so the demo's absolute FIDs are not
+  comparable with the published ones. KID is unbiased and is the better guide on small sets.
+- **JPEG vs PNG.** Compression artefacts move Inception features; FID between JPEG reals and PNG
+  fakes measures part compression, not translation. Here both sides come from the same pipeline:
+  real test images are decoded once, resized to the trial's crop size (bicubic) and kept as uint8
+  arrays; fakes are kept lossless (PNG). (MaskedFace-Net itself is distributed as JPEG; its real
+  test images carry that compression on both the real and the input side.)
+- **Resizing.** Inception sees 299 x 299; torch-fidelity upsamples with TensorFlow-1-compatible
+  bilinear interpolation, as the original FID code. Other resize implementations (PIL vs torch,
+  with or without antialiasing) shift FID by several points (Parmar et al., "On Aliased Resizing
+  and Surprising Subtleties in GAN Evaluation", CVPR 2022). The image size the comparison is made
+  at (128 vs 256 px) changes it too: both sides here are at the trial's crop size.
+- **The network and its weights.** Published FIDs use the 2015 TensorFlow Inception
+  (`weights-inception-2015-12-05-6726825d.pth` in torch-fidelity); torchvision's ImageNet
+  Inception gives different numbers. Nothing else is ever put in its place here: without the file,
+  FID is reported as unavailable.
+- **The published numbers.** The study's FID script was never published; its sample count, image
+  size, file format and resize are unknown. Compare rankings across its trials, not absolute values.
+"""
+
+CELLS = [
+    new_markdown_cell(
+        "# 03 FID evaluation: the sweep's results\n\n"
+        "For every finished trial of a sweep: G_AB translates all of test A and G_BA all of test B "
+        "(at the trial's crop size), the fakes are kept as PNG under `<trial>/eval/`, and\n\n"
+        "- **FID_AB** = FID(G_AB(test A), real test B), **FID_BA** = FID(G_BA(test B), real test A), "
+        "and KID, with torch-fidelity's standard Inception;\n"
+        "- **paired metrics**: PSNR and SSIM of each translation against its true counterpart "
+        "(masked face N is FFHQ face N with a mask drawn on), over the whole image and over the "
+        "mask region;\n"
+        "- **FID over training** from the saved epoch checkpoints.\n\n"
+        "Lower FID/KID is better; higher PSNR/SSIM is better. The same from a shell: "
+        "`maskcycle evaluate --sweep results/demo/sweep --curated results/demo/curated`."),
+    new_code_cell(PARAMETERS, metadata={"tags": ["parameters"]}),
+    new_markdown_cell("## Evaluate\nResults already computed for an unchanged checkpoint are reused. "
+                      "Without the Inception weights FID/KID are marked unavailable (the reason is printed "
+                      "and stored in each trial's `eval/metrics.json`); everything else is still computed."),
+    new_code_cell(
+        "%matplotlib inline\n"
+        "from pathlib import Path\n\n"
+        "import pandas as pd\n"
+        "from IPython.display import Markdown, display\n\n"
+        "from maskcycle import evalplots, evaluate\n\n"
+        "pd.set_option('display.width', 200)\n"
+        "pd.set_option('display.max_columns', 40)\n"
+        "sweep = Path(sweep_dir)\n"
+        "figures = sweep / 'eval_figures'\n"
+        "table = evaluate.evaluate_sweep(sweep, curated_dir or None, every_k_epochs=every_k_epochs,\n"
+        "                                inception_weights=inception_weights or None,\n"
+        "                                feature_extractor=feature_extractor, download=inception_download,\n"
+        "                                device=device, batch_size=batch_size, progress=False)\n"
+        "reasons = sorted(set(table['fid_unavailable_reason'].dropna())) if 'fid_unavailable_reason' in table else []\n"
+        "fid_available = bool(len(table)) and 'FID_AB' in table and table['FID_AB'].notna().any()\n"
+        "if fid_available:\n"
+        "    display(Markdown(f'**FID/KID computed** with `{feature_extractor}`.'))\n"
+        "else:\n"
+        "    display(Markdown('**FID/KID unavailable.** ' + (' '.join(reasons) or 'no trial was evaluated')))\n"
+        "print(f'{len(table)} trial(s); {int(table[\"evaluated\"].sum()) if len(table) else 0} evaluated; '\n"
+        "      f'table: {sweep / \"results.csv\"}')"),
+    new_markdown_cell("## Results table\nOne row per trial: the hyper-parameters the sweep varies, status, "
+                      "epochs, training wall time (s), FID and KID per direction (the best per direction "
+                      "marked `*`), and the mean paired metrics (`psnr_BA` = G_BA against the true unmasked "
+                      "face; `_mask` = over the mask region). Also written to `results.csv` and merged into "
+                      "the sweep's `summary.csv`."),
+    new_code_cell("display(evalplots.display_table(table))"),
+    new_markdown_cell("## Beside the study's published numbers\nThe study's best FID_AB 17.07 and FID_BA "
+                      "48.39 and its ranges over its trials, as published (its FID script, sample count and "
+                      "image size are unknown; see the notes at the end before comparing)."),
+    new_code_cell("display(evalplots.published_comparison(table))"),
+    new_markdown_cell("## Per direction\nFID per trial; the grey band is the study's published range and "
+                      "the dashed line its published best. Without FID the charts show the paired PSNR over "
+                      "the mask region instead (higher is better)."),
+    new_code_cell("fig = evalplots.direction_bars(table, save=figures / 'fid_per_direction.png')"),
+    new_markdown_cell("## FID over training\nFID per direction at the saved epoch checkpoints, one line "
+                      "per trial."),
+    new_code_cell("curves = evaluate.fid_curves(sweep)\n"
+                  "fig = evalplots.training_curves(curves, save=figures / 'fid_over_training.png')\n"
+                  "display(curves.drop(columns=[c for c in curves.columns if c.endswith('_std')]).round(3))"),
+    new_markdown_cell("## Paired metrics\nFor test images whose true counterpart is known: PSNR/SSIM of "
+                      "G_BA(masked) against the true face and of G_AB(face) against the true masked face, "
+                      "over the whole image and over the mask region (where the real pair differs). "
+                      "`*_input` is the untranslated input against the same truth: what doing nothing "
+                      "scores. A translation earns its keep inside the mask region."),
+    new_code_cell("pairs = evaluate.paired_table(sweep)\n"
+                  "display(evalplots.paired_summary(pairs))\n"
+                  "fig = evalplots.paired_plot(pairs, save=figures / 'paired_psnr.png')"),
+    new_code_cell(
+        "evaluated = table[table['evaluated']] if len(table) else table\n"
+        "if len(evaluated):\n"
+        "    key = 'FID_BA' if fid_available else 'psnr_BA_mask'\n"
+        "    values = pd.to_numeric(evaluated[key], errors='coerce')\n"
+        "    best = evaluated.loc[values.idxmin() if fid_available else values.idxmax(), 'trial']\n"
+        "    print(f'examples from {best} (best by {key})')\n"
+        "    fig = evalplots.example_pairs(sweep / best, n=4, direction='BA', save=figures / 'examples_BA.png')\n"
+        "    fig = evalplots.example_pairs(sweep / best, n=4, direction='AB', save=figures / 'examples_AB.png')"),
+    new_markdown_cell("## Reference-implementation checkpoints\nA run of the reference CycleGAN (the study's "
+                      "code) scored with the same pipeline: its `<epoch>_net_G_A.pth` is our G_AB, "
+                      "`_net_G_B.pth` our G_BA. Set `reference_dir` (and `reference_settings` for its "
+                      "architecture and crop size)."),
+    new_code_cell(
+        "if reference_dir:\n"
+        "    from maskcycle.config import TrialConfig\n"
+        "    scorer = evaluate.open_scorer(feature_extractor, inception_weights or None, inception_download, device)\n"
+        "    ref_cfg = TrialConfig().replace(**reference_settings)\n"
+        "    ref = evaluate.evaluate_reference(reference_dir, curated_dir, ref_cfg, scorer=scorer,\n"
+        "                                      every_k_epochs=every_k_epochs, device=device, progress=False)\n"
+        "    display(pd.Series({k: v for k, v in ref.items() if not isinstance(v, (list, dict))}).to_frame('value'))\n"
+        "else:\n"
+        "    print('no reference_dir given')"),
+    new_markdown_cell(SENSITIVITY),
+    new_markdown_cell("## Files\n- `<sweep>/results.csv`: the table above; `<sweep>/summary.csv`: the sweep "
+                      "summary with these columns merged\n- `<trial>/eval/metrics.json`: final scores, "
+                      "`by_epoch` (FID over training), why FID is unavailable if it is\n- "
+                      "`<trial>/eval/paired.csv`: paired metrics per test pair\n- "
+                      "`<trial>/eval/fakes_AB/`, `fakes_BA/`: the translated test sets (PNG)\n- "
+                      "`<sweep>/eval_figures/`: the figures"),
+]
+
+
+def build() -> nbformat.NotebookNode:
+    nb = new_notebook(cells=CELLS)
+    nb.metadata["kernelspec"] = {"name": "maskcycle", "display_name": "Python (maskcycle)", "language": "python"}
+    nb.metadata["language_info"] = {"name": "python"}
+    for i, cell in enumerate(nb.cells):
+        cell["id"] = f"cell-{i:02d}"  # stable ids: rebuilding gives the same file
+    return nb
+
+
+if __name__ == "__main__":
+    target = HERE / "03_fid_evaluation.ipynb"
+    nbformat.write(build(), str(target))
+    print(target)
