@@ -11,8 +11,8 @@ from pathlib import Path
 import nbformat
 import pandas as pd
 import pytest
-from conftest import make_tiny_sweep
 
+from conftest import make_tiny_sweep
 from maskcycle import fid as fidlib
 
 ROOT = Path(__file__).resolve().parents[1]
