@@ -16,6 +16,9 @@ step() { echo; echo "=== [$(( $(date +%s) - t0 ))s] $*"; }
 # --- 2. curation: notebook 01 (issue 3) --------------------------------------------------------
 # --- 3. sweep: notebook 02 once per params YAML (issue 4) ---------------------------------------
 # --- 4. evaluation: notebook 03 (issue 5) -------------------------------------------------------
+step "4. evaluation: notebook 03 -> $OUT/03_fid_evaluation.ipynb (FID/KID when the Inception weights are there, paired metrics, results table; reuses scored checkpoints)"
+papermill -k maskcycle --log-level WARNING notebooks/03_fid_evaluation.ipynb "$OUT/03_fid_evaluation.ipynb" \
+  -p sweep_dir "$OUT/sweep" -p curated_dir "$OUT/curated"
 # --- 5. survey: quiz + notebook 04 (issue 6) ----------------------------------------------------
 # --- 6. summary ---------------------------------------------------------------------------------
 
