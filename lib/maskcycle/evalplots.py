@@ -50,6 +50,11 @@ def display_table(table: pd.DataFrame) -> pd.DataFrame:
                         for v, best in zip(out[col], out[f"best_{col}"])]
         elif col in out:
             out[col] = "n/a"
+        kid = f"KID_{d}"
+        if kid in out:
+            out[kid] = [f"{v:.4f}" if pd.notna(v) else "n/a" for v in pd.to_numeric(out[kid], errors="coerce")]
+    if "eval_error" in out and out["eval_error"].isna().all():
+        out = out.drop(columns="eval_error")
     drop = [c for c in out.columns if c.startswith("best_") or c in (
         "fid_unavailable_reason", "paired_unavailable_reason", "feature_extractor", "evaluated_at",
         "fid_available", "paired_available", "checkpoint", "crop_size")
@@ -93,9 +98,9 @@ def direction_bars(table: pd.DataFrame, save=None):
             ax.axhspan(pub["low"], pub["high"], color="grey", alpha=0.15, label="published range (study)")
             ax.axhline(pub["best"], color="black", ls="--", lw=1, label=f"published best (study) {pub['best']}")
             ax.legend(fontsize=8)
-            ax.set_title(f"{col}: {DIRECTIONS[d]}; lower is better")
+            ax.set_title(f"{col}: {DIRECTIONS[d]}\nlower is better", fontsize=9)
         else:
-            ax.set_title(f"{metric} (FID unavailable): {DIRECTIONS[d]}; higher is better", fontsize=9)
+            ax.set_title(f"{metric} (FID unavailable): {DIRECTIONS[d]}\nhigher is better", fontsize=9)
         ax.set_ylabel(metric)
         ax.tick_params(axis="x", rotation=45)
         for lbl in ax.get_xticklabels():
