@@ -9,6 +9,8 @@ import json
 import os
 import re
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -82,6 +84,29 @@ def test_page_holds_no_answer_key(tmp_path):
             sizes.add(im.size)
             assert not im.info.get("dpi") and not getattr(im, "text", {})
     assert sizes == {(32, 32)}
+
+
+def test_quiz_is_the_same_in_another_process_and_guards_its_key(tmp_path):
+    page = build(tmp_path)
+    key = (page.parent / "key.csv").read_text()
+    code = ("import sys; sys.path.insert(0, sys.argv[2]); from pathlib import Path; "
+            "from test_survey_page import build; print(build(Path(sys.argv[1])))")
+    other = subprocess.run([sys.executable, "-c", code, str(tmp_path / "p2"), str(Path(__file__).parent)],
+                           env=os.environ | {"PYTHONHASHSEED": "123"}, check=True, capture_output=True, text=True)
+    key2 = (Path(other.stdout.strip()).parent / "key.csv").read_text()
+    assert key2.replace(str(tmp_path / "p2"), str(tmp_path)) == key  # same ids, files and image hashes
+    assert page.read_text() == Path(other.stdout.strip()).read_text()
+    # a different quiz in the same folder would orphan answers collected with the first
+    f = {d: tmp_path / "src" / d for d in ("testA", "testB", "fakes_AB", "fakes_BA")}
+    with pytest.raises(ValueError, match="a different survey already lives here"):
+        survey.build_survey(f["testA"], f["testB"], f["fakes_AB"], f["fakes_BA"], page.parent, n=8, seed=99)
+    assert (page.parent / "key.csv").read_text() == key
+    survey.build_survey(f["testA"], f["testB"], f["fakes_AB"], f["fakes_BA"], page.parent, n=8, seed=99, force=True)
+    assert (page.parent / "key.csv").read_text() != key
+    # default display size: the generated images' own size (16 px here), reals resized to it
+    data = page_data(page.read_text())
+    with Image.open(io.BytesIO(base64.b64decode(data["main"][0]["src"].split(",", 1)[1]))) as im:
+        assert im.size == (16, 16)
 
 
 def test_build_rejects_too_few_images(tmp_path):

@@ -95,13 +95,13 @@ def test_published_aggregate_and_its_inconsistency():
 
 # ---- reading responses ---------------------------------------------------------------------------
 
-KEY = """image_id,role,truth,domain,direction,trial,source_file,expected_response
-ip,practice,fake,B,AB,t,/x/fakes_AB/p.png,
-i1,main,real,A,,,/x/testA/a.png,
-i2,main,fake,B,AB,t,/x/fakes_AB/b.png,
-i3,main,fake,A,BA,t,/x/fakes_BA/c.png,
-i4,main,real,B,,,/x/testB/d.png,
-ic,attention,attention,,,,,real
+KEY = """image_id,role,truth,domain,direction,trial,source_file,expected_response,sha256
+ip,practice,fake,B,AB,t,/x/fakes_AB/p.png,,0
+i1,main,real,A,,,/x/testA/a.png,,1
+i2,main,fake,B,AB,t,/x/fakes_AB/b.png,,2
+i3,main,fake,A,BA,t,/x/fakes_BA/c.png,,3
+i4,main,real,B,,,/x/testB/d.png,,4
+ic,attention,attention,,,,,real,5
 """
 HEAD = "participant_id,session_start,trial_index,image_id,response,rt_ms,is_practice,is_attention_check\n"
 

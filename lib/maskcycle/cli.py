@@ -88,7 +88,8 @@ def _survey(args) -> int:
                       "--fakes-ab --fakes-ba", file=sys.stderr)
                 return 2
             page = survey.build_survey(*folders, args.out, n=args.n, n_practice=args.practice,
-                                       n_attention=args.attention, seed=args.seed, size=args.size, trial=trial)
+                                       n_attention=args.attention, seed=args.seed, size=args.size, trial=trial,
+                                       force=args.force)
             print(f"wrote {page} (for participants) and {page.parent / 'key.csv'} (for the analyst only)")
         elif args.survey_command == "simulate":
             params = survey.SimParams(n_participants=args.participants, dprime=args.dprime,
@@ -176,8 +177,9 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--n", type=int, default=22, help="scored images, half real and half generated")
     q.add_argument("--practice", type=int, default=2, help="practice images with feedback (unscored)")
     q.add_argument("--attention", type=int, default=2, help="attention checks")
-    q.add_argument("--size", type=int, default=128, help="every image is shown re-encoded at this size")
+    q.add_argument("--size", type=int, default=None, help="every image is shown at this size (default: the fakes')")
     q.add_argument("--seed", type=int, default=0)
+    q.add_argument("--force", action="store_true", help="replace a different survey already in --out")
     q = ssub.add_parser("simulate", help="simulated participants (files named simulated_*)")
     q.add_argument("--survey", required=True, help="folder with key.csv")
     q.add_argument("--out", required=True, help="folder for simulated_<id>.csv and simulated_params.json")

@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import csv
 import dataclasses
+import hashlib
 import io
 import json
 from importlib import resources
@@ -24,7 +25,8 @@ from PIL import Image, ImageDraw
 from maskcycle.config import atomic_write_text
 from maskcycle.data.images import list_images, read_rgb
 
-KEY_COLUMNS = ["image_id", "role", "truth", "domain", "direction", "trial", "source_file", "expected_response"]
+KEY_COLUMNS = ["image_id", "role", "truth", "domain", "direction", "trial", "source_file", "expected_response",
+               "sha256"]
 PAGE_NAME = "survey.html"
 KEY_NAME = "key.csv"
 INFO_NAME = "survey.json"
@@ -42,6 +44,7 @@ class Stimulus:
     trial: str
     source_file: str
     expected_response: str = ""  # attention checks: the button the image asks for
+    sha256: str = ""  # of the PNG shown in the page: ties answers to the exact pixels
 
 
 def _quota(n: int, parts: int) -> list[int]:
@@ -107,10 +110,10 @@ def _opaque_ids(rng: np.random.Generator, k: int) -> list[str]:
     return [ordered[i] for i in rng.permutation(len(ordered))]
 
 
-def _png_data_uri(img: np.ndarray) -> str:
+def _png(img: np.ndarray) -> bytes:
     buf = io.BytesIO()
     Image.fromarray(img).save(buf, format="PNG", optimize=False)  # Pillow writes no text chunks here
-    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+    return buf.getvalue()
 
 
 def attention_image(expected: str, size: int) -> np.ndarray:
@@ -130,21 +133,28 @@ def _stimulus_pixels(s: Stimulus, size: int) -> np.ndarray:
     return attention_image(s.expected_response, size) if s.role == "attention" else read_rgb(s.source_file, size)
 
 
-def write_key(path: str | Path, stimuli: list[Stimulus]) -> None:
+def key_text(stimuli: list[Stimulus]) -> str:
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=KEY_COLUMNS, lineterminator="\n")
     w.writeheader()
     for s in stimuli:
         w.writerow(dataclasses.asdict(s))
-    atomic_write_text(Path(path), buf.getvalue())
+    return buf.getvalue()
 
 
-def render_page(stimuli: list[Stimulus], size: int, survey_id: str, title: str = "Real or fake?",
+def encode_stimuli(stimuli: list[Stimulus], size: int) -> tuple[list[Stimulus], dict[str, bytes]]:
+    """Every image as PNG bytes at size x size, and the stimuli with their PNG's sha256 filled in."""
+    pngs = {s.image_id: _png(_stimulus_pixels(s, size)) for s in stimuli}
+    return [dataclasses.replace(s, sha256=hashlib.sha256(pngs[s.image_id]).hexdigest()) for s in stimuli], pngs
+
+
+def render_page(stimuli: list[Stimulus], pngs: dict[str, bytes], survey_id: str, title: str = "Real or fake?",
                 feedback_ms: int = 1200) -> str:
     """The quiz as one HTML string (images inline, no answers but the practice ones)."""
     data = {"survey_id": survey_id, "feedback_ms": feedback_ms, "main": [], "attention": [], "practice": []}
     for s in stimuli:
-        item = {"id": s.image_id, "src": _png_data_uri(_stimulus_pixels(s, size))}
+        uri = "data:image/png;base64," + base64.b64encode(pngs[s.image_id]).decode("ascii")
+        item = {"id": s.image_id, "src": uri}
         if s.role == "practice":
             item["answer"] = s.truth
         data[s.role].append(item)
@@ -159,16 +169,29 @@ def render_page(stimuli: list[Stimulus], size: int, survey_id: str, title: str =
 
 def build_survey(real_a: str | Path, real_b: str | Path, fakes_ab: str | Path, fakes_ba: str | Path,
                  out_dir: str | Path, n: int = 22, n_practice: int = 2, n_attention: int = 2, seed: int = 0,
-                 size: int = 128, trial: str = "", title: str = "Real or fake?") -> Path:
+                 size: int | None = None, trial: str = "", title: str = "Real or fake?", force: bool = False) -> Path:
     """Write `survey.html` (for participants), `key.csv` and `survey.json` (for the analyst) into
-    out_dir; returns the page's path. Explicit folders, so any producer of fakes works."""
+    out_dir; returns the page's path. Explicit folders, so any producer of fakes works.
+
+    `size`: every image is shown at size x size; default the generated images' size (reals are
+    resized to it, bicubic, as for FID). An existing key that differs is not overwritten unless
+    `force`: answers already collected against it would be joined to the wrong images."""
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     stimuli = select_stimuli(real_a, real_b, fakes_ab, fakes_ba, n=n, n_practice=n_practice,
                              n_attention=n_attention, seed=seed, trial=trial)
+    if size is None:
+        fake = next(s for s in stimuli if s.truth == "fake")
+        size = read_rgb(fake.source_file).shape[0]
+    stimuli, pngs = encode_stimuli(stimuli, size)
+    key = key_text(stimuli)
+    old = out_dir / KEY_NAME
+    if old.is_file() and old.read_text(encoding="utf-8") != key and not force:
+        raise ValueError(f"{old}: a different survey already lives here (answers collected with it would be "
+                         f"misread); choose another output folder, or force to replace it")
+    out_dir.mkdir(parents=True, exist_ok=True)
     survey_id = "s" + "".join(f"{b:02x}" for b in np.random.default_rng([seed, 1]).integers(0, 256, 4))
-    html = render_page(stimuli, size, survey_id, title=title)
-    write_key(out_dir / KEY_NAME, stimuli)
+    html = render_page(stimuli, pngs, survey_id, title=title)
+    atomic_write_text(old, key)
     info = {"survey_id": survey_id, "seed": seed, "n_main": n, "n_practice": n_practice,
             "n_attention": n_attention, "image_size": size, "trial": trial,
             "sources": {"real_A": str(real_a), "real_B": str(real_b), "fakes_AB": str(fakes_ab),

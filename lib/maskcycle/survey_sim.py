@@ -101,6 +101,8 @@ def simulate(survey_dir: str | Path, out_dir: str | Path, params: SimParams = Si
         path = out_dir / f"simulated_{pid}.csv"
         atomic_write_text(path, buf.getvalue())
         written.append(path)
+    for stale in set(out_dir.glob("simulated_*.csv")) - set(written):  # from an earlier, larger run
+        stale.unlink()
     info = {"simulated": True, "params": dataclasses.asdict(params), "implied": params.implied(),
             "model": "equal-variance SDT; see maskcycle.survey_sim"}
     atomic_write_text(out_dir / PARAMS_NAME, json.dumps(info, indent=2) + "\n")
