@@ -5,9 +5,51 @@
 # Idempotent: a second run reuses what is done. Sets up .venv on first use.
 set -euo pipefail
 cd "$(dirname "$0")"
-source lib/setup_env.sh
 
-OUT=results/demo
+usage() {
+  cat <<'EOF'
+Usage: ./run_all.sh                                              the demo (CPU, minutes) -> results/demo
+       ./run_all.sh --study --ffhq DIR --maskedfacenet DIR       the real study          -> results/study
+       ./run_all.sh --study --curated DIR                        the study from a curated trainA/trainB/testA/testB
+
+Steps: environment (.venv, first run only) -> data -> curation (notebook 01) -> sweep of params/demo
+or params/study (notebook 02 per trial) -> FID evaluation (notebook 03) -> survey (notebook 04) ->
+summary table. Idempotent: rerunning skips finished trials and resumes interrupted ones.
+
+  --study               run params/study/*.yaml (256 px, 200 epochs; one trial per visible GPU)
+  --ffhq DIR            FFHQ root (images1024x1024/ or thumbnails128x128/ inside)
+  --maskedfacenet DIR   MaskedFace-Net root (CMFD/ and/or IMFD/ inside)
+  --curated DIR         an already-curated folder instead of --ffhq/--maskedfacenet
+  -h, --help            this text
+Environment: SWEEP_ARGS adds options to `maskcycle sweep` (e.g. SWEEP_ARGS="--executor slurm").
+EOF
+}
+MODE=demo FFHQ_DIR="" MFN_DIR="" CURATED_IN=""
+while [ $# -gt 0 ]; do
+  case "$1" in
+    -h|--help) usage; exit 0 ;;
+    --study) MODE=study ;;
+    --ffhq|--maskedfacenet|--curated)
+      [ $# -ge 2 ] || { echo "run_all.sh: $1 needs a folder" >&2; exit 2; }
+      [ -d "$2" ] || { echo "run_all.sh: $1 $2: no such folder" >&2; exit 2; }
+      case "$1" in --ffhq) FFHQ_DIR="$2" ;; --maskedfacenet) MFN_DIR="$2" ;; --curated) CURATED_IN="$2" ;; esac
+      shift ;;
+    *) echo "run_all.sh: unknown option $1" >&2; usage >&2; exit 2 ;;
+  esac
+  shift
+done
+if [ "$MODE" = study ]; then
+  if [ -n "$CURATED_IN" ] && [ -z "$FFHQ_DIR$MFN_DIR" ]; then :
+  elif [ -z "$CURATED_IN" ] && [ -n "$FFHQ_DIR" ] && [ -n "$MFN_DIR" ]; then :
+  else echo "run_all.sh: --study needs --ffhq DIR --maskedfacenet DIR, or --curated DIR" >&2; exit 2; fi
+elif [ -n "$FFHQ_DIR$MFN_DIR$CURATED_IN" ]; then
+  echo "run_all.sh: --ffhq/--maskedfacenet/--curated go with --study" >&2; exit 2
+fi
+OUT=results/$MODE        # results/demo or results/study
+PARAMS=params/$MODE      # the trial YAMLs of the sweep
+DATAROOT="$OUT/curated"  # what curation (step 2) writes and the trials read
+
+source lib/setup_env.sh
 mkdir -p "$OUT"
 t0=$(date +%s)
 step() { echo; echo "=== [$(( $(date +%s) - t0 ))s] $*"; }
@@ -15,6 +57,12 @@ step() { echo; echo "=== [$(( $(date +%s) - t0 ))s] $*"; }
 # --- 1. data: the embedded demo set (issue 3) -------------------------------------------------
 # --- 2. curation: notebook 01 (issue 3) --------------------------------------------------------
 # --- 3. sweep: notebook 02 once per params YAML (issue 4) ---------------------------------------
+step "3. sweep: notebook 02 per $PARAMS/*.yaml -> $OUT/sweep/<trial>/ (skips finished trials, resumes others)"
+SWEEP_RC=0
+# shellcheck disable=SC2086  # SWEEP_ARGS is a list of options
+maskcycle sweep "$PARAMS"/*.yaml --out "$OUT/sweep" --set "dataroot=$DATAROOT" ${SWEEP_ARGS:-} || SWEEP_RC=$?
+[ "$SWEEP_RC" -ne 125 ] || { echo "run_all.sh: the sweep could not start (see above)" >&2; exit 1; }
+[ "$SWEEP_RC" -eq 0 ] || echo "run_all.sh: $SWEEP_RC trial(s) failed; see run.json in their folders (continuing)" >&2
 # --- 4. evaluation: notebook 03 (issue 5) -------------------------------------------------------
 step "4. evaluation: notebook 03 -> $OUT/03_fid_evaluation.ipynb (FID/KID when the Inception weights are there, paired metrics, results table; reuses scored checkpoints)"
 papermill -k maskcycle --log-level WARNING notebooks/03_fid_evaluation.ipynb "$OUT/03_fid_evaluation.ipynb" \
@@ -30,5 +78,11 @@ papermill -k maskcycle --log-level WARNING notebooks/04_survey_analysis.ipynb "$
   -p survey_dir "$OUT/survey" -p responses_dir "$OUT/survey/responses_simulated" \
   -p summary_out "$OUT/survey/analysis_simulated.json"
 # --- 6. summary ---------------------------------------------------------------------------------
+step "6. summary: $OUT/sweep/summary.csv"
+python -c 'import sys, pandas as pd; from maskcycle.sweep import write_summary
+pd.set_option("display.width", 250); print(write_summary(sys.argv[1]).to_string(index=False))' "$OUT/sweep"
+echo; echo "rendered notebooks (open with: source lib/setup_env.sh && jupyter lab):"
+find "$OUT" -name '*.ipynb' -not -path '*/.ipynb_checkpoints/*' | sort | sed 's/^/  /'
+[ "$SWEEP_RC" -eq 0 ] || { echo "run_all.sh: $SWEEP_RC trial(s) failed" >&2; exit 1; }
 
 step "done in $(( $(date +%s) - t0 ))s; outputs under $OUT/"
