@@ -177,8 +177,8 @@ colors = {'real_A': 'tab:green', 'real_B': 'tab:olive', 'fake_AB': 'tab:red', 'f
 fig, ax = plt.subplots(figsize=(8, 3.5))
 x = np.arange(len(images))
 for cat, g in images.groupby('category'):
-    ax.errorbar(x[g.index], 100 * g.error_rate, yerr=[100 * (g.error_rate - g.wilson_lo), 100 * (g.wilson_hi - g.error_rate)],
-                fmt='o', capsize=2, color=colors.get(cat), label=cat)
+    err = [100 * (g.error_rate - g.wilson_lo), 100 * (g.wilson_hi - g.error_rate)]
+    ax.errorbar(x[g.index], 100 * g.error_rate, yerr=err, fmt='o', capsize=2, color=colors.get(cat), label=cat)
 ax.axhline(50, color='k', lw=0.8, ls=':'); ax.set_xticks([]); ax.set_xlabel('images, hardest first')
 ax.set_ylabel('% wrong'); ax.legend(fontsize=8)
 ax.set_title(('SIMULATED: ' if simulated else '') + 'per-image difficulty with Wilson 95 %')

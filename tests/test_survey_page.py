@@ -78,7 +78,7 @@ def test_page_holds_no_answer_key(tmp_path):
     assert {i["id"] for i in data["practice"]} == set(key["image_id"][key["role"] == "practice"])
     # every image re-encoded at one size: pixel size says nothing about the source
     sizes = set()
-    for item in data["main"] + data["attention"] + data["practice"]:
+    for item in data["main"] + data["practice"]:
         raw = base64.b64decode(item["src"].split(",", 1)[1])
         with Image.open(io.BytesIO(raw)) as im:
             sizes.add(im.size)

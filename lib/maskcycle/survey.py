@@ -109,7 +109,8 @@ def read_responses(folder: str | Path, key: pd.DataFrame | str | Path) -> Respon
     if not isinstance(key, pd.DataFrame):
         key = read_key(key)
     folder = Path(folder)
-    files = sorted(folder.rglob("*.csv")) if folder.is_dir() else []
+    # every CSV below the folder but a survey key (when answers are kept beside the key)
+    files = sorted(f for f in folder.rglob("*.csv") if f.name != KEY_NAME) if folder.is_dir() else []
     if not files:
         raise FileNotFoundError(f"{folder}: no response CSV files")
     rows = [r for f in files for r in _parse_file(f, set(key["image_id"]))]

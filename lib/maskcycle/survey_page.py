@@ -130,7 +130,9 @@ def attention_image(expected: str, size: int) -> np.ndarray:
 
 
 def _stimulus_pixels(s: Stimulus, size: int) -> np.ndarray:
-    return attention_image(s.expected_response, size) if s.role == "attention" else read_rgb(s.source_file, size)
+    if s.role == "attention":  # drawn large enough to read; its size may differ, it is no face anyway
+        return attention_image(s.expected_response, max(size, 256))
+    return read_rgb(s.source_file, size)
 
 
 def key_text(stimuli: list[Stimulus]) -> str:
