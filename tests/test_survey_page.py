@@ -189,3 +189,16 @@ def test_page_in_headless_chromium(tmp_path):
     scored = rows[2:]
     assert all(r["response"] == ("real" if (i + 2) % 2 else "fake") for i, r in enumerate(scored))
     assert os.path.getsize(saved) > 0
+
+
+def test_choose_trial_prefers_lowest_fid(tmp_path):
+    for name in ("a_trial", "b_trial", "c_noeval"):
+        (tmp_path / name).mkdir()
+    for name in ("a_trial", "b_trial"):
+        for d in ("fakes_AB", "fakes_BA"):
+            (tmp_path / name / "eval" / d).mkdir(parents=True)
+    assert survey.choose_trial(tmp_path) == "a_trial"  # no table: first by name
+    (tmp_path / "summary.csv").write_text("trial,FID_AB,FID_BA\na_trial,90,80\nb_trial,50,60\nc_noeval,1,1\n")
+    assert survey.choose_trial(tmp_path) == "b_trial"  # c_noeval has no fakes to show
+    with pytest.raises(FileNotFoundError, match="no trial folder"):
+        survey.choose_trial(tmp_path / "c_noeval")

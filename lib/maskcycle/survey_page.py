@@ -204,16 +204,17 @@ def build_survey(real_a: str | Path, real_b: str | Path, fakes_ab: str | Path, f
 
 
 def choose_trial(sweep_dir: str | Path) -> str:
-    """The sweep's trial to quiz on: the lowest FID_AB + FID_BA in summary.csv when it has those
-    columns, else the first trial (by name) whose eval/ holds both fakes folders."""
+    """The sweep's trial to quiz on: the lowest FID_AB + FID_BA in summary.csv (or results.csv) when
+    it has those columns, else the first trial (by name) whose eval/ holds both fakes folders."""
     sweep_dir = Path(sweep_dir)
     have = sorted(p.name for p in sweep_dir.iterdir()
                   if (p / "eval" / "fakes_AB").is_dir() and (p / "eval" / "fakes_BA").is_dir()) \
         if sweep_dir.is_dir() else []
     if not have:
         raise FileNotFoundError(f"{sweep_dir}: no trial folder with eval/fakes_AB and eval/fakes_BA")
-    summary = sweep_dir / "summary.csv"
-    if summary.is_file():
+    for summary in (sweep_dir / "summary.csv", sweep_dir / "results.csv"):
+        if not summary.is_file():
+            continue
         import pandas as pd
 
         df = pd.read_csv(summary)
