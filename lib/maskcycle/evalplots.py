@@ -84,6 +84,9 @@ def direction_bars(table: pd.DataFrame, save=None):
     """One bar chart per direction: FID per trial (best highlighted) with the study's published best
     and range drawn beside as labelled reference lines; a paired metric when FID is unavailable."""
     fig, axes = plt.subplots(1, 2, figsize=(max(8, 1.2 * len(table) + 4), 4), squeeze=False)
+    if table.empty:
+        axes[0][0].set_title("no trials in the sweep")
+        return fig
     for ax, d in zip(axes[0], DIRECTIONS):
         col = f"FID_{d}"
         fid_here = _has(table, col)

@@ -77,7 +77,9 @@ class TestSets:
 
 def _resolve_counterpart(value: str, root: Path) -> Path | None:
     path = Path(value)
-    candidates = [path] if path.is_absolute() else [root / path, root.parent / path, Path.cwd() / path]
+    # Curation writes paths relative to the project root (or absolute); try every folder above too.
+    candidates = [path] if path.is_absolute() else [root / path, *(a / path for a in root.resolve().parents),
+                                                    Path.cwd() / path]
     return next((p for p in candidates if p.is_file()), None)
 
 
@@ -85,7 +87,7 @@ def read_pairs(root: str | Path, names_A: list[str], names_B: list[str]) -> tupl
     """Rows of `<root>/pairs_test.csv` whose test file and counterpart exist: (rows, note).
     A malformed file or a row naming an unknown test file is an error naming the file and row;
     a counterpart path that is not there is an error too (relative paths are tried against the
-    curated folder, its parent and the working directory)."""
+    curated folder, every folder above it and the working directory)."""
     root = Path(root)
     path = root / "pairs_test.csv"
     if not path.is_file():
@@ -107,7 +109,7 @@ def read_pairs(root: str | Path, names_A: list[str], names_B: list[str]) -> tupl
         counterpart = _resolve_counterpart(row["counterpart_path"], root)
         if counterpart is None:
             raise FileNotFoundError(f"{path} line {line}: counterpart_path {row['counterpart_path']!r} not found "
-                                    f"(tried as absolute, under {root}, {root.parent} and the working directory)")
+                                    f"(tried under {root}, every folder above it and the working directory)")
         out.append({"domain": domain, "file": row["file"], "id": row["id"], "counterpart": counterpart})
     return out, (None if out else f"{path} lists no pairs")
 
