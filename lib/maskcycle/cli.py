@@ -15,6 +15,12 @@ def _train(args) -> int:
     from maskcycle.train import train
 
     cfg = TrialConfig.from_yaml(args.params, args.set)
+    if cfg.nproc * cfg.nnodes > 1:  # several processes: torchrun in a child process (DDP)
+        from maskcycle.distributed import launch, under_torchrun
+
+        if not under_torchrun():
+            print(launch(cfg, args.out, stop_after_epochs=args.stop_after_epochs))
+            return 0
     print(train(cfg, args.out, stop_after_epochs=args.stop_after_epochs))
     return 0
 
@@ -32,8 +38,9 @@ def _translate(args) -> int:
 
 
 def _sweep(args) -> int:
-    from maskcycle import sweep
+    from maskcycle import slurm, sweep
 
+    args.slurm = slurm.flag_options(args) + list(args.slurm)  # --slurm KEY=VALUE wins over named flags
     return sweep.main(args)
 
 
@@ -141,6 +148,9 @@ def build_parser() -> argparse.ArgumentParser:
     from maskcycle.sweep import add_arguments as _sweep_arguments  # argparse only, no heavy imports
 
     _sweep_arguments(p)
+    from maskcycle.slurm import add_arguments as _slurm_arguments  # --partition, --time, --slurm-config ...
+
+    _slurm_arguments(p)
     p.set_defaults(func=_sweep)
     p = sub.add_parser("evaluate", help="FID/KID, paired metrics and FID over training of a sweep's trials "
                                         "(or of a reference-implementation checkpoint folder)")

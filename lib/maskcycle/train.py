@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 from torchvision.utils import make_grid, save_image
 
-from maskcycle import runinfo
+from maskcycle import distributed, runinfo
 from maskcycle.config import ConfigError, TrialConfig, atomic_write_text
 from maskcycle.data.unpaired import UnpairedData, fixed_samples
 from maskcycle.models import checkpoints
@@ -50,10 +50,11 @@ class LossLog:
     """losses.csv, one row per iteration. Rows stay on the device until `flush`, so the hot loop
     never waits for the GPU; flush checks every value and raises on the first non-finite one."""
 
-    def __init__(self, path: Path, keep_until_images: int):
-        self.path = path
+    def __init__(self, path: Path | None, keep_until_images: int):
+        self.path = path  # None: check the losses but write nothing (DDP ranks other than 0)
         self.pending: list[tuple[int, int, int, float, torch.Tensor]] = []
-        self._truncate(keep_until_images)
+        if path is not None:
+            self._truncate(keep_until_images)
 
     def _truncate(self, images: int) -> None:
         # Rows written after the checkpoint we resume from belong to iterations that will rerun.
@@ -84,6 +85,9 @@ class LossLog:
                 f"loss {LOSS_NAMES[col]!r} is {values[row, col].item()} at iteration {images} "
                 f"(epoch {epoch}, batch {batch}); the trial stopped, the last good checkpoint is kept"
             )
+        if self.path is None:
+            self.pending.clear()
+            return
         with self.path.open("a") as f:
             for (epoch, batch, images, lr, _), v in zip(self.pending, values.tolist()):
                 f.write(f"{epoch},{batch},{images},{lr:.8g}," + ",".join(f"{x:.6g}" for x in v) + "\n")
@@ -123,24 +127,44 @@ def train(cfg: TrialConfig, out_dir: str | Path, stop_after_epochs: int | None =
     `stop_after_epochs` ends this call after that many epochs (the run stays resumable).
     run.json records the environment and the outcome (finished / stopped / failed + error)."""
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    runinfo.start_run(out, cfg.device)
+    # Under torchrun (cfg.nproc * cfg.nnodes > 1) this joins the process group; rank 0 records.
+    r, device = distributed.setup(cfg, resolve_device(cfg.device))
     try:
-        done = _train(cfg, out, stop_after_epochs, progress)
-    except BaseException as exc:
-        runinfo.update_run_json(out, end=runinfo.now(), status="failed", error=f"{type(exc).__name__}: {exc}")
-        raise
-    runinfo.update_run_json(out, end=runinfo.now(), status="finished" if done else "stopped")
+        if r.is_main:
+            out.mkdir(parents=True, exist_ok=True)
+            runinfo.start_run(out, cfg.device)
+            if r.active:
+                runinfo.update_run_json(out, distributed={"world_size": r.world_size, "nproc": cfg.nproc,
+                                                          "nnodes": cfg.nnodes, "backend": dist_backend()})
+        try:
+            done = _train(cfg, out, stop_after_epochs, progress, r, device)
+        except BaseException as exc:
+            if r.is_main:
+                runinfo.update_run_json(out, end=runinfo.now(), status="failed", error=f"{type(exc).__name__}: {exc}")
+            raise
+        if r.is_main:
+            runinfo.update_run_json(out, end=runinfo.now(), status="finished" if done else "stopped")
+    finally:
+        distributed.teardown(r)
     return out
 
 
-def _train(cfg: TrialConfig, out: Path, stop_after_epochs: int | None, progress: bool) -> bool:
+def dist_backend() -> str:
+    import torch.distributed as dist
+
+    return dist.get_backend() if dist.is_initialized() else "none"
+
+
+def _train(cfg: TrialConfig, out: Path, stop_after_epochs: int | None, progress: bool,
+           r: distributed.Rank = distributed.SINGLE, device: torch.device | None = None) -> bool:
     import tqdm
 
-    device = resolve_device(cfg.device)
-    data = UnpairedData(cfg.dataroot, cfg)
-    samples = fixed_samples(cfg.dataroot, cfg, cfg.n_samples)
+    device = device or resolve_device(cfg.device)
+    with distributed.main_first(r):  # rank 0 builds the image cache, the others then read it
+        data = distributed.shard_data(UnpairedData(cfg.dataroot, cfg), cfg, r)
+        samples = fixed_samples(cfg.dataroot, cfg, cfg.n_samples)
     m = build_cyclegan(cfg, device)
+    step_m = distributed.wrap(m, r, device)  # m itself for one process; m keeps the bare networks
     latest = out / "checkpoints" / "latest.pt"
 
     start_epoch, start_batch, images, loss_G_sum, loss_G_n, last_loss_G, wall = 1, 0, 0, 0.0, 0, None, 0.0
@@ -148,18 +172,23 @@ def _train(cfg: TrialConfig, out: Path, stop_after_epochs: int | None, progress:
         state = checkpoints.load(latest)
         _check_resumable(state["config"], cfg, latest)
         m.load_state_dict(state["model"])
+        distributed.restore_rank_state(m, state, r, latest)
         start_epoch, start_batch, images = state["epoch"], state["batch"], state["images"]
         loss_G_sum, loss_G_n, last_loss_G = state["loss_G_sum"], state["loss_G_n"], state["last_loss_G"]
         wall = state["wall_s"]
-    cfg.to_yaml(out / "config.yaml")
-    log = LossLog(out / "losses.csv", images)
+    if r.is_main:
+        cfg.to_yaml(out / "config.yaml")
+    log = LossLog(out / "losses.csv" if r.is_main else None, images)
 
     def save_state(epoch: int, batch: int) -> None:
         log.flush()  # raises on a bad loss before a bad state can be saved
+        extra = distributed.checkpoint_extra(m, r)  # every rank's pools and RNG (a collective)
+        if not r.is_main:
+            return
         checkpoints.atomic_save({
             "format": checkpoints.STATE_FORMAT, "config": cfg.to_dict(), "model": m.state_dict(),
             "epoch": epoch, "batch": batch, "images": images, "loss_G_sum": loss_G_sum,
-            "loss_G_n": loss_G_n, "last_loss_G": last_loss_G, "wall_s": wall + time.perf_counter() - t0,
+            "loss_G_n": loss_G_n, "last_loss_G": last_loss_G, "wall_s": wall + time.perf_counter() - t0, **extra,
         }, latest)
 
     t0 = time.perf_counter()
@@ -175,13 +204,13 @@ def _train(cfg: TrialConfig, out: Path, stop_after_epochs: int | None, progress:
         lr = m.opt_G.param_groups[0]["lr"]
         epoch_t0, epoch_images = time.perf_counter(), 0
         bar = tqdm.tqdm(range(start_batch, n_batches), desc=f"{cfg.name} epoch {epoch}/{cfg.total_epochs}",
-                        disable=not progress, leave=False, mininterval=1.0)
+                        disable=not (progress and r.is_main), leave=False, mininterval=1.0)
         loss_G_acc = torch.zeros((), device=device)
         for b in bar:
             real_A, real_B = data.batch(plan, b, device)
-            losses = train_step(m, real_A, real_B)
-            images += len(real_A)
-            epoch_images += len(real_A)
+            losses = distributed.mean_losses(train_step(step_m, real_A, real_B), r)
+            images += len(real_A) * r.world_size  # global images, as one process counts them
+            epoch_images += len(real_A) * r.world_size
             loss_G_acc += losses["G_AB"] + losses["G_BA"] + losses["cycle_A"] + losses["cycle_B"] + losses["idt_AB"] + losses["idt_BA"]
             loss_G_n += 1
             log.add(epoch, b, images, lr, losses)
@@ -202,15 +231,17 @@ def _train(cfg: TrialConfig, out: Path, stop_after_epochs: int | None, progress:
         if cfg.lr_step_at == "end":
             for sched in (m.sched_G, m.sched_D):
                 step_scheduler(sched, cfg, last_loss_G)
-        _save_samples(m, samples, out / "samples" / f"epoch_{epoch:03d}.png")
-        if epoch % cfg.save_epoch_freq == 0 or epoch == cfg.total_epochs:
+        if r.is_main:
+            _save_samples(m, samples, out / "samples" / f"epoch_{epoch:03d}.png")
+        if r.is_main and (epoch % cfg.save_epoch_freq == 0 or epoch == cfg.total_epochs):
             checkpoints.save_generators(out / "checkpoints" / f"epoch_{epoch:03d}.pt", cfg, m.G_AB, m.G_BA, epoch)
         save_state(epoch + 1, 0)
         while next_latest <= images:
             next_latest += cfg.save_latest_freq
         epochs_run += 1
-        _write_metrics(out, cfg, epoch, images, wall + time.perf_counter() - t0, last_loss_G,
-                       epoch_images / max(time.perf_counter() - epoch_t0, 1e-9))
+        if r.is_main:
+            _write_metrics(out, cfg, epoch, images, wall + time.perf_counter() - t0, last_loss_G,
+                           epoch_images / max(time.perf_counter() - epoch_t0, 1e-9))
         completed = epoch
     return completed >= cfg.total_epochs
 

@@ -1,0 +1,361 @@
+"""One trial on several processes: torchrun starts them, DistributedDataParallel keeps them in step.
+
+    torchrun --standalone --nproc-per-node 4 -m maskcycle.train --config trial.yaml --out DIR
+    maskcycle.distributed.launch(cfg, DIR)        # the same, from Python or a notebook
+
+`batch_size` is the *global* batch: with `nproc` processes on `nnodes` nodes every rank trains on
+batch_size / (nproc * nnodes) images per step, and DDP averages the gradients over ranks. The losses
+are per-element means, so with instance norm (each image normalised on its own) and no image pool
+a step on N ranks equals a one-process step on the same global batch (tests/test_ddp.py checks it).
+
+Data: the epoch plan (maskcycle.data.unpaired) is a pure function of (seed, epoch), the role
+DistributedSampler + set_epoch plays for a DataLoader; every rank draws the same plan and rank r
+takes items r::world of each global batch, as DistributedSampler deals indices. The last global
+batch of an epoch is cut to a multiple of the world size (at most world-1 images of that epoch are
+left out; none for the study's 5124 images, batch 16, 4 GPUs).
+
+What is per rank: the image pools (each rank keeps its own history of its own fakes, pool_size
+images each, seeded from the trial seed and the rank; rank 0 uses the single-process seeds) and
+the gradient-penalty RNG. Checkpoints hold every rank's pools and RNG, so each rank resumes
+exactly; the networks are saved unwrapped (no "module." prefix) and load in a single process.
+Rank 0 alone writes config, run.json, losses.csv, samples, metrics and checkpoints; the losses it
+logs are averaged over ranks, i.e. the global-batch losses.
+
+`norm: batch` uses SyncBatchNorm, which PyTorch implements for CUDA only: on CPU (gloo) several
+processes with batch norm are refused rather than silently using per-rank statistics.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import dataclasses
+import hashlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+
+from maskcycle.config import ConfigError, TrialConfig
+from maskcycle.data.unpaired import EpochPlan
+
+NETWORKS = ("G_AB", "G_BA", "D_A", "D_B")
+
+
+class LaunchError(RuntimeError):
+    """torchrun (or one of its workers) failed; the message ends with the tail of the output."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Rank:
+    """Where this process sits in the job (a single process is rank 0 of 1)."""
+
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def active(self) -> bool:
+        return self.world_size > 1
+
+
+SINGLE = Rank()
+
+
+def world_size(cfg: TrialConfig) -> int:
+    return cfg.nproc * cfg.nnodes
+
+
+def under_torchrun() -> bool:
+    """True in a process started by torchrun (it sets WORLD_SIZE, RANK, LOCAL_RANK)."""
+    return "WORLD_SIZE" in os.environ and "RANK" in os.environ
+
+
+def env_rank() -> Rank:
+    """This process's rank from torchrun's environment variables (single process without them)."""
+    if not under_torchrun():
+        return SINGLE
+    try:
+        return Rank(int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"]), int(os.environ.get("LOCAL_RANK", 0)))
+    except ValueError as exc:
+        raise ConfigError(f"torchrun environment: bad RANK/WORLD_SIZE/LOCAL_RANK ({exc})") from None
+
+
+def check_supported(cfg: TrialConfig, device: torch.device) -> None:
+    """Settings that several processes cannot run, refused before any work starts."""
+    if world_size(cfg) > 1 and cfg.norm == "batch" and device.type != "cuda":
+        raise ConfigError(
+            f"key 'norm': value 'batch' with nproc*nnodes = {world_size(cfg)} needs SyncBatchNorm, which "
+            "PyTorch supports on CUDA only; use norm 'instance', one process, or GPUs"
+        )
+
+
+def setup(cfg: TrialConfig, device: torch.device) -> tuple[Rank, torch.device]:
+    """Join the process group when started by torchrun with cfg.nproc * cfg.nnodes processes.
+
+    Returns this rank and its device (cuda:LOCAL_RANK on GPUs). A single process returns SINGLE
+    and `device` unchanged; a world size that differs from the config is an error."""
+    r = env_rank()
+    expected = world_size(cfg)
+    if r.world_size != expected:
+        how = ("torchrun started " + str(r.world_size)) if under_torchrun() else "no torchrun (1 process)"
+        raise ConfigError(
+            f"key 'nproc': nproc * nnodes = {cfg.nproc} * {cfg.nnodes} = {expected} processes, but {how}; "
+            "start several processes with maskcycle.distributed.launch(cfg, out_dir) or "
+            f"`torchrun --standalone --nproc-per-node {cfg.nproc} -m maskcycle.train --config ... --out ...`"
+        )
+    if not r.active:
+        return r, device
+    if device.type == "cuda":
+        device = torch.device("cuda", r.local_rank)
+        torch.cuda.set_device(device)
+    check_supported(cfg, device)
+    if not dist.is_initialized():
+        backend = "nccl" if device.type == "cuda" else "gloo"
+        dist.init_process_group(backend, device_id=device if device.type == "cuda" else None)
+    # Anything drawn from the global RNG (dropout) differs per rank, as it would per GPU.
+    torch.manual_seed(rank_seed(cfg.seed, r.rank, 0))
+    return r, device
+
+
+def teardown(r: Rank) -> None:
+    if r.active and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def barrier(r: Rank) -> None:
+    if r.active:
+        dist.barrier()
+
+
+@contextlib.contextmanager
+def main_first(r: Rank):
+    """Rank 0 runs the block first (e.g. builds the image cache), the others after it."""
+    if not r.is_main:
+        barrier(r)
+    yield
+    if r.is_main:
+        barrier(r)
+
+
+def rank_seed(seed: int, rank: int, stream: int) -> int:
+    """Seed of random stream `stream` on `rank`: rank 0 keeps the single-process seed (seed +
+    stream), other ranks get distinct seeds derived from (seed, rank, stream)."""
+    if rank == 0:
+        return seed + stream
+    digest = hashlib.sha256(f"maskcycle:{seed}:{rank}:{stream}".encode()).digest()
+    return int.from_bytes(digest[:8], "little") & (2**63 - 1)
+
+
+# --- data ----------------------------------------------------------------------------------
+def local_batch_size(batch_size: int, world: int) -> int:
+    if batch_size % world:
+        raise ConfigError(f"key 'batch_size': value {batch_size} is the global batch and must be divisible "
+                          f"by nproc * nnodes = {world}")
+    return batch_size // world
+
+
+def n_global_batches(n_items: int, batch_size: int, world: int) -> int:
+    """Steps per epoch: full global batches, plus the last one if it still has one item per rank."""
+    full, rest = divmod(n_items, batch_size)
+    return full + (1 if rest >= world else 0)
+
+
+def rank_items(n_items: int, batch_size: int, b: int, r: Rank) -> torch.Tensor:
+    """Positions in the epoch plan that rank r trains on in global batch b: items r::world of it
+    (the last batch cut to a multiple of the world size)."""
+    start = b * batch_size
+    stop = min(start + batch_size, n_items)
+    stop -= (stop - start) % r.world_size
+    if stop <= start:
+        raise IndexError(f"global batch {b} is past the end of an epoch of {n_items} items")
+    return torch.arange(start + r.rank, stop, r.world_size)
+
+
+def select(plan: EpochPlan, positions: torch.Tensor) -> EpochPlan:
+    return EpochPlan(**{f.name: getattr(plan, f.name)[positions] for f in dataclasses.fields(plan)})
+
+
+class ShardedData:
+    """An UnpairedData seen by one rank: same epoch plans, batch b = this rank's share of global
+    batch b. Only the public plan/batch interface of UnpairedData is used."""
+
+    def __init__(self, data, batch_size: int, r: Rank):
+        local_batch_size(batch_size, r.world_size)
+        self.data, self.batch_size, self.r = data, batch_size, r
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def n_batches(self) -> int:
+        return n_global_batches(len(self.data), self.batch_size, self.r.world_size)
+
+    def plan(self, epoch: int) -> EpochPlan:
+        return self.data.plan(epoch)
+
+    def batch(self, plan: EpochPlan, b: int, device: torch.device | str = "cpu"):
+        part = select(plan, rank_items(len(plan), self.batch_size, b, self.r))
+        return self.data.batch(part, 0, device)  # the share is at most one data batch long
+
+
+def shard_data(data, cfg: TrialConfig, r: Rank):
+    """`data` itself for one process, else this rank's ShardedData view of it."""
+    return ShardedData(data, cfg.batch_size, r) if r.active else data
+
+
+# --- model ---------------------------------------------------------------------------------
+def wrap(m, r: Rank, device: torch.device):
+    """A CycleGAN sharing m's optimisers, schedulers and pools whose four networks run through
+    DistributedDataParallel (after SyncBatchNorm conversion for norm batch). Step with the
+    returned object; save, sample and checkpoint with `m` (bare networks, no "module." prefix).
+    Reseeds m's per-rank random streams (pools, gradient penalty) for this rank."""
+    if not r.active:
+        return m
+    if r.rank:
+        m.pool_A.rng.manual_seed(rank_seed(m.cfg.seed, r.rank, 1))
+        m.pool_B.rng.manual_seed(rank_seed(m.cfg.seed, r.rank, 2))
+        m.gp_rng.manual_seed(rank_seed(m.cfg.seed, r.rank, 3))
+    kwargs = {"device_ids": [device.index]} if device.type == "cuda" else {}
+    wrapped = {}
+    for name in NETWORKS:
+        net: nn.Module = getattr(m, name)
+        if m.cfg.norm == "batch":
+            # in place for our networks (their top module is not a norm layer); the same
+            # Parameter objects stay in the optimisers
+            net = nn.SyncBatchNorm.convert_sync_batchnorm(net)
+            setattr(m, name, net)
+        wrapped[name] = DistributedDataParallel(net, **kwargs)
+    return dataclasses.replace(m, **wrapped)
+
+
+def mean_losses(losses: dict[str, torch.Tensor], r: Rank) -> dict[str, torch.Tensor]:
+    """The per-rank losses averaged over ranks (= the losses of the global batch); one all-reduce
+    of a small vector, no host sync. Every rank gets the same numbers, so schedulers fed with a
+    loss (plateau on loss_G) stay equal across ranks."""
+    if not r.active:
+        return losses
+    names = list(losses)
+    v = torch.stack([losses[k] for k in names])
+    dist.all_reduce(v)  # SUM: gloo has no AVG
+    v = v / r.world_size
+    return {k: v[i] for i, k in enumerate(names)}
+
+
+def rank_state(m) -> dict:
+    """This rank's own random state: image pools and gradient-penalty RNG."""
+    return {"pool_A": m.pool_A.state_dict(), "pool_B": m.pool_B.state_dict(), "gp_rng": m.gp_rng.get_state()}
+
+
+def checkpoint_extra(m, r: Rank) -> dict:
+    """Entries a multi-process checkpoint adds: every rank's own state, gathered on rank 0 (a
+    collective: every rank calls it at the same step). Empty for one process."""
+    if not r.active:
+        return {}
+    gathered = [None] * r.world_size if r.is_main else None
+    dist.gather_object(rank_state(m), gathered, dst=0)
+    return {"world_size": r.world_size, "rank_states": gathered}
+
+
+def restore_rank_state(m, state: dict, r: Rank, path) -> None:
+    """After m.load_state_dict(state["model"]) (rank 0's pools): put this rank's own pools and RNG
+    back. A checkpoint from another world size is refused (the config check catches it first)."""
+    if not r.active:
+        return
+    saved = state.get("world_size", 1)
+    if saved != r.world_size or "rank_states" not in state:
+        raise ConfigError(f"{path}: saved by {saved} process(es), cannot resume exactly on {r.world_size}")
+    own = state["rank_states"][r.rank]
+    device = next(m.G_AB.parameters()).device
+    m.pool_A.load_state_dict(own["pool_A"], device)
+    m.pool_B.load_state_dict(own["pool_B"], device)
+    m.gp_rng.set_state(own["gp_rng"])
+
+
+# --- launching -----------------------------------------------------------------------------
+def torchrun_command(cfg: TrialConfig, config_path: str | Path, out_dir: str | Path,
+                     stop_after_epochs: int | None = None) -> list[str]:
+    """`python -m torch.distributed.run` (= torchrun, from this interpreter) for one node."""
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nnodes", "1",
+           "--nproc-per-node", str(cfg.nproc), "-m", "maskcycle.train",
+           "--config", str(config_path), "--out", str(out_dir)]
+    if stop_after_epochs is not None:
+        cmd += ["--stop-after-epochs", str(stop_after_epochs)]
+    return cmd
+
+
+def launch(cfg: TrialConfig, out_dir: str | Path, stop_after_epochs: int | None = None,
+           echo=None, progress_every_s: float = 30.0, tail_lines: int = 60) -> Path:
+    """Train `cfg` in `out_dir` with cfg.nproc processes on this machine via torchrun, as a child
+    process; stream its output to `echo` (default: print to stdout), return the trial folder.
+
+    Writes the resolved config beside the trial (a temp file; the trainer writes config.yaml
+    itself). Progress-bar refreshes are passed on at most every `progress_every_s` seconds so a
+    notebook's output stays short. Raises LaunchError with the last lines of output on failure.
+    Multi-node trials (nnodes > 1) start torchrun on every node instead (README, SLURM)."""
+    if cfg.nnodes != 1:
+        raise ConfigError(f"key 'nnodes': value {cfg.nnodes}: launch() starts one node; run torchrun on every "
+                          "node (see README, 'Several GPUs (DDP)')")
+    local_batch_size(cfg.batch_size, world_size(cfg))
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    config_path = out / ".launch_config.yaml"
+    cfg.to_yaml(config_path)
+    echo = echo or (lambda line: print(line, flush=True))
+    cmd = torchrun_command(cfg, config_path, out, stop_after_epochs)
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    tail: collections.deque[str] = collections.deque(maxlen=tail_lines)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env,
+                            start_new_session=True)
+    last_bar = -float("inf")
+    try:
+        for line, is_bar in _segments(proc.stdout):
+            tail.append(line)
+            if not is_bar:
+                echo(line)
+            elif time.monotonic() - last_bar >= progress_every_s:
+                echo(line)
+                last_bar = time.monotonic()
+        rc = proc.wait()
+    except BaseException:
+        # interrupted (e.g. a notebook's stop button): end torchrun, which ends its workers
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=30)
+        raise
+    finally:
+        config_path.unlink(missing_ok=True)
+    if rc:
+        raise LaunchError(f"torchrun with {cfg.nproc} processes for {out} exited with status {rc}; "
+                          f"last lines of its output:\n" + "\n".join(tail))
+    return out
+
+
+def _segments(stream):
+    """(text, is_progress_bar) pieces of a byte stream: '\\n'-ended lines, and '\\r'-ended bar refreshes."""
+    buf = b""
+    while chunk := stream.read1(65536) if hasattr(stream, "read1") else stream.read(65536):
+        buf += chunk
+        while True:
+            cut = [i for i in (buf.find(b"\n"), buf.find(b"\r")) if i >= 0]
+            if not cut:
+                break
+            i = min(cut)
+            text = buf[:i].decode(errors="replace").rstrip()
+            is_bar = buf[i:i + 1] == b"\r"
+            buf = buf[i + 1:]
+            if text.strip():
+                yield text, is_bar
+    if buf.strip():
+        yield buf.decode(errors="replace").rstrip(), False

@@ -1,0 +1,234 @@
+"""Sweeps on a SLURM cluster through submitit: one SLURM job (an array task) per trial.
+
+    maskcycle sweep params/study/*.yaml --out results/study/sweep --executor slurm \\
+        --partition gpu --time 24:00:00 --gpus-per-trial 4 --array-parallelism 8
+    maskcycle sweep ... --executor slurm --slurm-config cluster.yaml      # the same from a YAML
+
+Each job runs `maskcycle.sweep.run_trial(params_file, trial_dir, overrides)`, the very call the
+local executor makes (papermill renders notebooks/02_training.ipynb into the trial folder), so
+failures are recorded the same way (run.json, summary.csv) and a rerun of the sweep skips finished
+trials and resumes the others from their checkpoints. When SLURM preempts a job or its time runs
+out, submitit requeues it (up to `max_requeue` times) and the trainer resumes from
+`checkpoints/latest.pt`. submitit's logs go to `<sweep>/slurm/<job id>_*` (`folder` option).
+
+Options (flags, `--slurm KEY=VALUE`, or a YAML mapping given as `config`): partition, time
+('HH:MM:SS', 'D-HH:MM:SS' or minutes as `timeout_min`), gpus_per_trial, cpus_per_trial, mem_gb,
+array_parallelism, account, qos, constraint, job_name, folder, max_requeue, setup (shell lines run
+before the job, e.g. `module load cuda`), additional (extra sbatch options as a mapping), cluster
+(`slurm`; `local` runs the jobs as local processes through submitit, as the tests do).
+A trial with `nproc: N` needs gpus_per_trial >= N on GPUs: its notebook starts torchrun inside
+the job (one node; multi-node trials are started by hand, README).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import yaml
+
+from maskcycle import runinfo
+from maskcycle.config import ConfigError, TrialConfig, parse_overrides
+
+DEFAULTS: dict = {
+    "cluster": "slurm", "partition": None, "time": None, "timeout_min": 24 * 60, "gpus_per_trial": 1,
+    "cpus_per_trial": 8, "mem_gb": None, "array_parallelism": 16, "account": None, "qos": None,
+    "constraint": None, "job_name": "maskcycle", "folder": None, "max_requeue": 3, "setup": [],
+    "additional": {},
+}
+_TYPES: dict = {
+    "cluster": str, "partition": str, "time": str, "timeout_min": int, "gpus_per_trial": int,
+    "cpus_per_trial": int, "mem_gb": (int, float), "array_parallelism": int, "account": str, "qos": str,
+    "constraint": str, "job_name": str, "folder": str, "max_requeue": int, "setup": list, "additional": dict,
+}
+CLUSTERS = ("slurm", "local", "debug")
+
+
+class SlurmError(RuntimeError):
+    """The jobs cannot be submitted (no SLURM here, a bad option value)."""
+
+
+# --- options -------------------------------------------------------------------------------
+def parse_time(text: str) -> int:
+    """SLURM's time formats -> minutes (rounded up): MM, MM:SS, HH:MM:SS, D-HH, D-HH:MM, D-HH:MM:SS."""
+    m = re.fullmatch(r"(?:(\d+)-)?(\d+)(?::(\d+))?(?::(\d+))?", text.strip())
+    if not m:
+        raise ConfigError(f"slurm option 'time': {text!r} is not a SLURM time (e.g. '24:00:00' or '1-12:00:00')")
+    days, a, b, c = (int(x) if x else None for x in m.groups())
+    if days is not None:  # D-HH[:MM[:SS]]
+        seconds = days * 86400 + a * 3600 + (b or 0) * 60 + (c or 0)
+    elif c is not None:  # HH:MM:SS
+        seconds = a * 3600 + b * 60 + c
+    elif b is not None:  # MM:SS
+        seconds = a * 60 + b
+    else:  # MM
+        seconds = a * 60
+    return max(1, -(-seconds // 60))
+
+
+def resolve_options(options: dict | None) -> dict:
+    """Defaults < the YAML named by `config` < the other given options; every key and type checked."""
+    options = dict(options or {})
+    values = dict(DEFAULTS)
+    source = "slurm options"
+    if options.get("config"):
+        path = Path(options.pop("config"))
+        try:
+            loaded = yaml.safe_load(path.read_text()) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            raise ConfigError(f"{path}: cannot read SLURM options ({exc})") from None
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"{path}: expected a mapping of SLURM options")
+        _check(loaded, str(path))
+        values.update(loaded)
+    options.pop("config", None)
+    _check(options, source)
+    values.update(options)
+    if values["time"] is not None:
+        values["timeout_min"] = parse_time(values["time"])
+    if values["cluster"] not in CLUSTERS:
+        raise ConfigError(f"slurm option 'cluster': {values['cluster']!r} is not one of {', '.join(CLUSTERS)}")
+    for key in ("timeout_min", "array_parallelism", "cpus_per_trial"):
+        if values[key] < 1:
+            raise ConfigError(f"slurm option {key!r}: {values[key]!r} must be >= 1")
+    for key in ("gpus_per_trial", "max_requeue"):
+        if values[key] < 0:
+            raise ConfigError(f"slurm option {key!r}: {values[key]!r} must be >= 0")
+    return values
+
+
+def _check(values: dict, source: str) -> None:
+    for key, value in values.items():
+        if key not in _TYPES:
+            raise ConfigError(f"{source}: unknown SLURM option {key!r} (known: {', '.join(sorted(_TYPES))}, config)")
+        if value is None:
+            continue
+        if key == "time" and not isinstance(value, str):
+            # YAML reads 04:00:00 as the number 14400; minutes and SLURM strings must not be confused
+            raise ConfigError(f"{source}: SLURM option 'time': give a quoted string like '04:00:00' "
+                              f"(or minutes as timeout_min), got {value!r}")
+        want = _TYPES[key]
+        if not isinstance(value, want) or (isinstance(value, bool) and want is not bool):
+            raise ConfigError(f"{source}: SLURM option {key!r}: {value!r} has type {type(value).__name__}")
+
+
+# --- CLI flags (added to `maskcycle sweep` by maskcycle.cli) ---------------------------------
+_FLAGS = (("--slurm-config", "config", str, "YAML mapping of SLURM options"),
+          ("--partition", "partition", str, "SLURM partition"),
+          ("--time", "time", str, "time limit per trial job, e.g. 24:00:00 or 2-00:00:00"),
+          ("--gpus-per-trial", "gpus_per_trial", int, "GPUs per trial job (>= the trial's nproc)"),
+          ("--cpus-per-trial", "cpus_per_trial", int, "CPU cores per trial job"),
+          ("--mem-gb", "mem_gb", float, "memory per trial job"),
+          ("--array-parallelism", "array_parallelism", int, "trial jobs running at once"),
+          ("--slurm-folder", "folder", str, "submitit logs (default <sweep>/slurm)"))
+
+
+def add_arguments(p) -> None:
+    """The named SLURM flags of `maskcycle sweep` (used with --executor slurm)."""
+    group = p.add_argument_group("SLURM (with --executor slurm; --slurm KEY=VALUE wins over these)")
+    for flag, key, kind, help_text in _FLAGS:
+        group.add_argument(flag, dest=f"slurm_{key}", type=kind, default=None, help=help_text)
+
+
+def flag_options(args) -> list[str]:
+    """The named flags given on the command line as KEY=VALUE strings. Values are JSON (valid
+    YAML), so a time like 04:00:00 stays a string through parse_overrides."""
+    values = ((key, getattr(args, f"slurm_{key}", None)) for _, key, _, _ in _FLAGS)
+    return [f"{key}={json.dumps(value)}" for key, value in values if value is not None]
+
+
+# --- running ---------------------------------------------------------------------------------
+class TrialJob:
+    """The callable each SLURM job runs. Its `checkpoint` makes submitit requeue it on preemption
+    or time-out; the rerun resumes the trial from its checkpoint."""
+
+    def __init__(self, run: Callable | None = None):
+        self.run = run
+
+    def __call__(self, params_file, trial_dir, overrides=()):
+        if self.run is not None:
+            return self.run(params_file, trial_dir, overrides)
+        from maskcycle.sweep import run_trial
+
+        return run_trial(params_file, trial_dir, overrides)
+
+    def checkpoint(self, *args, **kwargs):
+        import submitit
+
+        return submitit.helpers.DelayedSubmission(self, *args, **kwargs)
+
+
+def _check_gpus(jobs: Sequence, opts: dict) -> None:
+    if opts["gpus_per_trial"] == 0:
+        return  # CPU jobs: nproc processes share the job's cores (gloo)
+    for params_file, _, overrides in jobs:
+        cfg = TrialConfig.from_yaml(params_file, parse_overrides(list(overrides)))
+        if cfg.nnodes > 1:
+            raise ConfigError(f"{params_file}: nnodes {cfg.nnodes}: a sweep job is one node; start multi-node "
+                              "trials with sbatch + torchrun (README, 'Several GPUs (DDP)')")
+        if cfg.nproc > opts["gpus_per_trial"]:
+            raise ConfigError(f"{params_file}: nproc {cfg.nproc} needs gpus_per_trial >= {cfg.nproc} "
+                              f"(got {opts['gpus_per_trial']})")
+
+
+def make_executor(opts: dict, folder: Path):
+    """A submitit executor for the options (SLURM, or `local` processes)."""
+    import submitit
+
+    try:
+        ex = submitit.AutoExecutor(folder=folder / "%j", cluster=opts["cluster"],
+                                   slurm_max_num_timeout=opts["max_requeue"])
+    except (RuntimeError, ValueError) as exc:
+        raise SlurmError(f"cannot use the {opts['cluster']!r} submitit executor here ({exc}); "
+                         "is `sbatch` on PATH? Use --executor local otherwise") from None
+    params = dict(name=opts["job_name"], timeout_min=opts["timeout_min"], nodes=1, tasks_per_node=1,
+                  gpus_per_node=opts["gpus_per_trial"], cpus_per_task=opts["cpus_per_trial"],
+                  slurm_array_parallelism=opts["array_parallelism"], slurm_setup=list(opts["setup"]),
+                  slurm_additional_parameters=dict(opts["additional"]))
+    if opts["mem_gb"] is not None:
+        params["mem_gb"] = opts["mem_gb"]
+    for key in ("partition", "account", "qos", "constraint"):
+        if opts[key] is not None:
+            params[f"slurm_{key}"] = opts[key]
+    ex.update_parameters(**params)
+    return ex
+
+
+def run_trials_slurm(jobs: Sequence, slurm_options: dict | None = None, run: Callable | None = None) -> list[dict]:
+    """Submit one job per (params_file, trial_dir, overrides) as one SLURM array, wait for all,
+    and return each job's record (run_trial's dict, plus `slurm_job_id` and `slurm_log`).
+
+    `run` replaces maskcycle.sweep.run_trial (tests pass a stand-in; it must be picklable). A job
+    that dies without a record (cancelled, out of requeues, node failure) becomes a 'failed'
+    record, also written to its trial's run.json, and the others go on."""
+    jobs = [(str(p), str(d), tuple(o)) for p, d, o in jobs]
+    if not jobs:
+        return []
+    opts = resolve_options(slurm_options)
+    if run is None:
+        _check_gpus(jobs, opts)
+    folder = Path(opts["folder"]) if opts["folder"] else Path(os.path.commonpath([Path(d).resolve().parent
+                                                                                  for _, d, _ in jobs])) / "slurm"
+    ex = make_executor(opts, folder)
+    job_fn = TrialJob(run)
+    with ex.batch():  # one sbatch --array for the whole sweep, array_parallelism at a time
+        submitted = [ex.submit(job_fn, *job) for job in jobs]
+    for job, (_, trial_dir, _) in zip(submitted, jobs):
+        print(f"[slurm] {Path(trial_dir).name}: job {job.job_id}, log {job.paths.stdout}", flush=True)
+    return [_collect(job, trial_dir) for job, (_, trial_dir, _) in zip(submitted, jobs)]
+
+
+def _collect(job, trial_dir: str) -> dict:
+    slurm = {"slurm_job_id": str(job.job_id), "slurm_log": str(job.paths.stdout)}
+    try:
+        record = dict(job.result())
+    except Exception as exc:  # submitit raises FailedJobError / UncompletedJobError with the job's log tail
+        error = f"SLURM job {job.job_id} ended without a result: {type(exc).__name__}: {str(exc)[-2000:]}"
+        Path(trial_dir).mkdir(parents=True, exist_ok=True)
+        runinfo.update_run_json(trial_dir, status="failed", error=error, **slurm)
+        return {"trial": Path(trial_dir).name, "status": "failed", "papermill": None, "error": error, **slurm}
+    runinfo.update_run_json(trial_dir, **slurm)
+    return {**record, **slurm}
