@@ -55,7 +55,13 @@ t0=$(date +%s)
 step() { echo; echo "=== [$(( $(date +%s) - t0 ))s] $*"; }
 
 # --- 1. data: the embedded demo set (issue 3) -------------------------------------------------
+step "1. demo data: $OUT/raw (600 face ids, 128 px; kept when already complete)"
+maskcycle demo-data --out "$OUT/raw" --n-ids 600 --size 128 --seed 0
 # --- 2. curation: notebook 01 (issue 3) --------------------------------------------------------
+step "2. curation: notebook 01 -> $OUT/curated (n_train 200, n_test 50, load_size 72; resumes)"
+papermill -k maskcycle --log-level WARNING notebooks/01_data_curation.ipynb "$OUT/01_data_curation.ipynb" \
+  -p ffhq_root "$OUT/raw/ffhq" -p maskedfacenet_root "$OUT/raw/maskedfacenet" -p out_dir "$OUT/curated" \
+  -p n_train 200 -p n_test 50 -p load_size 72 -p seed 0
 # --- 3. sweep: notebook 02 once per params YAML (issue 4) ---------------------------------------
 step "3. sweep: notebook 02 per $PARAMS/*.yaml -> $OUT/sweep/<trial>/ (skips finished trials, resumes others)"
 SWEEP_RC=0

@@ -130,3 +130,12 @@ def make_tiny_sweep(root: Path, trials: dict[str, dict] | None = None) -> tuple[
         cfg = tiny_config(curated, name=name, **changes)
         train(cfg, sweep / name, progress=False)
     return sweep, curated
+
+
+# --- data (issue 3): a small embedded demo set, drawn once per session -----------------------------
+@pytest.fixture(scope="session")
+def demo_raw(tmp_path_factory) -> Path:
+    """A 40-id demo set at 128 px (FFHQ-like and MaskedFace-Net-like trees, planted defects)."""
+    from maskcycle.data.synthetic import generate
+
+    return generate(tmp_path_factory.mktemp("demo") / "raw", n_ids=40, size=128, seed=3, workers=1, progress=False)

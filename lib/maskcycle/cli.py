@@ -122,6 +122,30 @@ def _survey(args) -> int:
     return 0
 
 
+def _demo_data(args) -> int:
+    from maskcycle.data.synthetic import generate
+
+    print(generate(args.out, n_ids=args.n_ids, size=args.size, seed=args.seed, workers=args.workers))
+    return 0
+
+
+def _curate(args) -> int:
+    from maskcycle.data.curate import CurationError, Settings, curate
+    from maskcycle.data.readers import LayoutError
+
+    s = Settings(n_train=args.n_train, n_test=args.n_test, load_size=args.load_size, seed=args.seed,
+                 min_size=args.min_size, sharpness_min=args.sharpness_min, require_face=args.require_face,
+                 placements=tuple(args.placements), exclusions=args.exclusions or "")
+    try:
+        m = curate(args.out, ffhq=args.ffhq, maskedfacenet=args.maskedfacenet, curated=args.curated, settings=s,
+                   workers=args.workers)
+    except (LayoutError, CurationError) as exc:
+        print(f"maskcycle curate: error: {exc}", file=sys.stderr)
+        return 2
+    print(m.groupby(["domain", "split"]).size().unstack(fill_value=0).to_string())
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="maskcycle", description="CycleGAN for masked / unmasked faces")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -207,6 +231,32 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--n-boot", type=int, default=2000)
     q.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=_survey)
+    p = sub.add_parser("demo-data", help="write the embedded demo data set (FFHQ-like and MaskedFace-Net-like trees)")
+    p.add_argument("--out", required=True, help="folder for ffhq/ and maskedfacenet/")
+    p.add_argument("--n-ids", type=int, default=600, help="number of face ids")
+    p.add_argument("--size", type=int, default=128, help="image side in pixels")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--workers", type=int, default=0, help="processes (0 = all cores)")
+    p.set_defaults(func=_demo_data)
+
+    p = sub.add_parser("curate", help="filter, split identity-disjointly, resize and cache the raw sets")
+    p.add_argument("--ffhq", default=None, help="FFHQ root (images1024x1024/ or thumbnails128x128/ inside)")
+    p.add_argument("--maskedfacenet", default=None, help="MaskedFace-Net root (CMFD/ and/or IMFD/ inside)")
+    p.add_argument("--curated", default=None, help="an already-curated trainA/trainB/testA/testB folder instead")
+    p.add_argument("--out", required=True)
+    p.add_argument("--n-train", type=int, default=6000, help="train images per domain")
+    p.add_argument("--n-test", type=int, default=1000, help="test images per domain")
+    p.add_argument("--load-size", type=int, default=286, help="side of the written images")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--workers", type=int, default=0, help="processes (0 = all cores)")
+    p.add_argument("--min-size", type=int, default=0, help="smallest accepted side (0 = load size)")
+    p.add_argument("--sharpness-min", type=float, default=8.0, help="variance-of-Laplacian threshold")
+    p.add_argument("--require-face", action="store_true", help="also reject images where no face is detected")
+    p.add_argument("--placements", nargs="+", default=["correct"],
+                   choices=["correct", "nose_uncovered", "chin_uncovered", "nose_mouth_uncovered"],
+                   help="MaskedFace-Net placement classes kept (IMFD classes are opt-in)")
+    p.add_argument("--exclusions", default=None, help="manual exclusion list (id,reason[,domain])")
+    p.set_defaults(func=_curate)
     return parser
 
 

@@ -1,0 +1,110 @@
+"""Per-image measurements for curation, and the thresholds that turn them into reasons.
+
+`measure(path)` decodes one file and returns plain numbers (size, mode, sharpness, face count);
+`reasons(measurement, thresholds)` says why an image is rejected. Measuring is the slow part and
+is done once per file (curation keeps a log of measurements); thresholds can change afterwards
+without decoding again.
+
+Sharpness is the variance of the Laplacian and faces are counted with OpenCV's frontal-face Haar
+cascade (shipped in opencv-python-headless 4.x), both on a grayscale copy resized to
+`work_size`, so that thresholds mean the same for 128-px thumbnails and 1024-px originals.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+
+MEASURE_VERSION = 1  # bump when measure() changes meaning: logged measurements are then redone
+CASCADE = "haarcascade_frontalface_alt2.xml"  # no double hits on one face in our checks
+# detectMultiScale settings; part of the measurement key, so changing them re-measures
+DETECT = {"cascade": CASCADE, "scale_factor": 1.15, "min_neighbors": 3, "min_size_fraction": 1 / 8}
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """What a kept image must satisfy."""
+
+    min_size: int = 256  # shorter side in pixels
+    sharpness_min: float = 8.0  # variance of the Laplacian at work_size
+    max_faces: int = 1
+    require_face: bool = False  # reject images where the detector finds no face (misses many masked faces)
+
+
+@functools.cache
+def _detector(name: str = CASCADE):
+    import cv2
+
+    cv2.setNumThreads(1)  # one image per process; the pool supplies the parallelism
+    path = cv2.data.haarcascades + name
+    det = cv2.CascadeClassifier(path)
+    if det.empty():
+        raise RuntimeError(f"{path}: cannot load the Haar cascade (opencv-python-headless 4.x ships it; 5.x does not)")
+    return det
+
+
+def gray_work(rgb: np.ndarray, work_size: int) -> np.ndarray:
+    """uint8 grayscale copy resized to work_size x work_size."""
+    import cv2
+
+    g = cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2GRAY)
+    if g.shape != (work_size, work_size):
+        interp = cv2.INTER_AREA if g.shape[0] > work_size else cv2.INTER_CUBIC
+        g = cv2.resize(g, (work_size, work_size), interpolation=interp)
+    return g
+
+
+def sharpness(gray: np.ndarray) -> float:
+    """Variance of the Laplacian: low for blurred images."""
+    import cv2
+
+    return float(cv2.Laplacian(gray, cv2.CV_64F).var())
+
+
+def count_faces(gray: np.ndarray) -> int:
+    """Frontal faces found by the Haar cascade (settings in DETECT)."""
+    n = int(gray.shape[0] * DETECT["min_size_fraction"])
+    found = _detector(DETECT["cascade"]).detectMultiScale(gray, scaleFactor=DETECT["scale_factor"],
+                                                          minNeighbors=DETECT["min_neighbors"], minSize=(n, n))
+    return int(len(found))
+
+
+def measure(path, work_size: int = 256) -> dict:
+    """Decode one file and measure it. Never raises for a bad file: `error` says what went wrong."""
+    out = {"error": "", "width": 0, "height": 0, "mode": "", "gray_content": False, "sharpness": np.nan,
+           "faces": -1}
+    try:
+        with Image.open(path) as im:
+            im.load()
+            out.update(width=im.width, height=im.height, mode=im.mode)
+            rgb = np.asarray(im.convert("RGB"))
+    except Exception as exc:  # noqa: BLE001 - any decoder failure is a property of the file
+        out["error"] = f"{type(exc).__name__}: {exc}"[:200]
+        return out
+    # an RGB file whose three channels are equal holds a grayscale picture
+    out["gray_content"] = bool(np.array_equal(rgb[..., 0], rgb[..., 1]) and np.array_equal(rgb[..., 1], rgb[..., 2]))
+    g = gray_work(rgb, work_size)
+    out["sharpness"] = round(sharpness(g), 3)
+    out["faces"] = count_faces(g)
+    return out
+
+
+def reasons(m: dict, t: Thresholds) -> list[str]:
+    """Why a measured image is rejected (empty when kept), in a fixed order."""
+    if m.get("error"):
+        return ["unreadable"]
+    why = []
+    if min(m["width"], m["height"]) < t.min_size:
+        why.append("too_small")
+    if m["mode"] != "RGB" or m["gray_content"]:
+        why.append("not_rgb")
+    if m["faces"] > t.max_faces:
+        why.append("multiple_faces")
+    elif m["faces"] == 0 and t.require_face:
+        why.append("no_face")
+    if not m["sharpness"] >= t.sharpness_min:
+        why.append("blurry")
+    return why
