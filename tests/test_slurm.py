@@ -127,3 +127,18 @@ def test_real_sweep_through_submitit_then_rerun_skips(tmp_path):
     assert sweep.is_finished(out / "tiny") and (out / "summary.csv").exists()
     again = sweep.run_sweep([params], out, executor="slurm", slurm_options=LOCAL, echo=lambda *a: None)
     assert again == [{"trial": "tiny", "status": "finished", "skipped": True}]
+
+
+def test_a_trial_whose_job_still_runs_is_not_submitted_again(tmp_path, monkeypatch):
+    # The sweep command was interrupted but its SLURM job lives on: a rerun must leave it alone.
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    squeue = bin_dir / "squeue"
+    squeue.write_text("#!/bin/sh\necho RUNNING\n")
+    squeue.chmod(0o755)
+    monkeypatch.setenv("PATH", str(bin_dir))  # squeue, and no sbatch: nothing may be submitted
+    trial = tmp_path / "sweep" / "a"
+    trial.mkdir(parents=True)
+    (trial / "run.json").write_text(json.dumps({"status": "running", "slurm_job_id": "4242_0"}))
+    results = slurm.run_trials_slurm([(tmp_path / "a.yaml", trial, ())], {"gpus_per_trial": 0})
+    assert results == [{"trial": "a", "status": "running", "slurm_job_id": "4242_0", "papermill": None}]

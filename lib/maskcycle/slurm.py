@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import subprocess
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -212,13 +213,41 @@ def run_trials_slurm(jobs: Sequence, slurm_options: dict | None = None, run: Cal
         _check_gpus(jobs, opts)
     folder = Path(opts["folder"]) if opts["folder"] else Path(os.path.commonpath([Path(d).resolve().parent
                                                                                   for _, d, _ in jobs])) / "slurm"
-    ex = make_executor(opts, folder)
-    job_fn = TrialJob(run)
-    with ex.batch():  # one sbatch --array for the whole sweep, array_parallelism at a time
-        submitted = [ex.submit(job_fn, *job) for job in jobs]
-    for job, (_, trial_dir, _) in zip(submitted, jobs):
+    # A trial whose earlier job is still queued or running (the sweep command was interrupted,
+    # not its jobs) is left to that job: two jobs must never train into one folder.
+    busy = {d: state for _, d, _ in jobs if opts["cluster"] == "slurm" and (state := _active_job(d))}
+    todo = [j for j in jobs if j[1] not in busy]
+    submitted = []
+    if todo:
+        ex, job_fn = make_executor(opts, folder), TrialJob(run)
+        with ex.batch():  # one sbatch --array for the whole sweep, array_parallelism at a time
+            submitted = [ex.submit(job_fn, *job) for job in todo]
+    for job, (_, trial_dir, _) in zip(submitted, todo):
+        runinfo.update_run_json(Path(trial_dir), slurm_job_id=str(job.job_id), slurm_log=str(job.paths.stdout))
         print(f"[slurm] {Path(trial_dir).name}: job {job.job_id}, log {job.paths.stdout}", flush=True)
-    return [_collect(job, trial_dir) for job, (_, trial_dir, _) in zip(submitted, jobs)]
+    results = {d: _collect(job, d) for job, (_, d, _) in zip(submitted, todo)}
+    for d, (job_id, state) in busy.items():
+        print(f"[slurm] {Path(d).name}: job {job_id} is still {state}; not submitted again", flush=True)
+        results[d] = {"trial": Path(d).name, "status": "running", "slurm_job_id": job_id, "papermill": None}
+    return [results[d] for _, d, _ in jobs]
+
+
+def _active_job(trial_dir: str) -> tuple[str, str] | None:
+    """(job id, state) when the trial's recorded SLURM job is still pending or running, per squeue."""
+    try:
+        job_id = json.loads((Path(trial_dir) / "run.json").read_text()).get("slurm_job_id")
+    except (OSError, ValueError):
+        return None
+    if not job_id:
+        return None
+    try:
+        out = subprocess.run(["squeue", "-h", "-j", str(job_id), "-o", "%T"], capture_output=True, text=True,
+                             timeout=60, check=False).stdout.split()
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    active = [s for s in out if s in ("PENDING", "RUNNING", "CONFIGURING", "COMPLETING", "REQUEUED",
+                                      "RESIZING", "SUSPENDED")]
+    return (str(job_id), active[0]) if active else None
 
 
 def _collect(job, trial_dir: str) -> dict:
