@@ -191,7 +191,9 @@ def build_survey(real_a: str | Path, real_b: str | Path, fakes_ab: str | Path, f
         raise ValueError(f"{old}: a different survey already lives here (answers collected with it would be "
                          f"misread); choose another output folder, or force to replace it")
     out_dir.mkdir(parents=True, exist_ok=True)
-    survey_id = "s" + hashlib.sha256(key.encode()).hexdigest()[:8]  # names the answer files: one id per key
+    # Names the answer files: ids and image hashes, not paths, so a moved copy keeps its id.
+    content = "\n".join(f"{s.image_id},{s.role},{s.truth},{s.expected_response},{s.sha256}" for s in stimuli)
+    survey_id = "s" + hashlib.sha256(content.encode()).hexdigest()[:8]
     html = render_page(stimuli, pngs, survey_id, title=title)
     atomic_write_text(old, key)
     info = {"survey_id": survey_id, "seed": seed, "n_main": n, "n_practice": n_practice,
