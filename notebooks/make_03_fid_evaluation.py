@@ -18,15 +18,15 @@ HERE = Path(__file__).resolve().parent
 PARAMETERS = """\
 # Parameters (literals only; papermill -p overrides)
 sweep_dir = 'results/demo/sweep'  # trial folders of a finished sweep
-curated_dir = 'results/demo/curated'  # testA/, testB/, pairs_test.csv; '' = each trial's dataroot
+curated_dir = 'results/demo/curated'  # testA/, testB/, pairs_test.csv; empty: the dataroot of each trial
 every_k_epochs = None  # FID over training: None every saved epoch, 0 final only, K every K-th epoch
-inception_weights = ''  # '' = $MASKCYCLE_INCEPTION_WEIGHTS, then the torch hub cache
+inception_weights = ''  # empty: $MASKCYCLE_INCEPTION_WEIGHTS, then the torch hub cache
 inception_download = True  # fetch the Inception weights once into the hub cache when online
-feature_extractor = 'inception-v3-compat'  # torch-fidelity's standard FID network
+feature_extractor = 'inception-v3-compat'  # the standard FID network of torch-fidelity
 device = 'auto'
 batch_size = 16
 reference_dir = ''  # a reference-implementation checkpoint folder (<epoch>_net_G_A.pth ...) to score too
-reference_settings = {}  # its TrialConfig settings, e.g. {'crop_size': 256, 'norm': 'instance'}
+reference_settings = {}  # its TrialConfig settings, e.g. crop_size 256, norm instance
 """
 
 SENSITIVITY = """\
