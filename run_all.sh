@@ -75,9 +75,10 @@ papermill -k maskcycle --log-level WARNING notebooks/03_fid_evaluation.ipynb "$O
   -p sweep_dir "$OUT/sweep" -p curated_dir "$OUT/curated"
 # --- 5. survey: quiz + notebook 04 (issue 6) ----------------------------------------------------
 step "5. survey: quiz from the sweep's best trial -> $OUT/survey; answers SIMULATED (100 people); notebook 04"
-# The demo's answers are simulated (files simulated_*.csv) and remade each run, so --force may replace
-# an earlier quiz; with real participants never force over a key that answers were collected with.
-maskcycle survey build --sweep "$OUT/sweep" --curated "$OUT/curated" --out "$OUT/survey" --seed 0 --force
+# The demo's answers are simulated (files simulated_*.csv) and remade each run, so the demo may replace
+# an earlier quiz (--force); the study never does: answers collected with a key must keep it.
+SURVEY_FORCE=""; [ "$MODE" != demo ] || SURVEY_FORCE=--force
+maskcycle survey build --sweep "$OUT/sweep" --curated "$OUT/curated" --out "$OUT/survey" --seed 0 $SURVEY_FORCE
 maskcycle survey simulate --survey "$OUT/survey" --out "$OUT/survey/responses_simulated" --participants 100 \
   --dprime 0.5 --criterion 0.2 --seed 0
 papermill -k maskcycle --log-level WARNING notebooks/04_survey_analysis.ipynb "$OUT/04_survey_analysis.ipynb" \
