@@ -30,6 +30,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import dataclasses
+import datetime
 import hashlib
 import os
 import signal
@@ -118,12 +119,17 @@ def setup(cfg: TrialConfig, device: torch.device) -> tuple[Rank, torch.device]:
     if not r.active:
         return r, device
     if device.type == "cuda":
+        if r.local_rank >= torch.cuda.device_count():
+            raise ConfigError(f"key 'nproc': value {cfg.nproc} processes on this node but only "
+                              f"{torch.cuda.device_count()} GPU(s) visible (one GPU per process)")
         device = torch.device("cuda", r.local_rank)
         torch.cuda.set_device(device)
     check_supported(cfg, device)
     if not dist.is_initialized():
         backend = "nccl" if device.type == "cuda" else "gloo"
-        dist.init_process_group(backend, device_id=device if device.type == "cuda" else None)
+        # generous timeout: rank 0 may decode the whole data set into the cache while the others wait
+        dist.init_process_group(backend, device_id=device if device.type == "cuda" else None,
+                                timeout=datetime.timedelta(minutes=60))
     # Anything drawn from the global RNG (dropout) differs per rank, as it would per GPU.
     torch.manual_seed(rank_seed(cfg.seed, r.rank, 0))
     return r, device

@@ -131,7 +131,8 @@ def add_arguments(p) -> None:
     """The named SLURM flags of `maskcycle sweep` (used with --executor slurm)."""
     group = p.add_argument_group("SLURM (with --executor slurm; --slurm KEY=VALUE wins over these)")
     for flag, key, kind, help_text in _FLAGS:
-        group.add_argument(flag, dest=f"slurm_{key}", type=kind, default=None, help=help_text)
+        group.add_argument(flag, dest=f"slurm_{key}", type=kind, default=None, help=help_text,
+                           metavar=flag.removeprefix("--slurm-").removeprefix("--").replace("-", "_").upper())
 
 
 def flag_options(args) -> list[str]:

@@ -26,7 +26,8 @@ from maskcycle import distributed, runinfo
 from maskcycle.config import ConfigError, TrialConfig, atomic_write_text
 from maskcycle.data.unpaired import UnpairedData, fixed_samples
 from maskcycle.models import checkpoints
-from maskcycle.models.cyclegan import LOSS_NAMES, CycleGAN, build_cyclegan, train_step, translate_batch
+from maskcycle.models.cyclegan import (LOSS_NAMES, CycleGAN, build_cyclegan, configure_backends, train_step,
+                                        translate_batch)
 from maskcycle.models.optim import step_scheduler
 
 LOSS_COLUMNS = ("epoch", "batch", "images", "lr") + LOSS_NAMES
@@ -164,6 +165,7 @@ def _train(cfg: TrialConfig, out: Path, stop_after_epochs: int | None, progress:
         data = distributed.shard_data(UnpairedData(cfg.dataroot, cfg), cfg, r)
         samples = fixed_samples(cfg.dataroot, cfg, cfg.n_samples)
     m = build_cyclegan(cfg, device)
+    configure_backends(cfg, device)  # cudnn autotuning on the fast CUDA path
     step_m = distributed.wrap(m, r, device)  # m itself for one process; m keeps the bare networks
     latest = out / "checkpoints" / "latest.pt"
 
@@ -267,7 +269,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stop-after-epochs", type=int, default=None)
     args = parser.parse_args(argv)
     cfg = TrialConfig.from_yaml(args.config, args.set)
-    print(train(cfg, args.out, stop_after_epochs=args.stop_after_epochs))
+    out = train(cfg, args.out, stop_after_epochs=args.stop_after_epochs)
+    if distributed.env_rank().is_main:  # under torchrun only rank 0 reports
+        print(out)
     return 0
 
 
