@@ -163,3 +163,15 @@ def test_bad_pairs_file_names_the_problem(tmp_path):
         evaluate.read_pairs(root, ["a.png"], ["b.png"])
     rows, note = evaluate.read_pairs(tmp_path / "elsewhere", [], [])
     assert rows == [] and "pairs_test.csv" in note
+
+
+def test_undecodable_counterpart_drops_its_pair_only(tmp_path):
+    from conftest import make_paired_curated
+
+    curated = make_paired_curated(tmp_path)
+    bad = tmp_path / "raw" / "unmasked" / "0005.png"  # counterpart of test B 0005.png
+    bad.write_bytes(bad.read_bytes()[:60])  # truncated, as a damaged download
+    test = evaluate.load_test_sets(curated, 32)
+    assert len(test.pairs) == 7 and len(test.pairs_skipped) == 1
+    assert test.pairs_skipped[0].startswith("B/0005.png:") and "0005.png" in test.pairs_skipped[0]
+    assert all(p["truth"].shape == (32, 32, 3) for p in test.pairs)

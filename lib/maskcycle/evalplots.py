@@ -177,21 +177,27 @@ def paired_plot(pairs: pd.DataFrame, save=None):
 def example_pairs(trial_dir: str | Path, n: int = 4, direction: str = "BA", save=None):
     """A few test pairs of one trial: input, translation, true counterpart, and the mask region."""
     from maskcycle import paired
-    from maskcycle.data.images import list_images, read_rgb
+    from maskcycle.data.images import ImageReadError, list_images, read_rgb
     from maskcycle.evaluate import read_pairs
 
     trial_dir = Path(trial_dir)
     record = json.loads((trial_dir / "eval" / "metrics.json").read_text())
     root, size = Path(record["test_root"]), record["crop_size"]
     src_domain = "B" if direction == "BA" else "A"
-    rows, _ = read_pairs(root, [p.name for p in list_images(root / "testA")],
-                         [p.name for p in list_images(root / "testB")])
-    rows = [r for r in rows if r["domain"] == src_domain][:n]
+    pairs, _ = read_pairs(root, [p.name for p in list_images(root / "testA")],
+                          [p.name for p in list_images(root / "testB")])
+    rows = []
+    for row in (r for r in pairs if r["domain"] == src_domain):
+        try:  # a counterpart that cannot be decoded was skipped by the evaluation too
+            source = read_rgb(root / f"test{src_domain}" / row["file"], size)
+            fake = read_rgb(trial_dir / "eval" / f"fakes_{direction}" / f"{Path(row['file']).stem}.png")
+            rows.append((source, fake, read_rgb(row["counterpart"], size)))
+        except ImageReadError:
+            continue
+        if len(rows) == n:
+            break
     fig, axes = plt.subplots(max(len(rows), 1), 4, figsize=(8, 2.1 * max(len(rows), 1)), squeeze=False)
-    for ax_row, row in zip(axes, rows):
-        source = read_rgb(root / f"test{src_domain}" / row["file"], size)
-        fake = read_rgb(trial_dir / "eval" / f"fakes_{direction}" / f"{Path(row['file']).stem}.png")
-        truth = read_rgb(row["counterpart"], size)
+    for ax_row, (source, fake, truth) in zip(axes, rows):
         region = paired.mask_region(source, truth) if direction == "BA" else paired.mask_region(truth, source)
         p = paired.psnr(fake, truth)
         for ax, img, title in zip(ax_row, (source, fake, truth, region),

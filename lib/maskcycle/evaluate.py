@@ -39,7 +39,7 @@ from maskcycle import fid as fidlib
 from maskcycle import paired, runinfo
 from maskcycle.config import TrialConfig, atomic_write_text
 from maskcycle.data.cache import cached_images
-from maskcycle.data.images import list_images, read_rgb, to_tensor, to_uint8, write_png
+from maskcycle.data.images import ImageReadError, list_images, read_rgb, to_tensor, to_uint8, write_png
 from maskcycle.models import checkpoints
 from maskcycle.models.cyclegan import translate_batch
 
@@ -70,8 +70,9 @@ class TestSets:
     B: np.ndarray
     names_A: list[str]
     names_B: list[str]
-    pairs: list[dict]  # rows of pairs_test.csv with the counterpart resolved to a Path
+    pairs: list[dict]  # rows of pairs_test.csv: counterpart resolved to a Path, `truth` decoded at size
     pairs_note: str | None  # why there are no paired metrics, when there are none
+    pairs_skipped: list[str]  # counterparts that cannot be decoded, each with the reason
     key: str  # fingerprint of what the sets were built from
 
 
@@ -131,10 +132,19 @@ def load_test_sets(root: str | Path, size: int) -> TestSets:
             raise FileNotFoundError(f"{root / name}: evaluation needs at least 2 test images, found {len(files)}")
     names_A, names_B = [p.name for p in files_A], [p.name for p in files_B]
     pairs, note = read_pairs(root, names_A, names_B)
+    # Decoded once here, not per epoch; a broken counterpart drops its pair (recorded), not the trial.
+    kept, skipped = [], []
+    for pair in pairs:
+        try:
+            kept.append({**pair, "truth": read_rgb(pair["counterpart"], size)})
+        except ImageReadError as exc:
+            skipped.append(f"{pair['domain']}/{pair['file']}: {exc}")
+    if pairs and not kept:
+        note = f"no counterpart in {root / 'pairs_test.csv'} could be decoded"
     pairs_file = [root / "pairs_test.csv"] if (root / "pairs_test.csv").is_file() else []
     key = _fingerprint(files_A + files_B + pairs_file, f"size={size}")
     return TestSets(root, size, cached_images(root / "testA", size), cached_images(root / "testB", size),
-                    names_A, names_B, pairs, note, key)
+                    names_A, names_B, kept, note, skipped, key)
 
 
 # ---------------------------------------------------------------- FID scorer
@@ -211,7 +221,7 @@ def paired_rows(test: TestSets, fakes_AB: np.ndarray, fakes_BA: np.ndarray) -> l
     rows = []
     for pair in test.pairs:
         i = index[pair["domain"]][pair["file"]]
-        truth = read_rgb(pair["counterpart"], test.size)
+        truth = pair["truth"]
         if pair["domain"] == "B":  # masked source; G_BA should recover the true face
             source, fake, direction = np.asarray(test.B[i]), fakes_BA[i], "BA"
             region = paired.mask_region(source, truth)
@@ -323,6 +333,7 @@ def evaluate_snapshots(out_dir: Path, name: str, cfg: TrialConfig, snaps: list[S
         "inception_weights": scorer.extractor.weights if scorer.extractor else None,
         "fid_available": scorer.extractor is not None, "fid_unavailable_reason": scorer.unavailable,
         "paired_available": bool(test.pairs), "paired_unavailable_reason": test.pairs_note,
+        "n_pairs_skipped": len(test.pairs_skipped), "pairs_skipped": test.pairs_skipped,
         **{k: v for k, v in final_entry.items() if k not in ("epoch", "checkpoint", "key")},
         "eval_wall_s": round(time.perf_counter() - t0, 3), "evaluated_at": runinfo.now(),
         "by_epoch": by_epoch,
@@ -513,7 +524,8 @@ def results_table(sweep_dir: str | Path, errors: dict[str, str] | None = None):
         configs[trial.name] = TrialConfig.from_yaml(trial / "config.yaml").to_dict()
         metrics = json.loads((trial / "metrics.json").read_text()) if (trial / "metrics.json").is_file() else {}
         ev_path = trial / "eval" / "metrics.json"
-        ev = json.loads(ev_path.read_text()) if ev_path.is_file() else {}
+        # After a failed evaluation the file on disk is from an earlier run: not shown as current.
+        ev = json.loads(ev_path.read_text()) if ev_path.is_file() and trial.name not in errors else {}
         row = {"trial": trial.name, "status": trial_status(trial), "epochs": metrics.get("epochs_done"),
                "train_wall_s": metrics.get("train_wall_s"), "evaluated": bool(ev),
                "eval_error": errors.get(trial.name)}
