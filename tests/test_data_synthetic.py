@@ -31,6 +31,7 @@ def test_masked_image_is_the_same_face_with_a_mask():
 def test_layout_truth_and_defects(demo_raw):
     truth = pd.read_csv(demo_raw / "demo_truth.csv", dtype=str).fillna("")
     assert (demo_raw / "ffhq" / "images1024x1024" / "00000" / "00000.png").exists()
+    assert (demo_raw / "contact_sheet.png").exists()
     files = [demo_raw / f for f in truth.file]
     assert all(p.exists() for p in files)
     masked = truth[truth.set == "maskedfacenet"].file

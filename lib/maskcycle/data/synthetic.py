@@ -586,8 +586,27 @@ def generate(out: str | Path, n_ids: int = 600, size: int = 128, seed: int = 0, 
     w.writeheader()
     w.writerows(rows)
     _atomic_text(out / "demo_truth.csv", buf.getvalue())
+    write_sheet(out, rows)
     _atomic_text(stamp, json.dumps(settings))
     return out
+
+
+def write_sheet(out: Path, rows: list[dict], n_ids: int = 16) -> Path:
+    """`out/contact_sheet.png`: the first faces, each followed by its masked versions, for a look by eye."""
+    from maskcycle.data.images import ImageReadError, read_rgb, write_png
+
+    ids = sorted({r["id"] for r in rows})[:n_ids]
+    tiles, labels = [], []
+    for r in rows:
+        if r["id"] in ids:
+            try:
+                tiles.append(read_rgb(out / r["file"], 96))
+            except ImageReadError:
+                tiles.append(np.full((96, 96, 3), 128, np.uint8))
+            labels.append(r["id"] + (" " + r["defect"] if r["defect"] else ""))
+    path = out / "contact_sheet.png"
+    write_png(path, contact_sheet(tiles, cols=9, labels=labels))
+    return path
 
 
 def _write_chunk(out: Path, size: int, seed: int, plan: dict, ids) -> list[dict]:
