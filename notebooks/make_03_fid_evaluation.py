@@ -118,6 +118,9 @@ CELLS = [
                       "`*_input` is the untranslated input against the same truth: what doing nothing "
                       "scores. A translation earns its keep inside the mask region."),
     new_code_cell("pairs = evaluate.paired_table(sweep)\n"
+                  "if 'n_pairs_skipped' in table and table['n_pairs_skipped'].fillna(0).gt(0).any():\n"
+                  "    print('pairs left out, counterpart not decodable (see eval/metrics.json):',\n"
+                  "          table.set_index('trial')['n_pairs_skipped'].to_dict())\n"
                   "display(evalplots.paired_summary(pairs))\n"
                   "fig = evalplots.paired_plot(pairs, save=figures / 'paired_psnr.png')"),
     new_code_cell(

@@ -168,7 +168,7 @@ def paired_plot(pairs: pd.DataFrame, save=None):
         ax.set_xticks(x, trials, rotation=45, ha="right")
         ax.set_ylabel("PSNR (dB) against the true counterpart")
         ax.set_title(f"paired PSNR: {DIRECTIONS[d]}", fontsize=9)
-        ax.legend(fontsize=7)
+        ax.legend(fontsize=7, loc="lower center")
     fig.tight_layout()
     _save(fig, save)
     return fig
