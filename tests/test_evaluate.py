@@ -175,3 +175,25 @@ def test_undecodable_counterpart_drops_its_pair_only(tmp_path):
     assert len(test.pairs) == 7 and len(test.pairs_skipped) == 1
     assert test.pairs_skipped[0].startswith("B/0005.png:") and "0005.png" in test.pairs_skipped[0]
     assert all(p["truth"].shape == (32, 32, 3) for p in test.pairs)
+
+
+def test_tables_and_figures_with_fid(sweep, tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from maskcycle import evalplots
+
+    sweep_dir, curated = sweep
+    name = register_tiny_extractor()
+    table = evaluate.evaluate_sweep(sweep_dir, curated, feature_extractor=name, device="cpu", progress=False)
+    shown = evalplots.display_table(table)
+    assert sum(str(v).startswith("* ") for v in shown["FID_AB"]) == 1
+    pub = evalplots.published_comparison(table).set_index("direction")
+    assert pub.loc["FID_AB", "published best (study)"] == 17.07
+    assert pub.loc["FID_BA", "published range (study)"] == "48.39-261.78"
+    assert pub.loc["FID_BA", "ours best"] == round(table["FID_BA"].min(), 2)
+    fig = evalplots.direction_bars(table, save=tmp_path / "bars.png")
+    assert "published best (study)" in [t.get_text() for t in fig.axes[0].get_legend().get_texts()][1]
+    evalplots.training_curves(evaluate.fid_curves(sweep_dir), save=tmp_path / "curves.png")
+    evalplots.example_pairs(sweep_dir / "bs2_lsgan", n=2, save=tmp_path / "ex.png")
+    assert all((tmp_path / f).stat().st_size > 1000 for f in ("bars.png", "curves.png", "ex.png"))
