@@ -143,3 +143,16 @@ def test_committed_exclusion_list_parses():
 
     path = Path(__file__).resolve().parents[1] / "params" / "curation" / "manual_exclusions.csv"
     C.read_exclusions(path)
+
+
+def test_ffhq_metadata_goes_into_the_manifest(demo_raw, tmp_path):
+    import json
+    import shutil
+
+    raw = tmp_path / "raw"
+    shutil.copytree(demo_raw / "ffhq", raw / "ffhq")
+    meta = {str(i): {"category": "training"} for i in range(40)}
+    (raw / "ffhq" / "ffhq-dataset-v2.json").write_text(json.dumps(meta))
+    m = C.curate(tmp_path / "cur", raw / "ffhq", demo_raw / "maskedfacenet", workers=1, progress=False,
+                 settings=C.Settings(n_train=12, n_test=4, load_size=40, min_size=64))
+    assert (m.ffhq_category == "training").all()

@@ -38,7 +38,7 @@ from maskcycle.data.images import read_rgb, write_png
 MEASURE_COLUMNS = ["source_path", "bytes", "mtime_ns", "error", "width", "height", "mode", "gray_content",
                    "sharpness", "faces"]
 MANIFEST_COLUMNS = ["id", "domain", "source_path", "placement", "split", "reason", "note", "out_file", "width",
-                    "height", "mode", "sharpness", "faces"]
+                    "height", "mode", "sharpness", "faces", "ffhq_category"]
 SPLIT_BUCKETS = (("test", "A"), ("test", "B"), ("train", "A"), ("train", "B"))
 
 
@@ -381,6 +381,8 @@ def curate(out: str | Path, ffhq: str | Path | None = None, maskedfacenet: str |
     measured, timing = judge(to_measure, out, settings.work_size, workers, progress)
     table = judge_records(records, measured, settings, exclusions)
     table, pairs = assign(table, settings, records)
+    meta = readers.ffhq_metadata(ffhq) if ffhq is not None else {}
+    table["ffhq_category"] = [meta.get(i, "") for i in table.id]  # training / validation (ffhq-dataset-v2.json)
     timing.update(write_images(table, out, settings.load_size, workers, progress))
     cache = build_cache(out, settings.load_size)
     timing["total_seconds"] = round(time.perf_counter() - t_start, 2)
