@@ -88,8 +88,9 @@ CELLS = [
         "d = m[m.sharpness.notna() & (m.sharpness > 0)]\n"
         "fig, ax = plt.subplots(figsize=(8, 3.5))\n"
         "sns.histplot(data=d, x='sharpness', hue='domain', bins=60, log_scale=True, element='step', ax=ax)\n"
-        "ax.axvline(sharpness_min, color='k', ls='--', label=f'threshold {sharpness_min}')\n"
-        "ax.legend(); ax.set_title('sharpness (variance of the Laplacian)'); plt.tight_layout(); plt.show()"),
+        "ax.axvline(sharpness_min, color='k', ls='--')\n"
+        "ax.set_title(f'sharpness (variance of the Laplacian); dashed: threshold {sharpness_min}')\n"
+        "plt.tight_layout(); plt.show()"),
     new_markdown_cell("## Face detector\nOpenCV's frontal-face Haar cascade (shipped in opencv-python-headless 4.x). "
                       "Hit rate = share of measured images with at least one face found. Images with two or more "
                       "faces are rejected; images with none are rejected only with `require_face` (Haar cascades, "

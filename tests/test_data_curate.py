@@ -44,9 +44,7 @@ def test_split_changes_with_seed_and_fills_when_possible():
 @pytest.fixture(scope="module")
 def curated(demo_raw, tmp_path_factory):
     out = tmp_path_factory.mktemp("cur") / "curated"
-    excl = out.parent / "excl.csv"
-    excl.write_text("# a comment\nid,reason,domain\n7,mask looks pasted,B\n")
-    s = C.Settings(n_train=12, n_test=4, load_size=40, min_size=64, seed=0, exclusions=str(excl))
+    s = C.Settings(n_train=12, n_test=4, load_size=40, min_size=64, seed=0)
     m = C.curate(out, demo_raw / "ffhq", demo_raw / "maskedfacenet", settings=s, workers=1, progress=False)
     return out, m, s
 
@@ -67,9 +65,6 @@ def test_manifest_reasons_and_planted_defects(curated, demo_raw):
     assert t[t.defect == "blur"].reason.str.contains("blurry").all()
     assert m[m.placement.isin(["nose_uncovered", "chin_uncovered", "nose_mouth_uncovered"])].reason.str.startswith(
         "placement:").all()
-    manual = m[(m.id == "00007") & (m.domain == "B")]
-    assert len(manual) == 0 or manual.reason.str.contains("manual:mask looks pasted|placement:|unreadable|too_small"
-                                                          "|not_rgb|blurry|multiple_faces").all()
 
 
 def test_outputs_disjoint_pairs_and_cache(curated):
@@ -156,3 +151,17 @@ def test_ffhq_metadata_goes_into_the_manifest(demo_raw, tmp_path):
     m = C.curate(tmp_path / "cur", raw / "ffhq", demo_raw / "maskedfacenet", workers=1, progress=False,
                  settings=C.Settings(n_train=12, n_test=4, load_size=40, min_size=64))
     assert (m.ffhq_category == "training").all()
+
+
+def test_manual_exclusion_rejects_a_kept_image(curated, demo_raw, tmp_path):
+    _, m, s = curated
+    victim = m[(m.domain == "B") & (m.split == "train")].id.iloc[0]
+    excl = tmp_path / "excl.csv"
+    excl.write_text(f"# a comment\nid,reason,domain\n{int(victim)},mask looks pasted,B\n")
+    s2 = C.Settings(**{**s.__dict__, "exclusions": str(excl)})
+    m2 = C.curate(tmp_path / "cur", demo_raw / "ffhq", demo_raw / "maskedfacenet", settings=s2, workers=1,
+                  progress=False)
+    row = m2[(m2.id == victim) & (m2.source_path.isin(m[m.split == "train"].source_path))]
+    assert list(row.reason) == ["manual:mask looks pasted"] and list(row.split) == ["rejected"]
+    assert not m2[(m2.id == victim) & (m2.domain == "A")].reason.str.startswith("manual").any()
+    assert victim not in {p.stem for p in list_images(tmp_path / "cur" / "trainB")}
