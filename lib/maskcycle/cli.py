@@ -146,6 +146,12 @@ def _curate(args) -> int:
     return 0
 
 
+def _bench(args) -> int:
+    from maskcycle.bench import main_args
+
+    return main_args(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="maskcycle", description="CycleGAN for masked / unmasked faces")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -257,6 +263,17 @@ def build_parser() -> argparse.ArgumentParser:
                    help="MaskedFace-Net placement classes kept (IMFD classes are opt-in)")
     p.add_argument("--exclusions", default=None, help="manual exclusion list (id,reason[,domain])")
     p.set_defaults(func=_curate)
+    p = sub.add_parser("bench", help="training speed: plain fp32 vs fast path, interleaved; writes JSON")
+    p.add_argument("--configs", default="C1,C2", help="comma list of tiny, T32, C1, C2, C4, GPU (maskcycle.bench.CONFIGS)")
+    p.add_argument("--paths", default="plain,fast", help="comma list of maskcycle.bench.PATHS; ratios are vs the first")
+    p.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--rounds", type=int, default=5, help="interleaved rounds (medians over them)")
+    p.add_argument("--iters", type=int, default=2, help="iterations per path per round")
+    p.add_argument("--warmup", type=int, default=1, help="untimed iterations per path first (>= 1)")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="override config fields")
+    p.add_argument("--out", default=None, help="write the JSON here")
+    p.set_defaults(func=_bench)
     return parser
 
 

@@ -72,13 +72,21 @@ class CycleGAN:
         self.gp_rng.set_state(state["gp_rng"])
 
 
-def build_cyclegan(cfg: TrialConfig, device: torch.device | str = "cpu") -> CycleGAN:
-    """Fresh networks (seeded by cfg.seed), one optimiser for both G and one for both D."""
+def is_plain(cfg: TrialConfig) -> bool:
+    """The plain path: fp32, contiguous, eager. It is the exactness reference; any fast switch
+    (precision bf16, channels_last, compile) also takes the fused optimiser."""
+    return cfg.precision == "fp32" and not cfg.channels_last and not cfg.compile
+
+
+def build_cyclegan(cfg: TrialConfig, device: torch.device | str = "cpu", fused: bool | None = None) -> CycleGAN:
+    """Fresh networks (seeded by cfg.seed), one optimiser for both G and one for both D.
+    `fused` (default: on unless the path is plain) picks the fused optimiser step."""
+    fused = not is_plain(cfg) if fused is None else fused
     init_rng = torch.Generator().manual_seed(cfg.seed)
-    G_AB, G_BA = (build_generator(cfg, init_rng).to(device) for _ in range(2))
-    D_A, D_B = (build_discriminator(cfg, init_rng).to(device) for _ in range(2))
-    opt_G = build_optimizer(itertools.chain(G_AB.parameters(), G_BA.parameters()), cfg)
-    opt_D = build_optimizer(itertools.chain(D_A.parameters(), D_B.parameters()), cfg)
+    G_AB, G_BA = (prepare_network(build_generator(cfg, init_rng), cfg, device) for _ in range(2))
+    D_A, D_B = (prepare_network(build_discriminator(cfg, init_rng), cfg, device) for _ in range(2))
+    opt_G = build_optimizer(itertools.chain(G_AB.parameters(), G_BA.parameters()), cfg, fused)
+    opt_D = build_optimizer(itertools.chain(D_A.parameters(), D_B.parameters()), cfg, fused)
     return CycleGAN(
         cfg, G_AB, G_BA, D_A, D_B, opt_G, opt_D,
         build_scheduler(opt_G, cfg), build_scheduler(opt_D, cfg),
@@ -87,11 +95,60 @@ def build_cyclegan(cfg: TrialConfig, device: torch.device | str = "cpu") -> Cycl
     )
 
 
-def autocast(cfg: TrialConfig, device: torch.device):
-    """bf16 autocast when asked for; fp32 (no autocast) is the exactness reference."""
+def autocast(cfg: TrialConfig, device: torch.device | str):
+    """bf16 autocast (CPU and CUDA) when asked for; fp32 (no autocast) is the exactness reference."""
     if cfg.precision == "bf16":
-        return torch.autocast(device.type, dtype=torch.bfloat16)
+        return torch.autocast(torch.device(device).type, dtype=torch.bfloat16)
     return contextlib.nullcontext()
+
+
+class InstanceNormChannelsLastSafe(nn.Module):
+    """InstanceNorm2d(affine=False, track_running_stats=False) that stays right with channels_last.
+
+    torch 2.14.1's CPU instance_norm returns a wrong *input gradient* when the batch size is 1 and
+    the incoming gradient is channels_last (pytorch/pytorch#111824; the forward looks fine). At
+    batch size 1 instance norm is batch norm with batch statistics, whose channels_last kernels
+    are right, so that is used there. No parameters or buffers: state dicts are unchanged."""
+
+    def __init__(self, eps: float = 1e-5):
+        super().__init__()
+        self.eps = eps
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[0] == 1:
+            return F.batch_norm(x, None, None, training=True, momentum=0.0, eps=self.eps)
+        return F.instance_norm(x, eps=self.eps)
+
+
+def _swap_instance_norms(net: nn.Module) -> None:
+    for parent in list(net.modules()):
+        for name, child in list(parent.named_children()):
+            if isinstance(child, nn.InstanceNorm2d) and not child.affine and not child.track_running_stats:
+                setattr(parent, name, InstanceNormChannelsLastSafe(child.eps))
+
+
+def prepare_network(net: nn.Module, cfg: TrialConfig, device: torch.device | str = "cpu") -> nn.Module:
+    """Move a network to `device` in the layout the trial asks for: channels_last (with the
+    batch-1 instance-norm fix) and `torch.compile` (in place, so state-dict keys stay plain)."""
+    net = net.to(device)
+    if cfg.channels_last:
+        _swap_instance_norms(net)
+        net = net.to(memory_format=torch.channels_last)
+    if cfg.compile:
+        net.compile()
+    return net
+
+
+def to_layout(x: torch.Tensor, cfg: TrialConfig) -> torch.Tensor:
+    """A batch in the memory layout the networks use."""
+    return x.contiguous(memory_format=torch.channels_last) if cfg.channels_last else x
+
+
+def configure_backends(cfg: TrialConfig, device: torch.device | str) -> None:
+    """cudnn autotuning on the fast CUDA path only: its algorithm choice may vary between runs,
+    and fp32 stays the bit-exact reference."""
+    if torch.device(device).type == "cuda":
+        torch.backends.cudnn.benchmark = cfg.precision != "fp32"
 
 
 def _set_requires_grad(nets, flag: bool) -> None:
@@ -108,11 +165,12 @@ def _discriminator_loss(m: CycleGAN, netD: nn.Module, real: torch.Tensor, fake: 
     return loss
 
 
-def train_step(m: CycleGAN, real_A: torch.Tensor, real_B: torch.Tensor) -> dict[str, torch.Tensor]:
-    """One iteration: G_AB and G_BA step with both D frozen, then D_A and D_B step on real vs
-    pooled fakes. Returns the eight detached losses (on the device; no host sync)."""
+def generator_loss(m: CycleGAN, real_A: torch.Tensor, real_B: torch.Tensor):
+    """The generators' forward and loss, with both D frozen: (loss_G, its parts, (fake_A,
+    fake_B)). Split out of `train_step` so tests can compare gradients of the paths."""
     cfg = m.cfg
     amp = autocast(cfg, real_A.device)
+    real_A, real_B = to_layout(real_A, cfg), to_layout(real_B, cfg)
     with amp:
         fake_B = m.G_AB(real_A)
         rec_A = m.G_BA(fake_B)
@@ -120,7 +178,6 @@ def train_step(m: CycleGAN, real_A: torch.Tensor, real_B: torch.Tensor) -> dict[
         rec_B = m.G_AB(fake_A)
 
     _set_requires_grad((m.D_A, m.D_B), False)
-    m.opt_G.zero_grad(set_to_none=True)
     with amp:
         if cfg.lambda_identity > 0:
             idt_AB = F.l1_loss(m.G_AB(real_B), real_B) * cfg.lambda_B * cfg.lambda_identity
@@ -132,6 +189,18 @@ def train_step(m: CycleGAN, real_A: torch.Tensor, real_B: torch.Tensor) -> dict[
         cyc_A = cycle_loss(rec_A, real_A, cfg.cycle_loss) * cfg.lambda_A
         cyc_B = cycle_loss(rec_B, real_B, cfg.cycle_loss) * cfg.lambda_B
         loss_G = adv_AB + adv_BA + cyc_A + cyc_B + idt_AB + idt_BA
+    parts = dict(G_AB=adv_AB, cycle_A=cyc_A, idt_AB=idt_AB, G_BA=adv_BA, cycle_B=cyc_B, idt_BA=idt_BA)
+    return loss_G, parts, (fake_A, fake_B)
+
+
+def train_step(m: CycleGAN, real_A: torch.Tensor, real_B: torch.Tensor) -> dict[str, torch.Tensor]:
+    """One iteration: G_AB and G_BA step with both D frozen, then D_A and D_B step on real vs
+    pooled fakes. Returns the eight detached losses (on the device; no host sync)."""
+    cfg = m.cfg
+    amp = autocast(cfg, real_A.device)
+    real_A, real_B = to_layout(real_A, cfg), to_layout(real_B, cfg)
+    m.opt_G.zero_grad(set_to_none=True)
+    loss_G, parts, (fake_A, fake_B) = generator_loss(m, real_A, real_B)
     loss_G.backward()
     m.opt_G.step()
 
@@ -148,9 +217,8 @@ def train_step(m: CycleGAN, real_A: torch.Tensor, real_B: torch.Tensor) -> dict[
     loss_D_A.backward()
     m.opt_D.step()
 
-    values = dict(D_A=loss_D_A, G_AB=adv_AB, cycle_A=cyc_A, idt_AB=idt_AB,
-                  D_B=loss_D_B, G_BA=adv_BA, cycle_B=cyc_B, idt_BA=idt_BA)
-    return {k: v.detach().float() for k, v in values.items()}
+    values = dict(D_A=loss_D_A, D_B=loss_D_B, **parts)
+    return {k: values[k].detach().float() for k in LOSS_NAMES}
 
 
 @torch.no_grad()
@@ -161,6 +229,7 @@ def translate_batch(G: nn.Module, images: torch.Tensor, cfg: TrialConfig | None 
     try:
         ctx = autocast(cfg, images.device) if cfg is not None else contextlib.nullcontext()
         with ctx:
-            return G(images).float()
+            out = G(to_layout(images, cfg) if cfg is not None else images)
+        return out.float().contiguous()
     finally:
         G.train(was_training)
