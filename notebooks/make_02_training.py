@@ -51,8 +51,13 @@ CELLS = [
         "print(yaml.safe_dump(cfg.to_dict(), sort_keys=False))"),
     new_markdown_cell("## Train\n`train` writes `run.json` (git commit and dirty flag, package versions, "
                       "device, start/end, status), `losses.csv`, per-epoch sample grids and checkpoints; "
-                      "it resumes when the folder already holds `checkpoints/latest.pt`."),
-    new_code_cell("train(cfg, out, progress=False)\n"
+                      "it resumes when the folder already holds `checkpoints/latest.pt`. With `nproc` > 1 it runs "
+                      "DDP through `torchrun` in a child process."),
+    new_code_cell("if cfg.nproc * cfg.nnodes > 1:  # DDP: torchrun in a child process, not multiprocessing here\n"
+                  "    from maskcycle.distributed import launch\n\n"
+                  "    launch(cfg, out)\n"
+                  "else:\n"
+                  "    train(cfg, out, progress=False)\n"
                   "print((out / 'run.json').read_text())"),
     new_markdown_cell("## Losses\nMean of each of the eight losses per epoch (D_A/D_B: discriminators; "
                       "G_AB/G_BA: adversarial; cycle_A/cycle_B: cycle consistency; idt_AB/idt_BA: identity)."),

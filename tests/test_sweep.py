@@ -161,7 +161,7 @@ def test_failing_trial_is_recorded_others_finish_and_rerun_skips(tmp_path, capsy
     assert run["status"] == "failed"
     pm = run["papermill"]
     assert pm["error_name"] == "FileNotFoundError" and "no_such_data" in pm["error_message"]
-    assert "train(cfg" in pm["source_first_line"] and isinstance(pm["cell"], int)
+    assert "nproc" in pm["source_first_line"] and isinstance(pm["cell"], int)  # the training cell
     assert (out / "broken" / "02_training.ipynb").exists()
     assert sweep.is_finished(out / "good")
     summary = pd.read_csv(out / "summary.csv")
