@@ -65,8 +65,11 @@ papermill -k maskcycle --log-level WARNING notebooks/01_data_curation.ipynb "$OU
 # --- 3. sweep: notebook 02 once per params YAML (issue 4) ---------------------------------------
 step "3. sweep: notebook 02 per $PARAMS/*.yaml -> $OUT/sweep/<trial>/ (skips finished trials, resumes others)"
 SWEEP_RC=0
-# shellcheck disable=SC2086  # SWEEP_ARGS is a list of options
-maskcycle sweep "$PARAMS"/*.yaml --out "$OUT/sweep" --set "dataroot=$DATAROOT" ${SWEEP_ARGS:-} || SWEEP_RC=$?
+# The demo's small single-threaded trials use 2 cores better side by side than one after another;
+# the study runs one trial per visible GPU (the sweep's default).
+PARALLEL=""; [ "$MODE" = demo ] && PARALLEL="--parallel 2"
+# shellcheck disable=SC2086  # PARALLEL and SWEEP_ARGS are lists of options
+maskcycle sweep "$PARAMS"/*.yaml --out "$OUT/sweep" --set "dataroot=$DATAROOT" $PARALLEL ${SWEEP_ARGS:-} || SWEEP_RC=$?
 [ "$SWEEP_RC" -ne 125 ] || { echo "run_all.sh: the sweep could not start (see above)" >&2; exit 1; }
 [ "$SWEEP_RC" -eq 0 ] || echo "run_all.sh: $SWEEP_RC trial(s) failed; see run.json in their folders (continuing)" >&2
 # --- 4. evaluation: notebook 03 (issue 5) -------------------------------------------------------
