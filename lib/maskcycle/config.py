@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import tempfile
 import typing
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
 
 import yaml
+
+from maskcycle.atomic import atomic_write_text  # noqa: F401  (re-exported: others import it from here)
 
 
 class ConfigError(ValueError):
@@ -178,19 +179,6 @@ def parse_overrides(overrides: dict[str, Any] | list[str] | None) -> dict[str, A
         except yaml.YAMLError:
             out[key.strip()] = raw
     return out
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write via a temp file in the same folder and os.replace, so readers never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 # --- validation ---------------------------------------------------------------------------

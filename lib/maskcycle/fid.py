@@ -17,12 +17,13 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import os
-import tempfile
 import urllib.request
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from maskcycle.atomic import atomic_path
 
 INCEPTION = "inception-v3-compat"
 INCEPTION_WEIGHTS_FILE = "weights-inception-2015-12-05-6726825d.pth"
@@ -53,20 +54,15 @@ def _missing(why: str) -> InceptionWeightsMissing:
 
 def _download(url: str, target: Path, timeout: float) -> None:
     """Fetch url to target atomically and check the sha256 prefix in its name (torch.hub's rule)."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
     digest = hashlib.sha256()
-    try:
-        with os.fdopen(fd, "wb") as f, urllib.request.urlopen(url, timeout=timeout) as response:
+    with atomic_path(target, suffix=".part") as tmp:
+        with tmp.open("wb") as f, urllib.request.urlopen(url, timeout=timeout) as response:
             while chunk := response.read(1 << 20):
                 f.write(chunk)
                 digest.update(chunk)
         want = target.stem.rsplit("-", 1)[-1]
         if not digest.hexdigest().startswith(want):
             raise OSError(f"downloaded file has sha256 {digest.hexdigest()[:8]}..., expected {want}...")
-        os.replace(tmp, target)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
 
 
 def find_inception_weights(path: str | os.PathLike | None = None, download: bool = True,

@@ -23,6 +23,7 @@ import torch
 from torchvision.utils import make_grid, save_image
 
 from maskcycle import distributed, runinfo
+from maskcycle.atomic import atomic_path
 from maskcycle.config import ConfigError, TrialConfig, atomic_write_text
 from maskcycle.data.unpaired import UnpairedData, fixed_samples
 from maskcycle.models import checkpoints
@@ -115,10 +116,8 @@ def _save_samples(m: CycleGAN, samples, path: Path) -> None:
     # rows: real A, fake B, rec A, real B, fake A, rec B
     grid = make_grid(torch.cat([real_A, fake_B, rec_A, real_B, fake_A, rec_B]).cpu(),
                      nrow=len(real_A), normalize=True, value_range=(-1, 1), padding=2)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    save_image(grid, tmp)
-    tmp.replace(path)
+    with atomic_path(path, suffix=".png") as tmp:
+        save_image(grid, tmp)
 
 
 def train(cfg: TrialConfig, out_dir: str | Path, stop_after_epochs: int | None = None,

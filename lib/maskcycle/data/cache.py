@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from maskcycle.atomic import atomic_path, atomic_write_text
 from maskcycle.data.images import list_images, read_rgb
 
 
@@ -51,16 +50,9 @@ def cached_images(folder: str | Path, size: int, cache_dir: str | Path | None = 
         pass  # stale or half-written cache: rebuild below
     images = decode_folder(files, size)
     try:
-        cache_dir.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=cache_dir, suffix=".npy")
-        with os.fdopen(fd, "wb") as f:
+        with atomic_path(array_path) as tmp, tmp.open("wb") as f:
             np.save(f, images)
-        os.replace(tmp, array_path)
-        key_text = json.dumps({"key": key, "files": [p.name for p in files], "size": size})
-        fd, tmp = tempfile.mkstemp(dir=cache_dir, suffix=".json")
-        with os.fdopen(fd, "w") as f:
-            f.write(key_text)
-        os.replace(tmp, key_path)
+        atomic_write_text(key_path, json.dumps({"key": key, "files": [p.name for p in files], "size": size}))
     except OSError:
         return images  # read-only data root: keep the decoded array in memory
     return np.load(array_path, mmap_mode="r")

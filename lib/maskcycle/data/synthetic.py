@@ -19,13 +19,14 @@ import functools
 import io
 import json
 import os
-import tempfile
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
+
+from maskcycle.atomic import atomic_write_bytes, atomic_write_text
 
 # MaskedFace-Net file suffixes -> placement class (what the mask leaves uncovered).
 PLACEMENTS = {
@@ -476,11 +477,7 @@ def _save(im: Image.Image, path: Path, fmt: str, defect: str | None, size: int) 
     data = buf.getvalue()
     if defect == "corrupt":
         data = data[: len(data) * 2 // 5]  # truncated mid-stream, as an interrupted download
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(data)
-    os.replace(tmp, path)
+    atomic_write_bytes(path, data)
 
 
 def ffhq_path(root: Path, i: int) -> Path:
@@ -585,9 +582,9 @@ def generate(out: str | Path, n_ids: int = 600, size: int = 128, seed: int = 0, 
     w = csv.DictWriter(buf, fieldnames=["id", "set", "file", "defect"])
     w.writeheader()
     w.writerows(rows)
-    _atomic_text(out / "demo_truth.csv", buf.getvalue())
+    atomic_write_text(out / "demo_truth.csv", buf.getvalue())
     write_sheet(out, rows)
-    _atomic_text(stamp, json.dumps(settings))
+    atomic_write_text(stamp, json.dumps(settings))
     return out
 
 
@@ -611,14 +608,6 @@ def write_sheet(out: Path, rows: list[dict], n_ids: int = 16) -> Path:
 
 def _write_chunk(out: Path, size: int, seed: int, plan: dict, ids) -> list[dict]:
     return [row for i in ids for row in write_id(out, i, size, seed, plan)]
-
-
-def _atomic_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w") as fh:
-        fh.write(text)
-    os.replace(tmp, path)
 
 
 def contact_sheet(images: list[np.ndarray], cols: int = 8, labels: list[str] | None = None) -> np.ndarray:

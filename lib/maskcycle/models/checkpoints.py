@@ -4,12 +4,12 @@ reference implementation's saved generators. Every load uses `weights_only=True`
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import torch
 from torch import nn
 
+from maskcycle.atomic import atomic_path
 from maskcycle.config import ConfigError, TrialConfig
 from maskcycle.models.networks import build_generator
 
@@ -22,19 +22,11 @@ class CheckpointError(ValueError):
 
 
 def atomic_save(obj, path: str | Path) -> None:
-    """torch.save to a temp file, fsync, then os.replace: a kill never leaves half a checkpoint."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """torch.save through a synced temp file: a kill never leaves half a checkpoint."""
+    with atomic_path(path) as tmp, tmp.open("wb") as f:
+        torch.save(obj, f)
+        f.flush()
+        os.fsync(f.fileno())
 
 
 def load(path: str | Path) -> dict:
