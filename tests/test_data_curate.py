@@ -80,6 +80,7 @@ def test_outputs_disjoint_pairs_and_cache(curated):
     assert not set(pairs.id) & (ids["trainA"] | ids["trainB"])
     for row in pairs.itertuples():
         assert (out / f"test{row.domain}" / row.file).exists()
+        read_rgb(row.counterpart_path)  # every counterpart decodes (the demo plants corrupt files)
     for sub in ("trainA", "testB"):
         cache = cached_images(out / sub, s.load_size)
         assert (out / "cache" / f"{sub}_{s.load_size}.npy").exists()

@@ -261,9 +261,12 @@ def assign(table: pd.DataFrame, s: Settings, all_records: list[readers.Record]) 
     kept = table[table.reason == ""]
     kept_a = kept[kept.domain == "A"].drop_duplicates("id")
     kept_b = choose_b(kept[kept.domain == "B"], s.seed)
-    raw_a = {r.id: r for r in all_records if r.domain == "A"}
+    # A counterpart must decode (it is read at evaluation); rejected for blur etc. is still a true pair.
+    decodable = set(table.source_path[table.width.notna() & ~table.reason.str.contains("unreadable")])
+    candidates = [r for r in all_records if str(r.path) in decodable]
+    raw_a = {r.id: r for r in candidates if r.domain == "A"}
     raw_b = {}
-    for r in sorted((r for r in all_records if r.domain == "B"), key=lambda r: (r.placement != "correct", str(r.path))):
+    for r in sorted((r for r in candidates if r.domain == "B"), key=lambda r: (r.placement != "correct", str(r.path))):
         raw_b.setdefault(r.id, r)
     if (table.given_split != "").any():  # an already-curated folder keeps its split
         chosen = {}
