@@ -44,6 +44,10 @@ def loss_curves(trial_dir: str | Path, save: str | Path | None = None):
     grid = sns.relplot(data=long, x="epoch", y="value", col="loss", col_order=list(LOSS_NAMES),
                        col_wrap=4, kind="line", marker="o", height=2.2, aspect=1.3,
                        facet_kws={"sharey": False})
+    from matplotlib.ticker import MaxNLocator
+
+    for ax in grid.axes.flat:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole numbers
     grid.set_titles("{col_name}")
     grid.set_axis_labels("epoch", "mean loss")
     grid.figure.suptitle(f"{Path(trial_dir).name}: losses per epoch", y=1.02)
