@@ -153,10 +153,20 @@ def test_failing_trial_is_recorded_others_finish_and_rerun_skips(tmp_path, capsy
     good = write_params(params, "good", dataroot=str(data), **TINY)
     bad = write_params(params, "broken", dataroot=str(tmp_path / "no_such_data"), **TINY)
     out = tmp_path / "sweep"
+    # an interrupted trial: one of its two epochs done; the sweep must resume it, not restart it
+    from maskcycle.config import TrialConfig
+    from maskcycle.train import train
+
+    train(TrialConfig.from_yaml(good, {"name": "good"}), out / "good", stop_after_epochs=1, progress=False)
+    first_epoch = (out / "good" / "losses.csv").read_text()
 
     code = cli_main(["sweep", str(bad), str(good), "--out", str(out)])
     printed = capsys.readouterr().out
     assert code == 1  # one failed trial
+    assert "good: resuming" in printed
+    assert (out / "good" / "losses.csv").read_text().startswith(first_epoch)
+    good_run = json.loads((out / "good" / "run.json").read_text())
+    assert [a["status"] for a in good_run["attempts"]] == ["stopped"] and good_run["status"] == "finished"
     run = json.loads((out / "broken" / "run.json").read_text())
     assert run["status"] == "failed"
     pm = run["papermill"]
