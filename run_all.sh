@@ -55,13 +55,25 @@ t0=$(date +%s)
 step() { echo; echo "=== [$(( $(date +%s) - t0 ))s] $*"; }
 
 # --- 1. data: the embedded demo set (issue 3) -------------------------------------------------
-step "1. demo data: $OUT/raw (600 face ids, 128 px; kept when already complete)"
-maskcycle demo-data --out "$OUT/raw" --n-ids 600 --size 128 --seed 0
+if [ "$MODE" = demo ]; then
+  step "1. demo data: $OUT/raw (600 face ids, 128 px; kept when already complete)"
+  maskcycle demo-data --out "$OUT/raw" --n-ids 600 --size 128 --seed 0
+  CURATION=(-p ffhq_root "$OUT/raw/ffhq" -p maskedfacenet_root "$OUT/raw/maskedfacenet"
+            -p n_train 200 -p n_test 50 -p load_size 72)
+else
+  step "1. data: the real sets, read-only (${CURATED_IN:-$FFHQ_DIR + $MFN_DIR})"
+  if [ -n "$CURATED_IN" ]; then
+    CURATION=(-p ffhq_root '' -p maskedfacenet_root '' -p curated_root "$CURATED_IN")
+  else
+    CURATION=(-p ffhq_root "$FFHQ_DIR" -p maskedfacenet_root "$MFN_DIR")
+  fi
+  # the study's sizes: 6000 train + 1000 test a domain, images stored at the reference load_size
+  CURATION+=(-p n_train 6000 -p n_test 1000 -p load_size 286 -p exclusions params/curation/manual_exclusions_study.csv)
+fi
 # --- 2. curation: notebook 01 (issue 3) --------------------------------------------------------
-step "2. curation: notebook 01 -> $OUT/curated (n_train 200, n_test 50, load_size 72; resumes)"
+step "2. curation: notebook 01 -> $DATAROOT (resumes: images already judged are skipped)"
 papermill -k maskcycle --log-level WARNING notebooks/01_data_curation.ipynb "$OUT/01_data_curation.ipynb" \
-  -p ffhq_root "$OUT/raw/ffhq" -p maskedfacenet_root "$OUT/raw/maskedfacenet" -p out_dir "$OUT/curated" \
-  -p n_train 200 -p n_test 50 -p load_size 72 -p seed 0
+  "${CURATION[@]}" -p out_dir "$DATAROOT" -p seed 0
 # --- 3. sweep: notebook 02 once per params YAML (issue 4) ---------------------------------------
 step "3. sweep: notebook 02 per $PARAMS/*.yaml -> $OUT/sweep/<trial>/ (skips finished trials, resumes others)"
 SWEEP_RC=0
@@ -75,18 +87,28 @@ maskcycle sweep "$PARAMS"/*.yaml --out "$OUT/sweep" --set "dataroot=$DATAROOT" $
 # --- 4. evaluation: notebook 03 (issue 5) -------------------------------------------------------
 step "4. evaluation: notebook 03 -> $OUT/03_fid_evaluation.ipynb (FID/KID when the Inception weights are there, paired metrics, results table; reuses scored checkpoints)"
 papermill -k maskcycle --log-level WARNING notebooks/03_fid_evaluation.ipynb "$OUT/03_fid_evaluation.ipynb" \
-  -p sweep_dir "$OUT/sweep" -p curated_dir "$OUT/curated"
+  -p sweep_dir "$OUT/sweep" -p curated_dir "$DATAROOT"
 # --- 5. survey: quiz + notebook 04 (issue 6) ----------------------------------------------------
-step "5. survey: quiz from the sweep's best trial -> $OUT/survey; answers SIMULATED (100 people); notebook 04"
-# The demo's answers are simulated (files simulated_*.csv) and remade each run, so the demo may replace
-# an earlier quiz (--force); the study never does: answers collected with a key must keep it.
-SURVEY_FORCE=""; [ "$MODE" != demo ] || SURVEY_FORCE=--force
-maskcycle survey build --sweep "$OUT/sweep" --curated "$OUT/curated" --out "$OUT/survey" --seed 0 $SURVEY_FORCE
-maskcycle survey simulate --survey "$OUT/survey" --out "$OUT/survey/responses_simulated" --participants 100 \
-  --dprime 0.5 --criterion 0.2 --seed 0
-papermill -k maskcycle --log-level WARNING notebooks/04_survey_analysis.ipynb "$OUT/04_survey_analysis.ipynb" \
-  -p survey_dir "$OUT/survey" -p responses_dir "$OUT/survey/responses_simulated" \
-  -p summary_out "$OUT/survey/analysis_simulated.json"
+if [ "$MODE" = demo ]; then
+  step "5. survey: quiz from the sweep's best trial -> $OUT/survey; answers SIMULATED (100 people); notebook 04"
+  # The demo's answers are simulated (files simulated_*.csv) and remade each run, so the demo may
+  # replace an earlier quiz (--force); the study never does: answers collected with a key keep it.
+  maskcycle survey build --sweep "$OUT/sweep" --curated "$DATAROOT" --out "$OUT/survey" --seed 0 --force
+  maskcycle survey simulate --survey "$OUT/survey" --out "$OUT/survey/responses_simulated" --participants 100 \
+    --dprime 0.5 --criterion 0.2 --seed 0
+  RESPONSES="$OUT/survey/responses_simulated" SUMMARY="$OUT/survey/analysis_simulated.json"
+else
+  step "5. survey: quiz from the sweep's best trial -> $OUT/survey/survey.html (send it to participants;"
+  echo "   put their downloaded CSVs in $OUT/survey/responses/ and rerun to analyse them)"
+  maskcycle survey build --sweep "$OUT/sweep" --curated "$DATAROOT" --out "$OUT/survey" --seed 0
+  RESPONSES="$OUT/survey/responses" SUMMARY="$OUT/survey/analysis.json"
+fi
+if compgen -G "$RESPONSES/*.csv" >/dev/null; then
+  papermill -k maskcycle --log-level WARNING notebooks/04_survey_analysis.ipynb "$OUT/04_survey_analysis.ipynb" \
+    -p survey_dir "$OUT/survey" -p responses_dir "$RESPONSES" -p summary_out "$SUMMARY"
+else
+  echo "   no responses in $RESPONSES yet: notebook 04 not rendered"
+fi
 # --- 6. summary ---------------------------------------------------------------------------------
 step "6. summary: $OUT/sweep/summary.csv"
 python -c 'import sys, pandas as pd; from maskcycle.sweep import write_summary

@@ -75,6 +75,30 @@ def _evaluate(args) -> int:
     return 3 if reasons and args.require_fid else 0
 
 
+def _demo_data(args) -> int:
+    from maskcycle.data.synthetic import generate
+
+    print(generate(args.out, n_ids=args.n_ids, size=args.size, seed=args.seed, workers=args.workers))
+    return 0
+
+
+def _curate(args) -> int:
+    from maskcycle.data.curate import CurationError, Settings, curate
+    from maskcycle.data.readers import LayoutError
+
+    s = Settings(n_train=args.n_train, n_test=args.n_test, load_size=args.load_size, seed=args.seed,
+                 min_size=args.min_size, sharpness_min=args.sharpness_min, require_face=args.require_face,
+                 placements=tuple(args.placements), exclusions=args.exclusions or "")
+    try:
+        m = curate(args.out, ffhq=args.ffhq, maskedfacenet=args.maskedfacenet, curated=args.curated, settings=s,
+                   workers=args.workers)
+    except (LayoutError, CurationError) as exc:
+        print(f"maskcycle curate: error: {exc}", file=sys.stderr)
+        return 2
+    print(m.groupby(["domain", "split"]).size().unstack(fill_value=0).to_string())
+    return 0
+
+
 def _survey(args) -> int:
     import json
 
@@ -119,30 +143,6 @@ def _survey(args) -> int:
     except (survey.SurveyDataError, ValueError) as exc:
         print(f"maskcycle survey {args.survey_command}: error: {exc}", file=sys.stderr)
         return 2
-    return 0
-
-
-def _demo_data(args) -> int:
-    from maskcycle.data.synthetic import generate
-
-    print(generate(args.out, n_ids=args.n_ids, size=args.size, seed=args.seed, workers=args.workers))
-    return 0
-
-
-def _curate(args) -> int:
-    from maskcycle.data.curate import CurationError, Settings, curate
-    from maskcycle.data.readers import LayoutError
-
-    s = Settings(n_train=args.n_train, n_test=args.n_test, load_size=args.load_size, seed=args.seed,
-                 min_size=args.min_size, sharpness_min=args.sharpness_min, require_face=args.require_face,
-                 placements=tuple(args.placements), exclusions=args.exclusions or "")
-    try:
-        m = curate(args.out, ffhq=args.ffhq, maskedfacenet=args.maskedfacenet, curated=args.curated, settings=s,
-                   workers=args.workers)
-    except (LayoutError, CurationError) as exc:
-        print(f"maskcycle curate: error: {exc}", file=sys.stderr)
-        return 2
-    print(m.groupby(["domain", "split"]).size().unstack(fill_value=0).to_string())
     return 0
 
 
@@ -203,6 +203,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.add_argument("--force", action="store_true", help="recompute even what an earlier run already scored")
     p.set_defaults(func=_evaluate)
+    p = sub.add_parser("demo-data", help="write the embedded demo data set (FFHQ-like and MaskedFace-Net-like trees)")
+    p.add_argument("--out", required=True, help="folder for ffhq/ and maskedfacenet/")
+    p.add_argument("--n-ids", type=int, default=600, help="number of face ids")
+    p.add_argument("--size", type=int, default=128, help="image side in pixels")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--workers", type=int, default=0, help="processes (0 = all cores)")
+    p.set_defaults(func=_demo_data)
+
+    p = sub.add_parser("curate", help="filter, split identity-disjointly, resize and cache the raw sets")
+    p.add_argument("--ffhq", default=None, help="FFHQ root (images1024x1024/ or thumbnails128x128/ inside)")
+    p.add_argument("--maskedfacenet", default=None, help="MaskedFace-Net root (CMFD/ and/or IMFD/ inside)")
+    p.add_argument("--curated", default=None, help="an already-curated trainA/trainB/testA/testB folder instead")
+    p.add_argument("--out", required=True)
+    p.add_argument("--n-train", type=int, default=6000, help="train images per domain")
+    p.add_argument("--n-test", type=int, default=1000, help="test images per domain")
+    p.add_argument("--load-size", type=int, default=286, help="side of the written images")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--workers", type=int, default=0, help="processes (0 = all cores)")
+    p.add_argument("--min-size", type=int, default=0, help="smallest accepted side (0 = load size)")
+    p.add_argument("--sharpness-min", type=float, default=8.0, help="variance-of-Laplacian threshold")
+    p.add_argument("--require-face", action="store_true", help="also reject images where no face is detected")
+    p.add_argument("--placements", nargs="+", default=["correct"],
+                   choices=["correct", "nose_uncovered", "chin_uncovered", "nose_mouth_uncovered"],
+                   help="MaskedFace-Net placement classes kept (IMFD classes are opt-in)")
+    p.add_argument("--exclusions", default=None, help="manual exclusion list (id,reason[,domain])")
+    p.set_defaults(func=_curate)
     p = sub.add_parser("survey", help="real-vs-fake quiz: build the page, simulate answers, analyse answers")
     ssub = p.add_subparsers(dest="survey_command", required=True)
     q = ssub.add_parser("build", help="pick images and write survey.html + key.csv")
@@ -237,32 +263,6 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--n-boot", type=int, default=2000)
     q.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=_survey)
-    p = sub.add_parser("demo-data", help="write the embedded demo data set (FFHQ-like and MaskedFace-Net-like trees)")
-    p.add_argument("--out", required=True, help="folder for ffhq/ and maskedfacenet/")
-    p.add_argument("--n-ids", type=int, default=600, help="number of face ids")
-    p.add_argument("--size", type=int, default=128, help="image side in pixels")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--workers", type=int, default=0, help="processes (0 = all cores)")
-    p.set_defaults(func=_demo_data)
-
-    p = sub.add_parser("curate", help="filter, split identity-disjointly, resize and cache the raw sets")
-    p.add_argument("--ffhq", default=None, help="FFHQ root (images1024x1024/ or thumbnails128x128/ inside)")
-    p.add_argument("--maskedfacenet", default=None, help="MaskedFace-Net root (CMFD/ and/or IMFD/ inside)")
-    p.add_argument("--curated", default=None, help="an already-curated trainA/trainB/testA/testB folder instead")
-    p.add_argument("--out", required=True)
-    p.add_argument("--n-train", type=int, default=6000, help="train images per domain")
-    p.add_argument("--n-test", type=int, default=1000, help="test images per domain")
-    p.add_argument("--load-size", type=int, default=286, help="side of the written images")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--workers", type=int, default=0, help="processes (0 = all cores)")
-    p.add_argument("--min-size", type=int, default=0, help="smallest accepted side (0 = load size)")
-    p.add_argument("--sharpness-min", type=float, default=8.0, help="variance-of-Laplacian threshold")
-    p.add_argument("--require-face", action="store_true", help="also reject images where no face is detected")
-    p.add_argument("--placements", nargs="+", default=["correct"],
-                   choices=["correct", "nose_uncovered", "chin_uncovered", "nose_mouth_uncovered"],
-                   help="MaskedFace-Net placement classes kept (IMFD classes are opt-in)")
-    p.add_argument("--exclusions", default=None, help="manual exclusion list (id,reason[,domain])")
-    p.set_defaults(func=_curate)
     p = sub.add_parser("bench", help="training speed: plain fp32 vs fast path, interleaved; writes JSON")
     p.add_argument("--configs", default="C1,C2", help="comma list of tiny, T32, C1, C2, C4, GPU (maskcycle.bench.CONFIGS)")
     p.add_argument("--paths", default="plain,fast", help="comma list of maskcycle.bench.PATHS; ratios are vs the first")
@@ -278,15 +278,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)  # before the imports below, so --help needs no torch
     from maskcycle.config import ConfigError
+    from maskcycle.distributed import LaunchError
     from maskcycle.models.checkpoints import CheckpointError
+    from maskcycle.train import NonFiniteLossError
 
-    args = build_parser().parse_args(argv)
     try:
         return args.func(args)
     except (ConfigError, CheckpointError, FileNotFoundError) as exc:
         print(f"maskcycle {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except (LaunchError, NonFiniteLossError) as exc:  # the run failed; its checkpoint is kept
+        print(f"maskcycle {args.command}: failed: {exc}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":
