@@ -49,7 +49,6 @@ respect that one person's 22 answers are not 22 independent observations.
 `maskcycle.survey_sim`). The banner below says which kind of data this run analysed."""),
     ("params", PARAMETERS),
     ("code", """\
-import json
 from pathlib import Path
 
 import matplotlib.pyplot as plt

@@ -264,7 +264,8 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=_survey)
     p = sub.add_parser("bench", help="training speed: plain fp32 vs fast path, interleaved; writes JSON")
-    p.add_argument("--configs", default="C1,C2", help="comma list of tiny, T32, C1, C2, C4, GPU (maskcycle.bench.CONFIGS)")
+    p.add_argument("--configs", default="C1,C2",
+                   help="comma list of tiny, T32, C1, C2, C4, GPU (maskcycle.bench.CONFIGS)")
     p.add_argument("--paths", default="plain,fast", help="comma list of maskcycle.bench.PATHS; ratios are vs the first")
     p.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda"])
     p.add_argument("--rounds", type=int, default=5, help="interleaved rounds (medians over them)")

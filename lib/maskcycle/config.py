@@ -105,7 +105,7 @@ class TrialConfig:
 
     # --- construction -------------------------------------------------------------------
     @classmethod
-    def from_dict(cls, values: dict[str, Any], source: str = "config") -> "TrialConfig":
+    def from_dict(cls, values: dict[str, Any], source: str = "config") -> TrialConfig:
         """Build from a mapping; unknown keys and bad values raise ConfigError naming `source`."""
         if not isinstance(values, dict):
             raise ConfigError(f"{source}: expected a mapping of settings, got {type(values).__name__}")
@@ -136,7 +136,7 @@ class TrialConfig:
         values.update(parse_overrides(overrides))
         return cls.from_dict(values, source=str(path))
 
-    def replace(self, **changes: Any) -> "TrialConfig":
+    def replace(self, **changes: Any) -> TrialConfig:
         """A copy with some fields changed (validated)."""
         return TrialConfig.from_dict({**self.to_dict(), **changes}, source="override")
 

@@ -49,7 +49,7 @@ def device_info(device: str = "auto") -> dict:
 
 
 def now() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
 
 def update_run_json(folder: str | Path, **fields) -> dict:

@@ -27,8 +27,14 @@ from maskcycle.atomic import atomic_path
 from maskcycle.config import ConfigError, TrialConfig, atomic_write_text
 from maskcycle.data.unpaired import UnpairedData, fixed_samples
 from maskcycle.models import checkpoints
-from maskcycle.models.cyclegan import (LOSS_NAMES, CycleGAN, build_cyclegan, configure_backends, train_step,
-                                        translate_batch)
+from maskcycle.models.cyclegan import (
+    LOSS_NAMES,
+    CycleGAN,
+    build_cyclegan,
+    configure_backends,
+    train_step,
+    translate_batch,
+)
 from maskcycle.models.optim import step_scheduler
 
 LOSS_COLUMNS = ("epoch", "batch", "images", "lr") + LOSS_NAMES
@@ -194,7 +200,8 @@ def _train(cfg: TrialConfig, out: Path, stop_after_epochs: int | None, progress:
 
     t0 = time.perf_counter()
     completed = start_epoch - 1
-    n_batches, epochs_run, next_latest = data.n_batches(), 0, (images // cfg.save_latest_freq + 1) * cfg.save_latest_freq
+    n_batches, epochs_run = data.n_batches(), 0
+    next_latest = (images // cfg.save_latest_freq + 1) * cfg.save_latest_freq
     for epoch in range(start_epoch, cfg.total_epochs + 1):
         if stop_after_epochs is not None and epochs_run >= stop_after_epochs:
             break
@@ -212,7 +219,7 @@ def _train(cfg: TrialConfig, out: Path, stop_after_epochs: int | None, progress:
             losses = distributed.mean_losses(train_step(step_m, real_A, real_B), r)
             images += len(real_A) * r.world_size  # global images, as one process counts them
             epoch_images += len(real_A) * r.world_size
-            loss_G_acc += losses["G_AB"] + losses["G_BA"] + losses["cycle_A"] + losses["cycle_B"] + losses["idt_AB"] + losses["idt_BA"]
+            loss_G_acc += sum(losses[k] for k in ("G_AB", "G_BA", "cycle_A", "cycle_B", "idt_AB", "idt_BA"))
             loss_G_n += 1
             log.add(epoch, b, images, lr, losses)
             if len(log.pending) >= cfg.log_freq or b == n_batches - 1:

@@ -10,7 +10,7 @@ epoch e runs at factor(e - 1) (`lr_step_at: end`).
 from __future__ import annotations
 
 import warnings
-from typing import Iterable
+from collections.abc import Iterable
 
 import torch
 from torch.optim import lr_scheduler
