@@ -6,7 +6,9 @@
 from pathlib import Path
 
 import nbformat
-from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+from nbformat.v4 import new_code_cell, new_markdown_cell
+
+from maskcycle.nbbuild import study_notebook
 
 HERE = Path(__file__).resolve().parent
 
@@ -119,10 +121,7 @@ CELLS = [
 
 
 def build() -> nbformat.NotebookNode:
-    nb = new_notebook(cells=CELLS)
-    nb.metadata["kernelspec"] = {"name": "maskcycle", "display_name": "Python (maskcycle)", "language": "python"}
-    nb.metadata["language_info"] = {"name": "python"}
-    return nb
+    return study_notebook(CELLS)
 
 
 if __name__ == "__main__":

@@ -9,9 +9,10 @@ The parameters cell gets one literal per TrialConfig field, equal to its default
 from pathlib import Path
 
 import nbformat
-from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+from nbformat.v4 import new_code_cell, new_markdown_cell
 
 from maskcycle.config import defaults
+from maskcycle.nbbuild import study_notebook
 
 HERE = Path(__file__).resolve().parent
 
@@ -74,12 +75,7 @@ CELLS = [
 
 
 def build() -> nbformat.NotebookNode:
-    nb = new_notebook(cells=CELLS)
-    nb.metadata["kernelspec"] = {"name": "maskcycle", "display_name": "Python (maskcycle)", "language": "python"}
-    nb.metadata["language_info"] = {"name": "python"}
-    for i, cell in enumerate(nb.cells):
-        cell["id"] = f"cell-{i:02d}"  # stable ids: rebuilding gives the same file
-    return nb
+    return study_notebook(CELLS)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,9 @@ Run it headless (run_all.sh step 5):
 from pathlib import Path
 
 import nbformat
-from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+from nbformat.v4 import new_code_cell, new_markdown_cell
+
+from maskcycle.nbbuild import study_notebook
 
 HERE = Path(__file__).resolve().parent
 
@@ -233,18 +235,13 @@ if summary_out:
 
 
 def build() -> nbformat.NotebookNode:
-    nb = new_notebook()
+    cells = []
     for kind, src in CELLS:
         if kind == "md":
-            nb.cells.append(new_markdown_cell(src))
+            cells.append(new_markdown_cell(src))
         else:
-            cell = new_code_cell(src)
-            if kind == "params":
-                cell.metadata["tags"] = ["parameters"]
-            nb.cells.append(cell)
-    nb.metadata["kernelspec"] = {"name": "maskcycle", "display_name": "Python (maskcycle)", "language": "python"}
-    nb.metadata["language_info"] = {"name": "python"}
-    return nb
+            cells.append(new_code_cell(src, metadata={"tags": ["parameters"]} if kind == "params" else {}))
+    return study_notebook(cells)
 
 
 if __name__ == "__main__":
