@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from maskcycle.evaluate import PUBLISHED
+from maskcycle.plots import save_figure
 
 DIRECTIONS = {"AB": "A->B (put a mask on)", "BA": "B->A (take it off)"}
 # Paired stand-in for FID where FID is unavailable (higher is better there).
@@ -25,12 +26,7 @@ FALLBACK = {"AB": "psnr_AB_mask", "BA": "psnr_BA_mask"}
 
 
 def _save(fig, save) -> None:
-    if save is not None:
-        save = Path(save)
-        save.parent.mkdir(parents=True, exist_ok=True)
-        tmp = save.with_name(f".{save.stem}.tmp.png")
-        fig.savefig(tmp, dpi=120, bbox_inches="tight")
-        tmp.replace(save)
+    save_figure(fig, save, dpi=120)
 
 
 def _has(table: pd.DataFrame, col: str) -> bool:

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
+from maskcycle.atomic import atomic_path
 from maskcycle.models.cyclegan import LOSS_NAMES
 
 # Rows of the trainer's sample grid (train._save_samples), top to bottom.
@@ -51,7 +52,7 @@ def loss_curves(trial_dir: str | Path, save: str | Path | None = None):
     grid.set_titles("{col_name}")
     grid.set_axis_labels("epoch", "mean loss")
     grid.figure.suptitle(f"{Path(trial_dir).name}: losses per epoch", y=1.02)
-    return _maybe_save(grid.figure, save)
+    return save_figure(grid.figure, save)
 
 
 def sample_grids(trial_dir: str | Path) -> dict[int, Path]:
@@ -110,7 +111,7 @@ def fakes_by_epoch(trial_dir: str | Path, n_epochs: int = 6, save: str | Path | 
     axes[0, 1].set_title("B -> A (mask off)")
     fig.suptitle(f"{Path(trial_dir).name}: fakes by epoch")
     fig.tight_layout()
-    return _maybe_save(fig, save)
+    return save_figure(fig, save)
 
 
 def final_samples(trial_dir: str | Path, save: str | Path | None = None):
@@ -129,7 +130,7 @@ def final_samples(trial_dir: str | Path, save: str | Path | None = None):
         ax.set_ylabel(name, rotation=0, ha="right", va="center")
     fig.suptitle(f"{Path(trial_dir).name}: samples after epoch {epoch}")
     fig.tight_layout()
-    return _maybe_save(fig, save)
+    return save_figure(fig, save)
 
 
 def throughput(trial_dir: str | Path) -> pd.DataFrame:
@@ -146,11 +147,10 @@ def throughput(trial_dir: str | Path) -> pd.DataFrame:
     }])
 
 
-def _maybe_save(fig, save):
+def save_figure(fig, save, dpi: int = 100):
+    """Write fig to `save` atomically when a path is given (the format follows its suffix); return fig."""
     if save is not None:
         save = Path(save)
-        save.parent.mkdir(parents=True, exist_ok=True)
-        tmp = save.with_name(f".{save.stem}.tmp{save.suffix}")
-        fig.savefig(tmp, dpi=100, bbox_inches="tight")
-        tmp.replace(save)
+        with atomic_path(save, suffix=save.suffix) as tmp:
+            fig.savefig(tmp, dpi=dpi, bbox_inches="tight")
     return fig
