@@ -121,7 +121,7 @@ def _save_samples(m: CycleGAN, samples, path: Path) -> None:
     rec_B = translate_batch(m.G_AB, fake_A, m.cfg)
     # rows: real A, fake B, rec A, real B, fake A, rec B
     grid = make_grid(torch.cat([real_A, fake_B, rec_A, real_B, fake_A, rec_B]).cpu(),
-                     nrow=len(real_A), normalize=True, value_range=(-1, 1), padding=2)
+                     nrow=len(real_A), normalize=True, value_range=(-1, 1), padding=2, pad_value=1.0)
     with atomic_path(path, suffix=".png") as tmp:
         save_image(grid, tmp)
 
