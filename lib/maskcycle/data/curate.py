@@ -135,23 +135,29 @@ def _run_measurements(todo: list[Path], log: Path, work_size: int, workers: int,
         w = csv.DictWriter(fh, fieldnames=MEASURE_COLUMNS)
         if new_file:
             w.writeheader()
-        bar = _bar(len(todo), "measuring", progress)
         jobs = [(p, work_size) for p in todo]
-        workers = workers or os.cpu_count() or 1
-        pool = ProcessPoolExecutor(workers) if workers > 1 else None
-        try:
-            results = pool.map(_measure_one, jobs, chunksize=16) if pool else map(_measure_one, jobs)
-            for k, row in enumerate(results):
-                w.writerow(row)
-                if k % 64 == 63:
-                    fh.flush()  # what is flushed survives an interruption
-                if bar is not None:
-                    bar.update()
-        finally:
-            if pool:
-                pool.shutdown(cancel_futures=True)
+        for k, row in enumerate(_parallel_map(_measure_one, jobs, workers, "measuring", progress)):
+            w.writerow(row)
+            if k % 64 == 63:
+                fh.flush()  # what is flushed survives an interruption
+
+
+def _parallel_map(fn, jobs: list, workers: int, desc: str, progress: bool, min_pool_jobs: int = 2):
+    """fn over jobs in order, in a process pool over `workers` (0: all cores) when there are at least
+    `min_pool_jobs` jobs, with a progress bar; the pool is shut down however the loop ends."""
+    workers = workers or os.cpu_count() or 1
+    bar = _bar(len(jobs), desc, progress and bool(jobs))
+    pool = ProcessPoolExecutor(workers) if workers > 1 and len(jobs) >= min_pool_jobs else None
+    try:
+        for result in (pool.map(fn, jobs, chunksize=16) if pool else map(fn, jobs)):
             if bar is not None:
-                bar.close()
+                bar.update()
+            yield result
+    finally:
+        if pool:
+            pool.shutdown(cancel_futures=True)
+        if bar is not None:
+            bar.close()
 
 
 def _bar(total: int, desc: str, progress: bool):
@@ -335,19 +341,8 @@ def write_images(table: pd.DataFrame, out: Path, load_size: int, workers: int = 
     jobs = [(r.source_path, str(out / r.out_file), load_size) for r in chosen.itertuples()
             if not ((out / r.out_file).exists() and previous.get(r.out_file) == r.source_path)]
     t0 = time.perf_counter()
-    bar = _bar(len(jobs), "writing", progress and bool(jobs))
-    workers = workers or os.cpu_count() or 1
-    if jobs:
-        pool = ProcessPoolExecutor(workers) if workers > 1 and len(jobs) > 32 else None
-        try:
-            for _ in (pool.map(_write_one, jobs, chunksize=16) if pool else map(_write_one, jobs)):
-                if bar is not None:
-                    bar.update()
-        finally:
-            if pool:
-                pool.shutdown(cancel_futures=True)
-            if bar is not None:
-                bar.close()
+    for _ in _parallel_map(_write_one, jobs, workers, "writing", progress, min_pool_jobs=33):
+        pass
     return {"written": len(jobs), "written_before": len(chosen) - len(jobs),
             "write_seconds": round(time.perf_counter() - t0, 2)}
 
