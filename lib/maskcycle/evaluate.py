@@ -132,19 +132,26 @@ def load_test_sets(root: str | Path, size: int) -> TestSets:
             raise FileNotFoundError(f"{root / name}: evaluation needs at least 2 test images, found {len(files)}")
     names_A, names_B = [p.name for p in files_A], [p.name for p in files_B]
     pairs, note = read_pairs(root, names_A, names_B)
-    # Decoded once here, not per epoch; a broken counterpart drops its pair (recorded), not the trial.
+    A, B = cached_images(root / "testA", size), cached_images(root / "testB", size)
+    index = {"A": {n: i for i, n in enumerate(names_A)}, "B": {n: i for i, n in enumerate(names_B)}}
+    # Decoded and measured once here, not per epoch: the truth, the mask region (where the real pair
+    # differs) and the do-nothing baseline. A broken counterpart drops its pair (recorded), not the trial.
     kept, skipped = [], []
     for pair in pairs:
         try:
-            kept.append({**pair, "truth": read_rgb(pair["counterpart"], size)})
+            truth = read_rgb(pair["counterpart"], size)
         except ImageReadError as exc:
             skipped.append(f"{pair['domain']}/{pair['file']}: {exc}")
+            continue
+        source = np.asarray((B if pair["domain"] == "B" else A)[index[pair["domain"]][pair["file"]]])
+        region = paired.mask_region(source, truth) if pair["domain"] == "B" else paired.mask_region(truth, source)
+        kept.append({**pair, "truth": truth, "region": region,
+                     "baseline": paired.baseline_metrics(source, truth, region)})
     if pairs and not kept:
         note = f"no counterpart in {root / 'pairs_test.csv'} could be decoded"
     pairs_file = [root / "pairs_test.csv"] if (root / "pairs_test.csv").is_file() else []
     key = _fingerprint(files_A + files_B + pairs_file, f"size={size}")
-    return TestSets(root, size, cached_images(root / "testA", size), cached_images(root / "testB", size),
-                    names_A, names_B, kept, note, skipped, key)
+    return TestSets(root, size, A, B, names_A, names_B, kept, note, skipped, key)
 
 
 # ---------------------------------------------------------------- FID scorer
@@ -221,15 +228,10 @@ def paired_rows(test: TestSets, fakes_AB: np.ndarray, fakes_BA: np.ndarray) -> l
     rows = []
     for pair in test.pairs:
         i = index[pair["domain"]][pair["file"]]
-        truth = pair["truth"]
-        if pair["domain"] == "B":  # masked source; G_BA should recover the true face
-            source, fake, direction = np.asarray(test.B[i]), fakes_BA[i], "BA"
-            region = paired.mask_region(source, truth)
-        else:
-            source, fake, direction = np.asarray(test.A[i]), fakes_AB[i], "AB"
-            region = paired.mask_region(truth, source)
+        # a masked source: G_BA should recover the true face; an unmasked one: G_AB its masked version
+        fake, direction = (fakes_BA[i], "BA") if pair["domain"] == "B" else (fakes_AB[i], "AB")
         rows.append({"direction": direction, "file": pair["file"], "id": pair["id"],
-                     **paired.pair_metrics(fake, truth, source, region)})
+                     **paired.translation_metrics(fake, pair["truth"], pair["region"]), **pair["baseline"]})
     return rows
 
 

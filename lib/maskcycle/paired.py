@@ -46,13 +46,21 @@ def ssim(a: np.ndarray, b: np.ndarray, mask: np.ndarray | None = None) -> float:
     """Structural similarity (scikit-image: 7x7 uniform window, K1 0.01, K2 0.03, per channel then
     averaged). Whole image: scikit-image's mean SSIM. With a mask: the mean of the SSIM map over
     the mask's pixels; nan for an empty mask."""
+    mask = _check_mask(mask, a.shape)
+    return _ssim_of(*_ssim_map(a, b), mask)
+
+
+def _ssim_map(a: np.ndarray, b: np.ndarray) -> tuple[float, np.ndarray]:
+    """scikit-image's mean SSIM and its full per-pixel, per-channel map."""
     from skimage.metrics import structural_similarity
 
     _check_pair(a, b)
-    mask = _check_mask(mask, a.shape)
     if min(a.shape[:2]) < 7:
         raise ValueError(f"SSIM needs images of at least 7x7 pixels, got {a.shape[:2]}")
-    mean, full = structural_similarity(a, b, channel_axis=2, data_range=DATA_RANGE, full=True)
+    return structural_similarity(a, b, channel_axis=2, data_range=DATA_RANGE, full=True)
+
+
+def _ssim_of(mean: float, full: np.ndarray, mask: np.ndarray | None) -> float:
     if mask is None:
         return float(mean)
     if not mask.any():
@@ -82,9 +90,18 @@ def mask_region(real_masked: np.ndarray, real_unmasked: np.ndarray, threshold: i
 def pair_metrics(fake: np.ndarray, truth: np.ndarray, source: np.ndarray, region: np.ndarray) -> dict:
     """PSNR/SSIM of a translation (`fake`) against its true counterpart, whole and in `region`;
     the same for the untranslated `source` as a do-nothing baseline; and the region's share."""
-    return {
-        "psnr": psnr(fake, truth), "ssim": ssim(fake, truth),
-        "psnr_mask": psnr(fake, truth, region), "ssim_mask": ssim(fake, truth, region),
-        "psnr_input": psnr(source, truth), "ssim_input": ssim(source, truth),
-        "mask_fraction": float(np.mean(region)),
-    }
+    return {**translation_metrics(fake, truth, region), **baseline_metrics(source, truth, region)}
+
+
+def translation_metrics(fake: np.ndarray, truth: np.ndarray, region: np.ndarray) -> dict:
+    """The part of pair_metrics that depends on the translation (one SSIM map serves both SSIMs)."""
+    region = _check_mask(region, fake.shape)
+    mean, full = _ssim_map(fake, truth)
+    return {"psnr": psnr(fake, truth), "ssim": _ssim_of(mean, full, None),
+            "psnr_mask": psnr(fake, truth, region), "ssim_mask": _ssim_of(mean, full, region)}
+
+
+def baseline_metrics(source: np.ndarray, truth: np.ndarray, region: np.ndarray) -> dict:
+    """The part of pair_metrics fixed by the test pair: the do-nothing baseline and the region's share."""
+    return {"psnr_input": psnr(source, truth), "ssim_input": ssim(source, truth),
+            "mask_fraction": float(np.mean(region))}
