@@ -39,9 +39,9 @@ from maskcycle import fid as fidlib
 from maskcycle import paired, runinfo
 from maskcycle.config import TrialConfig, atomic_write_text
 from maskcycle.data.cache import cached_images
-from maskcycle.data.images import ImageReadError, list_images, read_rgb, to_tensor, to_uint8, write_png
+from maskcycle.data.images import ImageReadError, list_images, read_rgb, write_png
 from maskcycle.models import checkpoints
-from maskcycle.models.cyclegan import translate_batch
+from maskcycle.translate import translate_array
 
 # The study's numbers (its results table survives only as an image); shown beside ours, labelled.
 PUBLISHED = {
@@ -205,19 +205,6 @@ class Snapshot:
     label: str
     files: list[Path]
     load: Callable[[torch.device], tuple[torch.nn.Module, torch.nn.Module]]
-
-
-def translate_array(G: torch.nn.Module, images: np.ndarray, cfg: TrialConfig, batch_size: int = 16,
-                    progress: bool = False, desc: str = "translate") -> np.ndarray:
-    """G applied to NxHxWx3 uint8 images in batches -> NxHxWx3 uint8."""
-    import tqdm
-
-    device = next(G.parameters()).device
-    out = []
-    for start in tqdm.trange(0, len(images), batch_size, disable=not progress, desc=desc, leave=False):
-        x = to_tensor(np.array(images[start:start + batch_size])).to(device)  # a writable copy of the memmap
-        out.append(to_uint8(translate_batch(G, x, cfg)))
-    return np.concatenate(out)
 
 
 def paired_rows(test: TestSets, fakes_AB: np.ndarray, fakes_BA: np.ndarray) -> list[dict]:

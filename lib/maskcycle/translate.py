@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -47,7 +48,6 @@ def translate_folder(G: nn.Module, cfg: TrialConfig, input_dir: str | Path, outp
     import tqdm
 
     size = size or cfg.crop_size
-    device = next(G.parameters()).device
     files = list_images(input_dir)
     out_dir = Path(output_dir)
     report = TranslateReport([], [])
@@ -61,11 +61,22 @@ def translate_folder(G: nn.Module, cfg: TrialConfig, input_dir: str | Path, outp
                 report.failed.append((path, str(exc)))
         if not batch:
             continue
-        import numpy as np
-
-        fakes = to_uint8(translate_batch(G, to_tensor(np.stack(batch)).to(device), cfg))
+        fakes = translate_array(G, np.stack(batch), cfg, batch_size)
         for path, fake in zip(names, fakes):
             target = out_dir / f"{path.stem}.png"
             write_png(target, fake)
             report.written.append(target)
     return report
+
+
+def translate_array(G: nn.Module, images: np.ndarray, cfg: TrialConfig, batch_size: int = 16,
+                    progress: bool = False, desc: str = "translate") -> np.ndarray:
+    """G applied to NxHxWx3 uint8 images in batches -> NxHxWx3 uint8."""
+    import tqdm
+
+    device = next(G.parameters()).device
+    out = []
+    for start in tqdm.trange(0, len(images), batch_size, disable=not progress, desc=desc, leave=False):
+        x = to_tensor(np.array(images[start:start + batch_size])).to(device)  # a writable copy of a memmap
+        out.append(to_uint8(translate_batch(G, x, cfg)))
+    return np.concatenate(out)
