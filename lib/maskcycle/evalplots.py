@@ -25,10 +25,6 @@ DIRECTIONS = {"AB": "A->B (put a mask on)", "BA": "B->A (take it off)"}
 FALLBACK = {"AB": "psnr_AB_mask", "BA": "psnr_BA_mask"}
 
 
-def _save(fig, save) -> None:
-    save_figure(fig, save, dpi=120)
-
-
 def _has(table: pd.DataFrame, col: str) -> bool:
     return col in table and pd.to_numeric(table[col], errors="coerce").notna().any()
 
@@ -105,8 +101,7 @@ def direction_bars(table: pd.DataFrame, save=None):
         for lbl in ax.get_xticklabels():
             lbl.set_ha("right")
     fig.tight_layout()
-    _save(fig, save)
-    return fig
+    return save_figure(fig, save, dpi=120)
 
 
 def training_curves(curves: pd.DataFrame, save=None):
@@ -127,8 +122,7 @@ def training_curves(curves: pd.DataFrame, save=None):
         ax.set_title(f"{metric} over training{note}: {DIRECTIONS[d]}", fontsize=9)
         ax.legend(fontsize=7)
     fig.tight_layout()
-    _save(fig, save)
-    return fig
+    return save_figure(fig, save, dpi=120)
 
 
 def paired_summary(pairs: pd.DataFrame) -> pd.DataFrame:
@@ -166,8 +160,7 @@ def paired_plot(pairs: pd.DataFrame, save=None):
         ax.set_title(f"paired PSNR: {DIRECTIONS[d]}", fontsize=9)
         ax.legend(fontsize=7, loc="lower center")
     fig.tight_layout()
-    _save(fig, save)
-    return fig
+    return save_figure(fig, save, dpi=120)
 
 
 def example_pairs(trial_dir: str | Path, n: int = 4, direction: str = "BA", save=None):
@@ -205,5 +198,4 @@ def example_pairs(trial_dir: str | Path, n: int = 4, direction: str = "BA", save
     if not rows:
         axes[0][0].set_title("no pairs")
     fig.tight_layout()
-    _save(fig, save)
-    return fig
+    return save_figure(fig, save, dpi=120)

@@ -113,7 +113,8 @@ def read_responses(folder: str | Path, key: pd.DataFrame | str | Path) -> Respon
     files = sorted(f for f in folder.rglob("*.csv") if f.name != KEY_NAME) if folder.is_dir() else []
     if not files:
         raise FileNotFoundError(f"{folder}: no response CSV files")
-    rows = [r for f in files for r in _parse_file(f, set(key["image_id"]))]
+    known = set(key["image_id"])
+    rows = [r for f in files for r in _parse_file(f, known)]
     df = pd.DataFrame(rows, columns=RESPONSE_COLUMNS + ["file", "line"])
     role = df["image_id"].map(dict(zip(key["image_id"], key["role"])))
     bad = (df["is_practice"] != (role == "practice")) | (df["is_attention_check"] != (role == "attention"))
