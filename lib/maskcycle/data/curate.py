@@ -142,7 +142,7 @@ def _run_measurements(todo: list[Path], log: Path, work_size: int, workers: int,
                 fh.flush()  # what is flushed survives an interruption
 
 
-def _parallel_map(fn, jobs: list, workers: int, desc: str, progress: bool, min_pool_jobs: int = 2):
+def _parallel_map(fn, jobs: list, workers: int, desc: str, progress: bool, min_pool_jobs: int = 1):
     """fn over jobs in order, in a process pool over `workers` (0: all cores) when there are at least
     `min_pool_jobs` jobs, with a progress bar; the pool is shut down however the loop ends."""
     workers = workers or os.cpu_count() or 1
@@ -333,7 +333,7 @@ def write_images(table: pd.DataFrame, out: Path, load_size: int, workers: int = 
             previous = {}
     chosen = table[table.out_file.fillna("") != ""]
     wanted = {str(out / f) for f in chosen.out_file}
-    for sub in ("trainA", "trainB", "testA", "testB"):  # stale images from an earlier split
+    for sub in readers.CURATED_FOLDERS:  # stale images from an earlier split
         if (out / sub).is_dir():
             for p in (out / sub).glob("*.png"):
                 if str(p) not in wanted:
@@ -350,7 +350,7 @@ def write_images(table: pd.DataFrame, out: Path, load_size: int, workers: int = 
 def build_cache(out: Path, load_size: int) -> dict[str, list[int]]:
     """Decode each curated folder once into `out/cache/<folder>_<load_size>.npy` (the trainer's cache)."""
     shapes = {}
-    for sub in ("trainA", "trainB", "testA", "testB"):
+    for sub in readers.CURATED_FOLDERS:
         if (out / sub).is_dir() and any((out / sub).glob("*.png")):
             shapes[sub] = list(cached_images(out / sub, load_size).shape)
     return shapes

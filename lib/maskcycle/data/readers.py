@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from maskcycle.data.images import IMAGE_SUFFIXES
+from maskcycle.data.images import IMAGE_SUFFIXES, list_images
 
 # MaskedFace-Net file-name suffix (lower case) -> placement class: what the mask leaves uncovered.
 PLACEMENT_BY_SUFFIX = {
@@ -145,7 +145,7 @@ def read_curated(root: str | Path) -> list[Record]:
         folder = by_lower.get(name.lower())
         if folder is None:
             continue
-        for p in sorted(q for q in folder.iterdir() if q.is_file() and q.suffix.lower() in IMAGE_SUFFIXES):
+        for p in list_images(folder):
             records.append(Record(p.stem, name[-1], p, "correct" if name[-1] == "B" else "", name[:-1]))
     if not any(r.domain == "A" for r in records) or not any(r.domain == "B" for r in records):
         raise LayoutError(f"{root}: trainA/ and trainB/ must both hold images")

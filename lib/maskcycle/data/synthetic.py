@@ -27,14 +27,11 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
 from maskcycle.atomic import atomic_write_bytes, atomic_write_text
+from maskcycle.data.readers import PLACEMENT_BY_SUFFIX
 
-# MaskedFace-Net file suffixes -> placement class (what the mask leaves uncovered).
-PLACEMENTS = {
-    "Mask": "correct",
-    "Mask_Mouth_Chin": "nose_uncovered",
-    "Mask_Nose_Mouth": "chin_uncovered",
-    "Mask_Chin": "nose_mouth_uncovered",
-}
+# MaskedFace-Net file suffixes (as the real set capitalises them) -> placement class; the readers'
+# table is the one source, so drawing and reading cannot drift apart.
+PLACEMENTS = {suffix.title(): placement for suffix, placement in PLACEMENT_BY_SUFFIX.items()}
 DEFECTS = ("blur", "second_face", "corrupt", "small", "grayscale")
 
 SKIN = np.array([[255, 224, 196], [241, 194, 160], [224, 172, 130], [198, 145, 105],
