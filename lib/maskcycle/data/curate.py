@@ -24,7 +24,6 @@ import io
 import json
 import os
 import time
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +33,7 @@ from maskcycle.config import atomic_write_text
 from maskcycle.data import filters, readers
 from maskcycle.data.cache import cached_images
 from maskcycle.data.images import read_rgb, write_png
+from maskcycle.parallel import parallel_map
 
 MEASURE_COLUMNS = ["source_path", "bytes", "mtime_ns", "error", "width", "height", "mode", "gray_content",
                    "sharpness", "faces"]
@@ -136,36 +136,10 @@ def _run_measurements(todo: list[Path], log: Path, work_size: int, workers: int,
         if new_file:
             w.writeheader()
         jobs = [(p, work_size) for p in todo]
-        for k, row in enumerate(_parallel_map(_measure_one, jobs, workers, "measuring", progress)):
+        for k, row in enumerate(parallel_map(_measure_one, jobs, workers, "measuring", progress)):
             w.writerow(row)
             if k % 64 == 63:
                 fh.flush()  # what is flushed survives an interruption
-
-
-def _parallel_map(fn, jobs: list, workers: int, desc: str, progress: bool, min_pool_jobs: int = 1):
-    """fn over jobs in order, in a process pool over `workers` (0: all cores) when there are at least
-    `min_pool_jobs` jobs, with a progress bar; the pool is shut down however the loop ends."""
-    workers = workers or os.cpu_count() or 1
-    bar = _bar(len(jobs), desc, progress and bool(jobs))
-    pool = ProcessPoolExecutor(workers) if workers > 1 and len(jobs) >= min_pool_jobs else None
-    try:
-        for result in (pool.map(fn, jobs, chunksize=16) if pool else map(fn, jobs)):
-            if bar is not None:
-                bar.update()
-            yield result
-    finally:
-        if pool:
-            pool.shutdown(cancel_futures=True)
-        if bar is not None:
-            bar.close()
-
-
-def _bar(total: int, desc: str, progress: bool):
-    if not progress:
-        return None
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, desc=desc, unit="img", mininterval=1.0)
 
 
 # --- step 3: reasons ------------------------------------------------------------------------------
@@ -341,7 +315,7 @@ def write_images(table: pd.DataFrame, out: Path, load_size: int, workers: int = 
     jobs = [(r.source_path, str(out / r.out_file), load_size) for r in chosen.itertuples()
             if not ((out / r.out_file).exists() and previous.get(r.out_file) == r.source_path)]
     t0 = time.perf_counter()
-    for _ in _parallel_map(_write_one, jobs, workers, "writing", progress, min_pool_jobs=33):
+    for _ in parallel_map(_write_one, jobs, workers, "writing", progress, min_pool_jobs=33):
         pass
     return {"written": len(jobs), "written_before": len(chosen) - len(jobs),
             "write_seconds": round(time.perf_counter() - t0, 2)}

@@ -18,8 +18,6 @@ import csv
 import functools
 import io
 import json
-import os
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,6 +26,7 @@ from PIL import Image, ImageDraw, ImageFilter
 
 from maskcycle.atomic import atomic_write_bytes, atomic_write_text
 from maskcycle.data.readers import PLACEMENT_BY_SUFFIX
+from maskcycle.parallel import parallel_map
 
 # MaskedFace-Net file suffixes (as the real set capitalises them) -> placement class; the readers'
 # table is the one source, so drawing and reading cannot drift apart.
@@ -552,29 +551,9 @@ def generate(out: str | Path, n_ids: int = 600, size: int = 128, seed: int = 0, 
     if n_ids < 1 or n_ids > 100_000 or size < 16:
         raise ValueError(f"demo-data: need 1 <= n_ids <= 100000 and size >= 16, got n_ids={n_ids} size={size}")
     plan = defect_plan(n_ids, seed)
-    chunks = [range(s, min(n_ids, s + 25)) for s in range(0, n_ids, 25)]
-    job = functools.partial(_write_chunk, out, size, seed, plan)
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-        bar = tqdm(total=n_ids, desc="demo faces", unit="id")
-    rows = []
-    workers = workers or os.cpu_count() or 1
-    if workers == 1:
-        results = map(job, chunks)
-    else:
-        pool = ProcessPoolExecutor(workers)
-        results = pool.map(job, chunks)
-    try:
-        for r in results:
-            rows.extend(r)
-            if bar is not None:
-                bar.update(len(r and {x["id"] for x in r}))
-    finally:
-        if workers != 1:
-            pool.shutdown()
-        if bar is not None:
-            bar.close()
+    job = functools.partial(write_id, out, size=size, seed=seed, plan=plan)
+    results = parallel_map(job, list(range(n_ids)), workers, "demo faces", progress, unit="id", chunksize=25)
+    rows = [row for rows_of_id in results for row in rows_of_id]
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=["id", "set", "file", "defect"])
     w.writeheader()
@@ -601,10 +580,6 @@ def write_sheet(out: Path, rows: list[dict], n_ids: int = 16) -> Path:
     path = out / "contact_sheet.png"
     write_png(path, contact_sheet(tiles, cols=9, labels=labels))
     return path
-
-
-def _write_chunk(out: Path, size: int, seed: int, plan: dict, ids) -> list[dict]:
-    return [row for i in ids for row in write_id(out, i, size, seed, plan)]
 
 
 def contact_sheet(images: list[np.ndarray], cols: int = 8, labels: list[str] | None = None) -> np.ndarray:
