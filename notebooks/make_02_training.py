@@ -43,7 +43,7 @@ CELLS = [
         "import yaml\n\n"
         "from maskcycle import plots\n"
         "from maskcycle.config import TrialConfig, field_names\n"
-        "from maskcycle.train import train\n\n"
+        "from maskcycle.distributed import train_or_launch\n\n"
         "cfg = TrialConfig.from_dict({k: globals()[k] for k in field_names()}, source='notebook parameters')\n"
         "out = Path(out_dir)\n"
         "out.mkdir(parents=True, exist_ok=True)\n"
@@ -54,11 +54,8 @@ CELLS = [
                       "device, start/end, status), `losses.csv`, per-epoch sample grids and checkpoints; "
                       "it resumes when the folder already holds `checkpoints/latest.pt`. With `nproc` > 1 it runs "
                       "DDP through `torchrun` in a child process."),
-    new_code_cell("if cfg.nproc * cfg.nnodes > 1:  # DDP: torchrun in a child process, not multiprocessing here\n"
-                  "    from maskcycle.distributed import launch\n\n"
-                  "    launch(cfg, out)\n"
-                  "else:\n"
-                  "    train(cfg, out, progress=False)\n"
+    new_code_cell("# nproc > 1 (DDP): torchrun in a child process, never multiprocessing inside this kernel\n"
+                  "train_or_launch(cfg, out, progress=False)\n"
                   "print((out / 'run.json').read_text())"),
     new_markdown_cell("## Losses\nMean of each of the eight losses per epoch (D_A/D_B: discriminators; "
                       "G_AB/G_BA: adversarial; cycle_A/cycle_B: cycle consistency; idt_AB/idt_BA: identity)."),

@@ -12,16 +12,10 @@ import sys
 
 def _train(args) -> int:
     from maskcycle.config import TrialConfig
-    from maskcycle.train import train
+    from maskcycle.distributed import train_or_launch
 
     cfg = TrialConfig.from_yaml(args.params, args.set)
-    if cfg.nproc * cfg.nnodes > 1:  # several processes: torchrun in a child process (DDP)
-        from maskcycle.distributed import launch, under_torchrun
-
-        if not under_torchrun():
-            print(launch(cfg, args.out, stop_after_epochs=args.stop_after_epochs))
-            return 0
-    print(train(cfg, args.out, stop_after_epochs=args.stop_after_epochs))
+    print(train_or_launch(cfg, args.out, stop_after_epochs=args.stop_after_epochs))
     return 0
 
 

@@ -38,6 +38,13 @@ Device = Literal["auto", "cpu", "cuda"]
 Precision = Literal["fp32", "bf16"]
 
 
+# Fields that never change a trial's numbers: a checkpoint may be resumed with other values.
+RUN_CONTROL_FIELDS = frozenset({"name", "dataroot", "num_threads", "log_freq", "save_latest_freq", "save_epoch_freq"})
+# ...and what tables of a sweep's trials leave out of the "varied hyper-parameters" (where the run
+# happened, how many sample images it drew, whether it was compiled).
+NOT_HYPERPARAMETERS = RUN_CONTROL_FIELDS | {"device", "n_samples", "compile"}
+
+
 @dataclasses.dataclass(frozen=True)
 class TrialConfig:
     """One trial's settings. See README/params for what each axis of the study varies."""

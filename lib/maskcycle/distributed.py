@@ -258,18 +258,13 @@ def mean_losses(losses: dict[str, torch.Tensor], r: Rank) -> dict[str, torch.Ten
     return {k: v[i] for i, k in enumerate(names)}
 
 
-def rank_state(m) -> dict:
-    """This rank's own random state: image pools and gradient-penalty RNG."""
-    return {"pool_A": m.pool_A.state_dict(), "pool_B": m.pool_B.state_dict(), "gp_rng": m.gp_rng.get_state()}
-
-
 def checkpoint_extra(m, r: Rank) -> dict:
     """Entries a multi-process checkpoint adds: every rank's own state, gathered on rank 0 (a
     collective: every rank calls it at the same step). Empty for one process."""
     if not r.active:
         return {}
     gathered = [None] * r.world_size if r.is_main else None
-    dist.gather_object(rank_state(m), gathered, dst=0)
+    dist.gather_object(m.rank_state(), gathered, dst=0)
     return {"world_size": r.world_size, "rank_states": gathered}
 
 
@@ -281,11 +276,7 @@ def restore_rank_state(m, state: dict, r: Rank, path) -> None:
     saved = state.get("world_size", 1)
     if saved != r.world_size or "rank_states" not in state:
         raise ConfigError(f"{path}: saved by {saved} process(es), cannot resume exactly on {r.world_size}")
-    own = state["rank_states"][r.rank]
-    device = next(m.G_AB.parameters()).device
-    m.pool_A.load_state_dict(own["pool_A"], device)
-    m.pool_B.load_state_dict(own["pool_B"], device)
-    m.gp_rng.set_state(own["gp_rng"])
+    m.load_rank_state(state["rank_states"][r.rank])
 
 
 # --- launching -----------------------------------------------------------------------------
@@ -300,6 +291,22 @@ def torchrun_command(cfg: TrialConfig, config_path: str | Path, out_dir: str | P
     return cmd
 
 
+def backend() -> str:
+    """The process group's backend (nccl / gloo), or "none" outside one."""
+    return dist.get_backend() if dist.is_initialized() else "none"
+
+
+def train_or_launch(cfg: TrialConfig, out_dir: str | Path, stop_after_epochs: int | None = None,
+                    progress: bool = True) -> Path:
+    """Train the trial here, or, when it asks for several processes and this is not already a
+    torchrun worker, start torchrun as a child process (`launch`). The CLI and notebook 02 call this."""
+    from maskcycle.train import train
+
+    if world_size(cfg) > 1 and not under_torchrun():
+        return launch(cfg, out_dir, stop_after_epochs=stop_after_epochs)
+    return train(cfg, out_dir, stop_after_epochs=stop_after_epochs, progress=progress)
+
+
 def launch(cfg: TrialConfig, out_dir: str | Path, stop_after_epochs: int | None = None,
            echo=None, progress_every_s: float = 30.0, tail_lines: int = 60) -> Path:
     """Train `cfg` in `out_dir` with cfg.nproc processes on this machine via torchrun, as a child
@@ -312,7 +319,6 @@ def launch(cfg: TrialConfig, out_dir: str | Path, stop_after_epochs: int | None 
     if cfg.nnodes != 1:
         raise ConfigError(f"key 'nnodes': value {cfg.nnodes}: launch() starts one node; run torchrun on every "
                           "node (see README, 'Several GPUs (DDP)')")
-    local_batch_size(cfg.batch_size, world_size(cfg))
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     config_path = out / ".launch_config.yaml"

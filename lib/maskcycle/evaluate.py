@@ -37,7 +37,7 @@ import torch
 
 from maskcycle import fid as fidlib
 from maskcycle import paired, runinfo
-from maskcycle.config import TrialConfig, atomic_write_text
+from maskcycle.config import NOT_HYPERPARAMETERS, TrialConfig, atomic_write_text
 from maskcycle.data.cache import cached_images
 from maskcycle.data.images import ImageReadError, list_images, read_rgb, write_png
 from maskcycle.models import checkpoints
@@ -52,9 +52,6 @@ PUBLISHED = {
 }
 PAIRS_COLUMNS = ("domain", "file", "id", "counterpart_path")
 PAIRED_NAMES = ("psnr", "ssim", "psnr_mask", "ssim_mask", "psnr_input", "ssim_input", "mask_fraction")
-# Config fields that never change a result; left out of the "varied hyper-parameters".
-NOT_HYPERPARAMETERS = {"name", "dataroot", "num_threads", "log_freq", "save_latest_freq", "save_epoch_freq",
-                       "n_samples", "device", "compile"}
 EPOCH_FILE = re.compile(r"^epoch_(\d+)\.pt$")
 
 

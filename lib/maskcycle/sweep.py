@@ -30,13 +30,11 @@ from pathlib import Path
 import yaml
 
 from maskcycle import runinfo
-from maskcycle.config import ConfigError, TrialConfig, atomic_write_text, parse_overrides
+from maskcycle.config import NOT_HYPERPARAMETERS, ConfigError, TrialConfig, atomic_write_text, parse_overrides
 
 NOTEBOOK = Path(__file__).resolve().parents[2] / "notebooks" / "02_training.ipynb"
 RENDERED = "02_training.ipynb"
 EXIT_NOT_STARTED = 125  # exit status when nothing ran; otherwise the number of failed trials
-# Not hyper-parameters: differ between trials without saying anything about the result.
-NOT_SETTINGS = {"name", "dataroot", "num_threads", "log_freq", "save_latest_freq", "save_epoch_freq", "device"}
 
 
 class SweepError(RuntimeError):
@@ -129,8 +127,6 @@ def notebook_error(nb_path: str | Path) -> dict | None:
 def _finish(trial_dir: Path, record: dict, t0: float) -> dict:
     record["trial_wall_s"] = round(time.perf_counter() - t0, 2)
     run = runinfo.update_run_json(trial_dir, **record, sweep_end=runinfo.now())
-    if record["status"] == "failed" and record.get("papermill") and run.get("status") != "failed":
-        run = runinfo.update_run_json(trial_dir, status="failed")
     return {k: run.get(k) for k in (*record, "error")}
 
 
@@ -305,10 +301,8 @@ def write_summary(sweep_dir: str | Path):
     trials = sorted(p for p in sweep_dir.iterdir() if p.is_dir()
                     and ((p / "run.json").exists() or (p / "config.yaml").exists())) if sweep_dir.is_dir() else []
     rows, settings = zip(*[_trial_row(p) for p in trials]) if trials else ((), ())
-    keys = [k for k in (settings[0] if settings else {}) if k not in NOT_SETTINGS]
+    keys = [k for k in (settings[0] if settings else {}) if k not in NOT_HYPERPARAMETERS]
     varied = [k for k in keys if len({repr(s.get(k)) for s in settings}) > 1]
-    if len(settings) == 1:
-        varied = []
     base = ["trial", *varied, "status", "epochs", "epochs_total", "train_wall_s", "notebook_wall_s",
             "img_per_s", "error"]
     records = [{**{k: s.get(k) for k in varied}, **r} for r, s in zip(rows, settings)]

@@ -24,7 +24,7 @@ from torchvision.utils import make_grid, save_image
 
 from maskcycle import distributed, runinfo
 from maskcycle.atomic import atomic_path
-from maskcycle.config import ConfigError, TrialConfig, atomic_write_text
+from maskcycle.config import RUN_CONTROL_FIELDS, ConfigError, TrialConfig, atomic_write_text
 from maskcycle.data.unpaired import UnpairedData, fixed_samples
 from maskcycle.models import checkpoints
 from maskcycle.models.cyclegan import (
@@ -39,7 +39,6 @@ from maskcycle.models.optim import step_scheduler
 
 LOSS_COLUMNS = ("epoch", "batch", "images", "lr") + LOSS_NAMES
 # Fields that may differ between a checkpoint and a resumed run without changing the result.
-RUN_CONTROL_FIELDS = {"name", "dataroot", "num_threads", "log_freq", "save_latest_freq", "save_epoch_freq"}
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -141,7 +140,7 @@ def train(cfg: TrialConfig, out_dir: str | Path, stop_after_epochs: int | None =
             runinfo.start_run(out, cfg.device)
             if r.active:
                 runinfo.update_run_json(out, distributed={"world_size": r.world_size, "nproc": cfg.nproc,
-                                                          "nnodes": cfg.nnodes, "backend": dist_backend()})
+                                                          "nnodes": cfg.nnodes, "backend": distributed.backend()})
         try:
             done = _train(cfg, out, stop_after_epochs, progress, r, device)
         except BaseException as exc:
@@ -155,17 +154,10 @@ def train(cfg: TrialConfig, out_dir: str | Path, stop_after_epochs: int | None =
     return out
 
 
-def dist_backend() -> str:
-    import torch.distributed as dist
-
-    return dist.get_backend() if dist.is_initialized() else "none"
-
-
 def _train(cfg: TrialConfig, out: Path, stop_after_epochs: int | None, progress: bool,
-           r: distributed.Rank = distributed.SINGLE, device: torch.device | None = None) -> bool:
+           r: distributed.Rank, device: torch.device) -> bool:
     import tqdm
 
-    device = device or resolve_device(cfg.device)
     with distributed.main_first(r):  # rank 0 builds the image cache, the others then read it
         data = distributed.shard_data(UnpairedData(cfg.dataroot, cfg), cfg, r)
         samples = fixed_samples(cfg.dataroot, cfg, cfg.n_samples)

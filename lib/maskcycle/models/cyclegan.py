@@ -54,19 +54,26 @@ class CycleGAN:
         state.update(
             opt_G=self.opt_G.state_dict(), opt_D=self.opt_D.state_dict(),
             sched_G=self.sched_G.state_dict(), sched_D=self.sched_D.state_dict(),
-            pool_A=self.pool_A.state_dict(), pool_B=self.pool_B.state_dict(),
-            gp_rng=self.gp_rng.get_state(),
+            **self.rank_state(),
         )
         return state
 
     def load_state_dict(self, state: dict) -> None:
-        device = next(self.G_AB.parameters()).device
         for name, net in self.networks().items():
             net.load_state_dict(state[name])
         self.opt_G.load_state_dict(state["opt_G"])
         self.opt_D.load_state_dict(state["opt_D"])
         self.sched_G.load_state_dict(state["sched_G"])
         self.sched_D.load_state_dict(state["sched_D"])
+        self.load_rank_state(state)
+
+    def rank_state(self) -> dict:
+        """The state each DDP process keeps for itself: image pools and gradient-penalty RNG."""
+        return {"pool_A": self.pool_A.state_dict(), "pool_B": self.pool_B.state_dict(),
+                "gp_rng": self.gp_rng.get_state()}
+
+    def load_rank_state(self, state: dict) -> None:
+        device = next(self.G_AB.parameters()).device
         self.pool_A.load_state_dict(state["pool_A"], device)
         self.pool_B.load_state_dict(state["pool_B"], device)
         self.gp_rng.set_state(state["gp_rng"])
