@@ -121,7 +121,7 @@ def make_paired_curated(root: Path, n_train: int = 6, n_test: int = 4, load_size
 def make_tiny_sweep(root: Path, trials: dict[str, dict] | None = None) -> tuple[Path, Path]:
     """(sweep folder, curated folder): tiny trials trained for 2 epochs at 32 px on a paired
     curated set; `trials` maps a trial name to its TrialConfig changes."""
-    from maskcycle.train import train
+    from maskcycle.training.trainer import train
 
     curated = make_paired_curated(root)
     sweep = root / "sweep"
@@ -136,6 +136,6 @@ def make_tiny_sweep(root: Path, trials: dict[str, dict] | None = None) -> tuple[
 @pytest.fixture(scope="session")
 def demo_raw(tmp_path_factory) -> Path:
     """A 40-id demo set at 128 px (FFHQ-like and MaskedFace-Net-like trees, planted defects)."""
-    from maskcycle.data.synthetic import generate
+    from maskcycle.data.demo import generate
 
     return generate(tmp_path_factory.mktemp("demo") / "raw", n_ids=40, size=128, seed=3, workers=1, progress=False)

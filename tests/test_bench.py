@@ -5,8 +5,8 @@ import json
 import pytest
 import torch
 
-from maskcycle import bench
 from maskcycle.cli import main
+from maskcycle.training import bench
 
 
 def test_bench_command_on_a_tiny_config(tmp_path, capsys):

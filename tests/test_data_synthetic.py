@@ -5,13 +5,13 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from maskcycle.data import synthetic
+from maskcycle.data import demo
 
 
 def test_render_is_deterministic_and_ids_differ():
-    a = synthetic.render_id(5, 48, seed=1)
-    b = synthetic.render_id(5, 48, seed=1)
-    c = synthetic.render_id(6, 48, seed=1)
+    a = demo.render_id(5, 48, seed=1)
+    b = demo.render_id(5, 48, seed=1)
+    c = demo.render_id(6, 48, seed=1)
     assert a.keys() == b.keys()
     for k in a:
         assert np.array_equal(np.asarray(a[k]), np.asarray(b[k]))
@@ -19,7 +19,7 @@ def test_render_is_deterministic_and_ids_differ():
 
 
 def test_masked_image_is_the_same_face_with_a_mask():
-    imgs = synthetic.render_id(2, 64, seed=0)
+    imgs = demo.render_id(2, 64, seed=0)
     face = np.asarray(imgs["face"], np.float32)
     for key in set(imgs) - {"face"}:
         masked = np.asarray(imgs[key], np.float32)
@@ -50,13 +50,13 @@ def test_layout_truth_and_defects(demo_raw):
 
 def test_generate_is_idempotent(demo_raw):
     stamp = (demo_raw / "demo_truth.csv").stat().st_mtime_ns
-    synthetic.generate(demo_raw, n_ids=40, size=128, seed=3, workers=1, progress=False)
+    demo.generate(demo_raw, n_ids=40, size=128, seed=3, workers=1, progress=False)
     assert (demo_raw / "demo_truth.csv").stat().st_mtime_ns == stamp
 
 
 def test_defect_plan_covers_every_kind():
-    plan = synthetic.defect_plan(100, seed=0)
+    plan = demo.defect_plan(100, seed=0)
     for s in ("ffhq", "masked"):
-        assert set(plan[s].values()) == set(synthetic.DEFECTS)
+        assert set(plan[s].values()) == set(demo.DEFECTS)
     # file defects sit on different ids in the two sets; face defects are shared
     assert {i for i, d in plan["ffhq"].items() if d == "blur"} == {i for i, d in plan["masked"].items() if d == "blur"}

@@ -7,28 +7,30 @@ import pytest
 import torch
 
 from conftest import make_image_folders, tiny_config
-from maskcycle import distributed
 from maskcycle.config import ConfigError
 from maskcycle.data.unpaired import UnpairedData
-from maskcycle.distributed import LaunchError, Rank, launch
 from maskcycle.models.checkpoints import load, load_generators
 from maskcycle.models.cyclegan import build_cyclegan, translate_batch
-from maskcycle.train import train
+from maskcycle.training import ddp
+from maskcycle.training import launch as launch_mod
+from maskcycle.training.ddp import Rank
+from maskcycle.training.launch import LaunchError, launch
+from maskcycle.training.trainer import train
 
 
 # --- fast: sharding, seeds, validation, the launcher's own logic -----------------------------
 def test_ranks_split_each_global_batch_without_overlap():
     n, batch, world = 11, 4, 2
-    steps = distributed.n_global_batches(n, batch, world)
+    steps = ddp.n_global_batches(n, batch, world)
     assert steps == 3  # 4 + 4 + the last 3 cut to 2
     wanted = [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]]  # item 10 is cut: 3 items cannot split evenly
     for b in range(steps):
-        parts = [distributed.rank_items(n, batch, b, Rank(r, world)).tolist() for r in range(world)]
+        parts = [ddp.rank_items(n, batch, b, Rank(r, world)).tolist() for r in range(world)]
         assert parts == [wanted[b][0::2], wanted[b][1::2]]
-    assert distributed.n_global_batches(9, 4, 2) == 2  # a last batch of 1 cannot feed 2 ranks
-    assert distributed.n_global_batches(10, 4, 1) == 3  # one process keeps the reference's last batch
+    assert ddp.n_global_batches(9, 4, 2) == 2  # a last batch of 1 cannot feed 2 ranks
+    assert ddp.n_global_batches(10, 4, 1) == 3  # one process keeps the reference's last batch
     with pytest.raises(IndexError):
-        distributed.rank_items(9, 4, 2, Rank(0, 2))
+        ddp.rank_items(9, 4, 2, Rank(0, 2))
 
 
 def test_sharded_batches_are_the_global_batch_dealt_out(tmp_path):
@@ -38,10 +40,10 @@ def test_sharded_batches_are_the_global_batch_dealt_out(tmp_path):
     plan = data.plan(epoch=3)
     for b in range(2):
         full_A, full_B = data.batch(plan, b)
-        shares = [distributed.ShardedData(data, cfg.batch_size, Rank(r, 2)).batch(plan, b) for r in range(2)]
+        shares = [ddp.ShardedData(data, cfg.batch_size, Rank(r, 2)).batch(plan, b) for r in range(2)]
         for r, (a, bb) in enumerate(shares):
             assert torch.equal(a, full_A[r::2]) and torch.equal(bb, full_B[r::2])
-    assert distributed.ShardedData(data, 4, Rank(1, 2)).n_batches() == data.n_batches() == 2
+    assert ddp.ShardedData(data, 4, Rank(1, 2)).n_batches() == data.n_batches() == 2
 
 
 def test_config_rules_for_several_processes(tiny_data):
@@ -53,7 +55,7 @@ def test_config_rules_for_several_processes(tiny_data):
         tiny_config(tiny_data, norm="batch", nproc=2, device="cpu")
     cfg = tiny_config(tiny_data, norm="batch", batch_size=4, nproc=2)  # device auto: decided at start
     with pytest.raises(ConfigError, match="SyncBatchNorm"):
-        distributed.check_supported(cfg, torch.device("cpu"))
+        ddp.check_supported(cfg, torch.device("cpu"))
     # a multi-process config outside torchrun says how to start it, before any work
     with pytest.raises(ConfigError, match="launch"):
         train(tiny_config(tiny_data, nproc=2), tiny_data.parent / "never")
@@ -61,13 +63,13 @@ def test_config_rules_for_several_processes(tiny_data):
 
 
 def test_rank_seeds_keep_rank0_and_separate_the_others():
-    assert distributed.rank_seed(7, 0, 2) == 9  # the single-process pool seed
-    seeds = {distributed.rank_seed(7, r, s) for r in range(1, 4) for s in range(4)}
-    assert len(seeds) == 12 and distributed.rank_seed(7, 1, 1) == distributed.rank_seed(7, 1, 1)
+    assert ddp.rank_seed(7, 0, 2) == 9  # the single-process pool seed
+    seeds = {ddp.rank_seed(7, r, s) for r in range(1, 4) for s in range(4)}
+    assert len(seeds) == 12 and ddp.rank_seed(7, 1, 1) == ddp.rank_seed(7, 1, 1)
 
 
 def _fake_torchrun(monkeypatch, code):
-    monkeypatch.setattr(distributed, "torchrun_command", lambda *a, **k: [sys.executable, "-c", code])
+    monkeypatch.setattr(launch_mod, "torchrun_command", lambda *a, **k: [sys.executable, "-c", code])
 
 
 def test_launch_streams_output_and_thins_progress_bars(monkeypatch, tiny_data, tmp_path):

@@ -11,10 +11,10 @@ import torch
 from PIL import Image
 
 from conftest import make_tiny_sweep, register_tiny_extractor
-from maskcycle import evaluate
-from maskcycle import fid as fidlib
 from maskcycle.cli import main as cli_main
 from maskcycle.data.cache import cached_images
+from maskcycle.evaluation import evaluate
+from maskcycle.evaluation import fid as fidlib
 from maskcycle.models import checkpoints
 
 
@@ -183,19 +183,19 @@ def test_tables_and_figures_with_fid(sweep, tmp_path):
     import matplotlib
 
     matplotlib.use("Agg")
-    from maskcycle import evalplots
+    from maskcycle.evaluation import figures
 
     sweep_dir, curated = sweep
     name = register_tiny_extractor()
     table = evaluate.evaluate_sweep(sweep_dir, curated, feature_extractor=name, device="cpu", progress=False)
-    shown = evalplots.display_table(table)
+    shown = figures.display_table(table)
     assert sum(str(v).startswith("* ") for v in shown["FID_AB"]) == 1
-    pub = evalplots.published_comparison(table).set_index("direction")
+    pub = figures.published_comparison(table).set_index("direction")
     assert pub.loc["FID_AB", "published best (study)"] == 17.07
     assert pub.loc["FID_BA", "published range (study)"] == "48.39-261.78"
     assert pub.loc["FID_BA", "ours best"] == round(table["FID_BA"].min(), 2)
-    fig = evalplots.direction_bars(table, save=tmp_path / "bars.png")
+    fig = figures.direction_bars(table, save=tmp_path / "bars.png")
     assert "published best (study)" in [t.get_text() for t in fig.axes[0].get_legend().get_texts()][1]
-    evalplots.training_curves(evaluate.fid_curves(sweep_dir), save=tmp_path / "curves.png")
-    evalplots.example_pairs(sweep_dir / "bs2_lsgan", n=2, save=tmp_path / "ex.png")
+    figures.training_curves(evaluate.fid_curves(sweep_dir), save=tmp_path / "curves.png")
+    figures.example_pairs(sweep_dir / "bs2_lsgan", n=2, save=tmp_path / "ex.png")
     assert all((tmp_path / f).stat().st_size > 1000 for f in ("bars.png", "curves.png", "ex.png"))

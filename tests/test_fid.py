@@ -7,7 +7,7 @@ import scipy.linalg
 import torch
 
 from conftest import register_tiny_extractor
-from maskcycle import fid as fidlib
+from maskcycle.evaluation import fid as fidlib
 
 
 def _scipy_frechet(mu1, s1, mu2, s2):

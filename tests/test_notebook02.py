@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ast
 import json
 import subprocess
 import sys
@@ -14,6 +13,7 @@ import yaml
 
 from conftest import make_image_folders
 from maskcycle.config import defaults
+from test_notebooks import literal_assignments
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK = ROOT / "notebooks" / "02_training.ipynb"
@@ -24,16 +24,6 @@ def parameters_cell(nb) -> nbformat.NotebookNode:
     tagged = [c for c in nb.cells if "parameters" in c.get("metadata", {}).get("tags", [])]
     assert len(tagged) == 1, f"{NOTEBOOK}: expected one cell tagged 'parameters', found {len(tagged)}"
     return tagged[0]
-
-
-def literal_assignments(source: str) -> dict:
-    """name -> value of every `name = <literal>`; anything else in the cell is an error."""
-    values = {}
-    for node in ast.parse(source).body:
-        assert isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name), \
-            f"parameters cell may hold only `name = literal` lines, found: {ast.unparse(node)}"
-        values[node.targets[0].id] = ast.literal_eval(node.value)  # raises for a non-literal
-    return values
 
 
 def test_parameters_cell_equals_trialconfig_defaults():
@@ -53,29 +43,8 @@ def test_parameters_cell_equals_trialconfig_defaults():
         problems.append("different from TrialConfig defaults: "
                         + ", ".join(f"{k}: cell {got[k]!r} vs default {want[k]!r}" for k in differ))
     assert not problems, (f"{NOTEBOOK} parameters cell is out of date ({'; '.join(problems)}). "
-                          "Rebuild it: python notebooks/make_02_training.py")
+                          "Edit notebooks/02_training.py, then: jupytext --sync notebooks/02_training.py")
     assert NON_CONFIG_PARAMETERS <= set(cell), "the parameters cell needs out_dir"
-
-
-def test_notebook_committed_without_outputs():
-    nb = nbformat.read(str(NOTEBOOK), as_version=4)
-    nbformat.validate(nb)
-    for i, cell in enumerate(nb.cells):
-        if cell.cell_type == "code":
-            assert not cell.outputs and cell.execution_count is None, f"cell {i} has outputs"
-    assert nb.metadata["kernelspec"]["name"] == "maskcycle"
-
-
-def test_builder_reproduces_committed_notebook():
-    """The committed notebook is exactly what notebooks/make_02_training.py writes."""
-    sys.path.insert(0, str(ROOT / "notebooks"))
-    try:
-        import make_02_training
-    finally:
-        sys.path.pop(0)
-    built = make_02_training.build()
-    committed = nbformat.read(str(NOTEBOOK), as_version=4)
-    assert [c.source for c in built.cells] == [c.source for c in committed.cells]
 
 
 @pytest.mark.slow

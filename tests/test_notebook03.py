@@ -13,25 +13,10 @@ import pandas as pd
 import pytest
 
 from conftest import make_tiny_sweep
-from maskcycle import fid as fidlib
+from maskcycle.evaluation import fid as fidlib
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK = ROOT / "notebooks" / "03_fid_evaluation.ipynb"
-
-
-def test_notebook_is_committed_clean_and_up_to_date():
-    nb = nbformat.read(NOTEBOOK, as_version=4)
-    code = [c for c in nb.cells if c.cell_type == "code"]
-    assert "parameters" in code[0].metadata.get("tags", [])
-    for line in code[0].source.splitlines():  # literals only: papermill cannot recompute anything else
-        assert not line.strip() or line.startswith("#") or "(" not in line.split("#")[0], line
-    assert all(not c.get("outputs") and c.get("execution_count") is None for c in code)
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("make03", ROOT / "notebooks" / "make_03_fid_evaluation.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    assert nbformat.writes(module.build()).strip() == NOTEBOOK.read_text().strip(), "rerun make_03_fid_evaluation.py"
 
 
 @pytest.mark.slow

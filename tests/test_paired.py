@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from maskcycle import paired
+from maskcycle.evaluation import paired
 
 
 def test_psnr_hand_checked():

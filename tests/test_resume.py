@@ -11,11 +11,11 @@ import torch
 
 from conftest import tiny_config
 from maskcycle.models.checkpoints import load
-from maskcycle.train import NonFiniteLossError, train
+from maskcycle.training.trainer import NonFiniteLossError, train
 
 
 def _run(cfg_path, out, *extra, wait=True):
-    cmd = [sys.executable, "-m", "maskcycle.train", "--config", str(cfg_path), "--out", str(out), *extra]
+    cmd = [sys.executable, "-m", "maskcycle.training.trainer", "--config", str(cfg_path), "--out", str(out), *extra]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}  # same arithmetic in every process
     if wait:
         subprocess.run(cmd, check=True, env=env, capture_output=True, timeout=300)
@@ -109,7 +109,7 @@ def test_resume_refuses_other_settings(tiny_data, tmp_path):
 
 
 def test_nan_loss_stops_with_named_loss_and_keeps_last_good_checkpoint(tiny_data, tmp_path, monkeypatch):
-    import maskcycle.train as trainer
+    import maskcycle.training.trainer as trainer
 
     real_step, calls = trainer.train_step, {"n": 0}
 

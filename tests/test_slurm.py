@@ -1,4 +1,4 @@
-"""maskcycle.slurm: options, and trials run as submitit jobs (its local executor stands in for SLURM)."""
+"""maskcycle.training.slurm: options, and trials run as submitit jobs (its local executor stands in for SLURM)."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ import pytest
 import yaml
 
 from conftest import make_image_folders
-from maskcycle import slurm, sweep
 from maskcycle.config import ConfigError, parse_overrides
+from maskcycle.training import slurm, sweep
 
 LOCAL = {"cluster": "local", "gpus_per_trial": 0, "cpus_per_trial": 1, "timeout_min": 10}
 TINY = dict(netG="resnet_6blocks", ngf=8, ndf=8, load_size=36, crop_size=32, n_epochs=1, n_epochs_decay=1,
@@ -82,7 +82,8 @@ def test_trial_needing_more_gpus_than_a_job_has_is_refused(tmp_path):
     params = tmp_path / "ddp.yaml"
     params.write_text(yaml.safe_dump({"nproc": 4, "batch_size": 16}))
     with pytest.raises(ConfigError, match="nproc 4 needs gpus_per_trial >= 4"):
-        slurm.run_trials_slurm([(params, tmp_path / "t", ())], {"cluster": "local", "gpus_per_trial": 2})
+        slurm.run_trials_slurm([(params, tmp_path / "t", ())], sweep.run_trial,
+                               {"cluster": "local", "gpus_per_trial": 2})
 
 
 def test_no_slurm_here_is_a_clear_error(tmp_path, monkeypatch):
@@ -95,7 +96,7 @@ def test_no_slurm_here_is_a_clear_error(tmp_path, monkeypatch):
 def test_jobs_run_as_submitit_jobs_and_a_failing_one_is_recorded(tmp_path):
     jobs = [(tmp_path / "p" / "good.yaml", tmp_path / "sweep" / "good", ("lr=0.001",)),
             (tmp_path / "p" / "broken.yaml", tmp_path / "sweep" / "broken", ())]
-    results = slurm.run_trials_slurm(jobs, LOCAL, run=stand_in_trial)
+    results = slurm.run_trials_slurm(jobs, stand_in_trial, LOCAL)
     good, broken = results
     assert good["status"] == "finished" and good["overrides"] == ["lr=0.001"]
     assert good["pid"] != __import__("os").getpid()  # it ran in a job process
@@ -140,5 +141,5 @@ def test_a_trial_whose_job_still_runs_is_not_submitted_again(tmp_path, monkeypat
     trial = tmp_path / "sweep" / "a"
     trial.mkdir(parents=True)
     (trial / "run.json").write_text(json.dumps({"status": "running", "slurm_job_id": "4242_0"}))
-    results = slurm.run_trials_slurm([(tmp_path / "a.yaml", trial, ())], {"gpus_per_trial": 0})
+    results = slurm.run_trials_slurm([(tmp_path / "a.yaml", trial, ())], sweep.run_trial, {"gpus_per_trial": 0})
     assert results == [{"trial": "a", "status": "running", "slurm_job_id": "4242_0", "papermill": None}]

@@ -17,8 +17,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from maskcycle import survey
 from maskcycle.data.images import write_png
+from maskcycle.survey import analysis
+from maskcycle.survey import page as page_mod
+from maskcycle.survey import simulate as survey_sim
 
 CHROMIUM_CANDIDATES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 
@@ -38,7 +40,7 @@ def make_folders(root: Path, n: int = 10, sizes=None) -> dict[str, Path]:
 def build(tmp_path: Path, n_images: int = 10, **kw) -> Path:
     f = make_folders(tmp_path / "src", n=n_images)
     kw = {"n": 8, "n_practice": 2, "n_attention": 2, "seed": 3, "size": 32, "trial": "trialX"} | kw
-    return survey.build_survey(f["testA"], f["testB"], f["fakes_AB"], f["fakes_BA"], tmp_path / "quiz", **kw)
+    return page_mod.build_survey(f["testA"], f["testB"], f["fakes_AB"], f["fakes_BA"], tmp_path / "quiz", **kw)
 
 
 def page_data(html: str) -> dict:
@@ -48,7 +50,7 @@ def page_data(html: str) -> dict:
 
 def test_selection_is_balanced_seeded_and_counterpart_free(tmp_path):
     page = build(tmp_path)
-    key = survey.read_key(page.parent)
+    key = analysis.read_key(page.parent)
     main = key[key["role"] == "main"]
     assert len(main) == 8 and (main["truth"] == "real").sum() == 4
     assert sorted(main["direction"][main["truth"] == "fake"]) == ["AB", "AB", "BA", "BA"]
@@ -57,16 +59,16 @@ def test_selection_is_balanced_seeded_and_counterpart_free(tmp_path):
     # a real image never appears with the fake made from it
     stems = lambda d: {Path(p).stem for p in key["source_file"] if f"/{d}/" in p}  # noqa: E731
     assert not stems("testA") & stems("fakes_AB") and not stems("testB") & stems("fakes_BA")
-    again = survey.read_key(build(tmp_path / "again").parent)
+    again = analysis.read_key(build(tmp_path / "again").parent)
     assert list(again["image_id"]) == list(key["image_id"])  # same seed, same quiz
-    other = survey.read_key(build(tmp_path / "other", seed=4).parent)
+    other = analysis.read_key(build(tmp_path / "other", seed=4).parent)
     assert list(other["image_id"]) != list(key["image_id"])
 
 
 def test_page_holds_no_answer_key(tmp_path):
     page = build(tmp_path)
     html = page.read_text()
-    key = survey.read_key(page.parent)
+    key = analysis.read_key(page.parent)
     for path in key["source_file"][key["source_file"] != ""]:
         assert Path(path).name not in html and Path(path).stem not in html
     for word in ("testA", "testB", "fakes_AB", "fakes_BA", "trialX", "truth", "direction", "source"):
@@ -99,9 +101,9 @@ def test_quiz_is_the_same_in_another_process_and_guards_its_key(tmp_path):
     # a different quiz in the same folder would orphan answers collected with the first
     f = {d: tmp_path / "src" / d for d in ("testA", "testB", "fakes_AB", "fakes_BA")}
     with pytest.raises(ValueError, match="a different survey already lives here"):
-        survey.build_survey(f["testA"], f["testB"], f["fakes_AB"], f["fakes_BA"], page.parent, n=8, seed=99)
+        page_mod.build_survey(f["testA"], f["testB"], f["fakes_AB"], f["fakes_BA"], page.parent, n=8, seed=99)
     assert (page.parent / "key.csv").read_text() == key
-    survey.build_survey(f["testA"], f["testB"], f["fakes_AB"], f["fakes_BA"], page.parent, n=8, seed=99, force=True)
+    page_mod.build_survey(f["testA"], f["testB"], f["fakes_AB"], f["fakes_BA"], page.parent, n=8, seed=99, force=True)
     assert (page.parent / "key.csv").read_text() != key
     # default display size: the generated images' own size (16 px here), reals resized to it
     data = page_data(page.read_text())
@@ -112,9 +114,9 @@ def test_quiz_is_the_same_in_another_process_and_guards_its_key(tmp_path):
 def test_build_rejects_too_few_images(tmp_path):
     f = make_folders(tmp_path / "src", n=3)
     with pytest.raises(ValueError, match="need .* images"):
-        survey.build_survey(f["testA"], f["testB"], f["fakes_AB"], f["fakes_BA"], tmp_path / "q", n=22)
+        page_mod.build_survey(f["testA"], f["testB"], f["fakes_AB"], f["fakes_BA"], tmp_path / "q", n=22)
     with pytest.raises(ValueError, match="even"):
-        survey.build_survey(f["testA"], f["testB"], f["fakes_AB"], f["fakes_BA"], tmp_path / "q", n=5)
+        page_mod.build_survey(f["testA"], f["testB"], f["fakes_AB"], f["fakes_BA"], tmp_path / "q", n=5)
 
 
 def find_chromium() -> str | None:
@@ -171,7 +173,7 @@ def test_page_in_headless_chromium(tmp_path):
             browser.close()
     with open(saved, newline="") as fh:
         rows = list(csv.DictReader(fh))
-    assert list(rows[0]) == survey.RESPONSE_COLUMNS
+    assert list(rows[0]) == survey_sim.RESPONSE_COLUMNS
     assert len(rows) == n_total
     assert [int(r["trial_index"]) for r in rows] == list(range(n_total))
     assert {r["participant_id"] for r in rows} == {"tester_01"}
@@ -182,7 +184,7 @@ def test_page_in_headless_chromium(tmp_path):
     assert sum(r["is_attention_check"] == "1" for r in rows) == len(data["attention"])
     assert all(float(r["rt_ms"]) >= 0 for r in rows)
     # the key, read by the analysis, accepts it as one complete session
-    resp = survey.read_responses(saved.parent, page_path.parent)
+    resp = analysis.read_responses(saved.parent, page_path.parent)
     assert resp.sessions["complete"].tolist() == [True]
     assert len(resp.answers) == len(data["main"])
     # keys answered: odd scored positions "real", even "fake"
@@ -197,8 +199,8 @@ def test_choose_trial_prefers_lowest_fid(tmp_path):
     for name in ("a_trial", "b_trial"):
         for d in ("fakes_AB", "fakes_BA"):
             (tmp_path / name / "eval" / d).mkdir(parents=True)
-    assert survey.choose_trial(tmp_path) == "a_trial"  # no table: first by name
+    assert page_mod.choose_trial(tmp_path) == "a_trial"  # no table: first by name
     (tmp_path / "summary.csv").write_text("trial,FID_AB,FID_BA\na_trial,90,80\nb_trial,50,60\nc_noeval,1,1\n")
-    assert survey.choose_trial(tmp_path) == "b_trial"  # c_noeval has no fakes to show
+    assert page_mod.choose_trial(tmp_path) == "b_trial"  # c_noeval has no fakes to show
     with pytest.raises(FileNotFoundError, match="no trial folder"):
-        survey.choose_trial(tmp_path / "c_noeval")
+        page_mod.choose_trial(tmp_path / "c_noeval")

@@ -10,8 +10,9 @@ import pandas as pd
 import pytest
 from statsmodels.stats.proportion import proportion_confint
 
-from maskcycle import survey
-from maskcycle import survey_stats as st
+from maskcycle.survey import analysis
+from maskcycle.survey import simulate as survey_sim
+from maskcycle.survey import stats as st
 
 
 def test_wilson_by_hand_and_statsmodels():
@@ -126,14 +127,14 @@ def test_read_responses_joins_truth_and_sets_aside_sessions(quiz):
     (r / "b.csv").write_text(HEAD + session("p1", "2026-01-02T10:00:00Z", answers=("fake",) * 4))  # repeat
     (r / "c.csv").write_text(HEAD + session("p2", "2026-01-01T11:00:00Z", ids=("i1", "i2")))  # incomplete
     (r / "d.csv").write_text(HEAD + session("p3", "2026-01-01T12:00:00Z", answers=("fake", "fake", "real", "real")))
-    resp = survey.read_responses(r, quiz)
+    resp = analysis.read_responses(r, quiz)
     s = resp.sessions.set_index(["participant_id", "session_start"])
     assert s.loc[("p1", "2026-01-01T10:00:00Z"), "kept"]
     assert s.loc[("p1", "2026-01-02T10:00:00Z"), "why"] == "repeat session of this participant"
     assert not s.loc[("p2", "2026-01-01T11:00:00Z"), "complete"]
     assert "answered 3 of 5" in s.loc[("p2", "2026-01-01T11:00:00Z"), "why"]
     assert sorted(resp.answers["participant_id"].unique()) == ["p1", "p3"]
-    scores = survey.participant_table(resp.answers).set_index("participant_id")["score"]
+    scores = analysis.participant_table(resp.answers).set_index("participant_id")["score"]
     # truth R,F,F,R: p1 answers R,F,R,F (i1, i2 right), p3 F,F,R,R (i2, i4 right)
     assert scores.to_dict() == {"p1": 2, "p3": 2}
     assert resp.attention["passed"].all()
@@ -151,8 +152,8 @@ def test_read_responses_joins_truth_and_sets_aside_sessions(quiz):
 def test_malformed_rows_name_file_and_line(quiz, mutate, message):
     path = quiz / "resp" / "bad.csv"
     path.write_text(mutate(HEAD + session("p1", "2026-01-01T10:00:00Z")))
-    with pytest.raises(survey.SurveyDataError, match=message) as err:
-        survey.read_responses(quiz / "resp", quiz)
+    with pytest.raises(analysis.SurveyDataError, match=message) as err:
+        analysis.read_responses(quiz / "resp", quiz)
     assert "bad.csv" in str(err.value)
 
 
@@ -162,10 +163,10 @@ def test_simulator_parameters_are_recovered(tmp_path):
     from test_survey_page import build
 
     page = build(tmp_path, n=22, n_practice=2, n_attention=2, n_images=20)
-    params = survey.SimParams(n_participants=120, dprime=0.8, criterion=0.3, seed=5)
-    files = survey.simulate(page.parent, tmp_path / "responses_simulated", params)
+    params = survey_sim.SimParams(n_participants=120, dprime=0.8, criterion=0.3, seed=5)
+    files = survey_sim.simulate(page.parent, tmp_path / "responses_simulated", params)
     assert len(files) == 120 and all(f.name.startswith("simulated_") for f in files)
-    result = survey.analyse(page.parent, tmp_path / "responses_simulated", n_boot=1000, seed=0)
+    result = analysis.analyse(page.parent, tmp_path / "responses_simulated", n_boot=1000, seed=0)
     rec = result["recovery"]
     assert rec["recovered"].all(), rec
     # and a wrong claim is not "recovered": the interval is informative
@@ -173,5 +174,5 @@ def test_simulator_parameters_are_recovered(tmp_path):
     assert not d["lo"] <= 0.0 <= d["hi"] and not d["lo"] <= 1.6 <= d["hi"]
     assert result["sdt"]["dprime_delta_lo"] < result["sdt"]["dprime"] < result["sdt"]["dprime_delta_hi"]
     assert len(result["images"]) == 22 and len(result["participants"]) == 120
-    summary = survey.summary_json(result)
+    summary = analysis.summary_json(result)
     assert summary["n_participants"] == 120 and summary["attention_pass_rate"] > 0.9

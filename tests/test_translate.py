@@ -3,9 +3,9 @@ import torch
 from conftest import tiny_config
 from maskcycle.cli import main
 from maskcycle.config import TrialConfig
+from maskcycle.evaluation.translate import load_generator
 from maskcycle.models.checkpoints import atomic_save, load_reference_generator
-from maskcycle.train import train
-from maskcycle.translate import load_generator
+from maskcycle.training.trainer import train
 
 
 def _reference_resnet9_keys() -> dict[str, tuple]:

@@ -12,7 +12,7 @@ import sys
 
 def _train(args) -> int:
     from maskcycle.config import TrialConfig
-    from maskcycle.distributed import train_or_launch
+    from maskcycle.training.trainer import train_or_launch
 
     cfg = TrialConfig.from_yaml(args.params, args.set)
     print(train_or_launch(cfg, args.out, stop_after_epochs=args.stop_after_epochs))
@@ -20,8 +20,8 @@ def _train(args) -> int:
 
 
 def _translate(args) -> int:
-    from maskcycle.train import resolve_device
-    from maskcycle.translate import load_generator, translate_folder
+    from maskcycle.config import resolve_device
+    from maskcycle.evaluation.translate import load_generator, translate_folder
 
     cfg, G = load_generator(args.checkpoint, args.direction, resolve_device(args.device))
     report = translate_folder(G, cfg, args.input, args.output, size=args.size, batch_size=args.batch_size)
@@ -32,16 +32,15 @@ def _translate(args) -> int:
 
 
 def _sweep(args) -> int:
-    from maskcycle import slurm, sweep
+    from maskcycle.training import slurm, sweep
 
     args.slurm = slurm.flag_options(args) + list(args.slurm)  # --slurm KEY=VALUE wins over named flags
     return sweep.main(args)
 
 
 def _evaluate(args) -> int:
-    from maskcycle import evaluate
-    from maskcycle.config import ConfigError, TrialConfig, parse_overrides
-    from maskcycle.train import resolve_device
+    from maskcycle.config import ConfigError, TrialConfig, parse_overrides, resolve_device
+    from maskcycle.evaluation import evaluate
 
     if bool(args.sweep) == bool(args.reference):
         raise ConfigError("give exactly one of --sweep DIR or --reference DIR")
@@ -70,7 +69,7 @@ def _evaluate(args) -> int:
 
 
 def _demo_data(args) -> int:
-    from maskcycle.data.synthetic import generate
+    from maskcycle.data.demo import generate
 
     print(generate(args.out, n_ids=args.n_ids, size=args.size, seed=args.seed, workers=args.workers))
     return 0
@@ -96,14 +95,16 @@ def _curate(args) -> int:
 def _survey(args) -> int:
     import json
 
-    from maskcycle import survey
+    from maskcycle.survey import analysis
+    from maskcycle.survey import page as survey_page
+    from maskcycle.survey import simulate as survey_sim
 
     try:
         if args.survey_command == "build":
             folders = [args.real_a, args.real_b, args.fakes_ab, args.fakes_ba]
             trial = args.trial or ""
             if args.sweep:
-                trial = trial or survey.choose_trial(args.sweep)
+                trial = trial or survey_page.choose_trial(args.sweep)
                 ev = f"{args.sweep}/{trial}/eval"
                 cur = args.curated or "results/demo/curated"
                 folders = [f or d for f, d in zip(folders, [f"{cur}/testA", f"{cur}/testB", f"{ev}/fakes_AB",
@@ -112,21 +113,21 @@ def _survey(args) -> int:
                 print("maskcycle survey build: error: give --sweep (and --curated) or all of --real-a --real-b "
                       "--fakes-ab --fakes-ba", file=sys.stderr)
                 return 2
-            page = survey.build_survey(*folders, args.out, n=args.n, n_practice=args.practice,
+            page = survey_page.build_survey(*folders, args.out, n=args.n, n_practice=args.practice,
                                        n_attention=args.attention, seed=args.seed, size=args.size, trial=trial,
                                        force=args.force)
             print(f"wrote {page} (for participants) and {page.parent / 'key.csv'} (for the analyst only)")
         elif args.survey_command == "simulate":
-            params = survey.SimParams(n_participants=args.participants, dprime=args.dprime,
+            params = survey_sim.SimParams(n_participants=args.participants, dprime=args.dprime,
                                       criterion=args.criterion, sd_dprime=args.sd_dprime,
                                       sd_criterion=args.sd_criterion, lapse=args.lapse, seed=args.seed)
-            files = survey.simulate(args.survey, args.out, params)
+            files = survey_sim.simulate(args.survey, args.out, params)
             print(f"wrote {len(files)} simulated response files to {args.out}")
         else:
-            result = survey.analyse(args.survey, args.responses, n_boot=args.n_boot, seed=args.seed)
-            summary = survey.summary_json(result)
+            result = analysis.analyse(args.survey, args.responses, n_boot=args.n_boot, seed=args.seed)
+            summary = analysis.summary_json(result)
             if args.out:
-                survey.write_summary(result, args.out)
+                analysis.write_summary(result, args.out)
             for r in summary["rates"]:
                 print(f"{r['measure']}: {100 * r['rate']:.2f} % ({r['k']}/{r['n']}), Wilson "
                       f"[{100 * r['wilson_lo']:.2f}, {100 * r['wilson_hi']:.2f}], participant bootstrap "
@@ -134,14 +135,14 @@ def _survey(args) -> int:
             print("d' and criterion:", json.dumps({k: round(v, 4) for k, v in summary["sdt"].items()}))
             if "recovery" in summary:
                 print("simulated parameters recovered:", all(r["recovered"] for r in summary["recovery"]))
-    except (survey.SurveyDataError, ValueError) as exc:
+    except (analysis.SurveyDataError, ValueError) as exc:
         print(f"maskcycle survey {args.survey_command}: error: {exc}", file=sys.stderr)
         return 2
     return 0
 
 
 def _bench(args) -> int:
-    from maskcycle.bench import main_args
+    from maskcycle.training.bench import main_args
 
     return main_args(args)
 
@@ -169,10 +170,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("sweep", help="run params YAMLs through notebooks/02_training.ipynb; write summary.csv",
                        description="Exit status: number of failed trials; 125 when nothing could start.")
-    from maskcycle.sweep import add_arguments as _sweep_arguments  # argparse only, no heavy imports
+    from maskcycle.training.sweep import add_arguments as _sweep_arguments  # argparse only, no heavy imports
 
     _sweep_arguments(p)
-    from maskcycle.slurm import add_arguments as _slurm_arguments  # --partition, --time, --slurm-config ...
+    from maskcycle.training.slurm import add_arguments as _slurm_arguments  # --partition, --time, --slurm-config ...
 
     _slurm_arguments(p)
     p.set_defaults(func=_sweep)
@@ -259,8 +260,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_survey)
     p = sub.add_parser("bench", help="training speed: plain fp32 vs fast path, interleaved; writes JSON")
     p.add_argument("--configs", default="C1,C2",
-                   help="comma list of tiny, T32, C1, C2, C4, GPU (maskcycle.bench.CONFIGS)")
-    p.add_argument("--paths", default="plain,fast", help="comma list of maskcycle.bench.PATHS; ratios are vs the first")
+                   help="comma list of tiny, T32, C1, C2, C4, GPU (maskcycle.training.bench.CONFIGS)")
+    p.add_argument("--paths", default="plain,fast",
+                   help="comma list of maskcycle.training.bench.PATHS; ratios are vs the first")
     p.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda"])
     p.add_argument("--rounds", type=int, default=5, help="interleaved rounds (medians over them)")
     p.add_argument("--iters", type=int, default=2, help="iterations per path per round")
@@ -275,9 +277,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)  # before the imports below, so --help needs no torch
     from maskcycle.config import ConfigError
-    from maskcycle.distributed import LaunchError
     from maskcycle.models.checkpoints import CheckpointError
-    from maskcycle.train import NonFiniteLossError
+    from maskcycle.training.launch import LaunchError
+    from maskcycle.training.trainer import NonFiniteLossError
 
     try:
         return args.func(args)

@@ -16,7 +16,7 @@ from typing import Any, Literal, get_args, get_origin
 
 import yaml
 
-from maskcycle.atomic import atomic_write_text  # noqa: F401  (re-exported: others import it from here)
+from maskcycle.io import atomic_write_text
 
 
 class ConfigError(ValueError):
@@ -159,6 +159,17 @@ class TrialConfig:
     @property
     def total_epochs(self) -> int:
         return self.n_epochs + self.n_epochs_decay
+
+
+def resolve_device(name: str):
+    """"auto" -> cuda when visible, else cpu; "cuda" without a visible device is a ConfigError."""
+    import torch  # here, not at the top: `maskcycle --help` and config checks stay fast
+
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("key 'device': value 'cuda' but no CUDA device is visible")
+    return torch.device(name)
 
 
 def defaults() -> dict[str, Any]:

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from maskcycle.atomic import atomic_path, atomic_write_text
 from maskcycle.data.images import list_images, read_rgb
+from maskcycle.io import atomic_path, atomic_write_text
 
 
 def _fingerprint(files: list[Path], size: int) -> str:

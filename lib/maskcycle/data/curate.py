@@ -6,7 +6,7 @@ curated folders, `manifest.csv`, `pairs_test.csv` and the decoded cache.
 
 Steps (each rerunnable; an interrupted run resumes):
 1. list the raw files (`readers`); masks whose placement is not wanted are rejected by name;
-2. measure every other file once in a process pool (`filters.measure`), appending to
+2. measure every other file once in a process pool (`measures.measure`), appending to
    `judgments.csv` so that a rerun skips files already judged (same path, size and mtime);
 3. turn measurements into reasons with the thresholds, add the manual exclusion list;
 4. split: n_test then n_train ids per domain, seeded, identity-disjoint (an FFHQ id used in A
@@ -29,11 +29,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from maskcycle.config import atomic_write_text
-from maskcycle.data import filters, readers
+from maskcycle.data import measures, readers
 from maskcycle.data.cache import cached_images
 from maskcycle.data.images import read_rgb, write_png
-from maskcycle.parallel import parallel_map
+from maskcycle.data.parallel import parallel_map
+from maskcycle.io import atomic_write_text
 
 MEASURE_COLUMNS = ["source_path", "bytes", "mtime_ns", "error", "width", "height", "mode", "gray_content",
                    "sharpness", "faces"]
@@ -62,8 +62,8 @@ class Settings:
     work_size: int = 256  # grayscale size at which sharpness and faces are measured
     exclusions: str = ""  # manual exclusion list (id,reason[,domain]); "" = none
 
-    def thresholds(self) -> filters.Thresholds:
-        return filters.Thresholds(min_size=self.min_size or self.load_size, sharpness_min=self.sharpness_min,
+    def thresholds(self) -> measures.Thresholds:
+        return measures.Thresholds(min_size=self.min_size or self.load_size, sharpness_min=self.sharpness_min,
                                   max_faces=self.max_faces, require_face=self.require_face)
 
     def check(self) -> None:
@@ -81,7 +81,7 @@ def _measure_one(args) -> dict:
     path, work_size = args
     st = os.stat(path)
     row = {"source_path": str(path), "bytes": st.st_size, "mtime_ns": st.st_mtime_ns}
-    row.update(filters.measure(path, work_size))
+    row.update(measures.measure(path, work_size))
     return row
 
 
@@ -106,7 +106,7 @@ def judge(paths: list[Path], out: Path, work_size: int = 256, workers: int = 0, 
     """Measurements of every path, reusing `out/judgments.csv`; returns them and timing figures."""
     log = out / "judgments.csv"
     stamp = out / "judgments.json"
-    want = {"measure_version": filters.MEASURE_VERSION, "work_size": work_size, **filters.DETECT}
+    want = {"measure_version": measures.MEASURE_VERSION, "work_size": work_size, **measures.DETECT}
     if log.exists() and (not stamp.exists() or json.loads(stamp.read_text()) != want):
         log.unlink()  # measured differently before: start again
     out.mkdir(parents=True, exist_ok=True)
@@ -179,7 +179,7 @@ def judge_records(records: list[readers.Record], measured: pd.DataFrame, s: Sett
         elif m is None:
             why.append("not_measured")
         else:
-            why.extend(filters.reasons(m, t))
+            why.extend(measures.reasons(m, t))
         manual = exclusions.get((r.id, r.domain)) or exclusions.get((r.id, ""))
         if manual and not why:
             why.append(f"manual:{manual}")

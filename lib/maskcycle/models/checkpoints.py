@@ -9,8 +9,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from maskcycle.atomic import atomic_path
 from maskcycle.config import ConfigError, TrialConfig
+from maskcycle.io import atomic_path
 from maskcycle.models.networks import build_generator
 
 STATE_FORMAT = "maskcycle-state-1"

@@ -12,7 +12,7 @@ interrupted ones (the trainer resumes from the trial's checkpoint). `OUT/summary
 per trial: every setting that varies across the sweep, status, epochs, time, img/s, and any
 numbers from `<trial>/eval/metrics.json` (FID columns once evaluation has run).
 
-`run_trial` is a top-level, picklable function, so a SLURM job (maskcycle.slurm) runs exactly
+`run_trial` is a top-level, picklable function, so a SLURM job (maskcycle.training.slurm) runs exactly
 what the local executor runs.
 """
 
@@ -29,8 +29,9 @@ from pathlib import Path
 
 import yaml
 
-from maskcycle import runinfo
-from maskcycle.config import NOT_HYPERPARAMETERS, ConfigError, TrialConfig, atomic_write_text, parse_overrides
+from maskcycle.config import NOT_HYPERPARAMETERS, ConfigError, TrialConfig, parse_overrides
+from maskcycle.io import atomic_write_text, update_run_json, utc_now
+from maskcycle.training import slurm
 
 NOTEBOOK = Path(__file__).resolve().parents[2] / "notebooks" / "02_training.ipynb"
 RENDERED = "02_training.ipynb"
@@ -126,7 +127,7 @@ def notebook_error(nb_path: str | Path) -> dict | None:
 
 def _finish(trial_dir: Path, record: dict, t0: float) -> dict:
     record["trial_wall_s"] = round(time.perf_counter() - t0, 2)
-    run = runinfo.update_run_json(trial_dir, **record, sweep_end=runinfo.now())
+    run = update_run_json(trial_dir, **record, sweep_end=utc_now())
     return {k: run.get(k) for k in (*record, "error")}
 
 
@@ -226,14 +227,7 @@ def run_sweep(params_files: Sequence[str | Path], out: str | Path, overrides: Se
     if executor == "local":
         results = run_local(todo, parallel, kernel) if todo else []
     elif executor == "slurm":
-        try:
-            from maskcycle.slurm import run_trials_slurm
-        except ModuleNotFoundError as exc:
-            if exc.name != "maskcycle.slurm":
-                raise
-            raise SweepError("--executor slurm needs maskcycle.slurm (lib/maskcycle/slurm.py), which is not "
-                             "installed in this checkout; use --executor local") from None
-        results = list(run_trials_slurm(todo, slurm_options or {})) if todo else []
+        results = list(slurm.run_trials_slurm(todo, run_trial, slurm_options or {})) if todo else []
     else:
         raise SweepError(f"executor {executor!r}: expected 'local' or 'slurm'")
     for r in results:
@@ -325,7 +319,7 @@ def add_arguments(p) -> None:
     p.add_argument("--parallel", type=int, default=None,
                    help="trials at once (default: one per visible GPU, else 1)")
     p.add_argument("--slurm", nargs="*", default=[], metavar="KEY=VALUE",
-                   help="options for maskcycle.slurm.run_trials_slurm (e.g. partition=gpu)")
+                   help="options for maskcycle.training.slurm.run_trials_slurm (e.g. partition=gpu)")
     p.add_argument("--kernel", default="maskcycle", help="Jupyter kernel papermill uses")
 
 

@@ -22,8 +22,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from maskcycle.config import atomic_write_text
 from maskcycle.data.images import list_images, read_rgb
+from maskcycle.io import atomic_write_text
 
 KEY_COLUMNS = ["image_id", "role", "truth", "domain", "direction", "trial", "source_file", "expected_response",
                "sha256"]
@@ -165,7 +165,7 @@ def render_page(stimuli: list[Stimulus], pngs: dict[str, bytes], survey_id: str,
         if isinstance(data[role], list):
             data[role].sort(key=lambda d: d["id"])
     blob = json.dumps(data, separators=(",", ":")).replace("</", "<\\/")
-    template = resources.files("maskcycle").joinpath("survey_page.html").read_text(encoding="utf-8")
+    template = resources.files("maskcycle.survey").joinpath("page.html").read_text(encoding="utf-8")
     return template.replace("__TITLE__", title).replace("__SURVEY_DATA__", blob)
 
 

@@ -4,7 +4,7 @@
         --partition gpu --time 24:00:00 --gpus-per-trial 4 --array-parallelism 8
     maskcycle sweep ... --executor slurm --slurm-config cluster.yaml      # the same from a YAML
 
-Each job runs `maskcycle.sweep.run_trial(params_file, trial_dir, overrides)`, the very call the
+Each job runs `maskcycle.training.sweep.run_trial(params_file, trial_dir, overrides)`, the very call the
 local executor makes (papermill renders notebooks/02_training.ipynb into the trial folder), so
 failures are recorded the same way (run.json, summary.csv) and a rerun of the sweep skips finished
 trials and resumes the others from their checkpoints. When SLURM preempts a job or its time runs
@@ -31,8 +31,8 @@ from pathlib import Path
 
 import yaml
 
-from maskcycle import runinfo
 from maskcycle.config import ConfigError, TrialConfig, parse_overrides
+from maskcycle.io import update_run_json
 
 DEFAULTS: dict = {
     "cluster": "slurm", "partition": None, "time": None, "timeout_min": 24 * 60, "gpus_per_trial": 1,
@@ -147,15 +147,11 @@ class TrialJob:
     """The callable each SLURM job runs. Its `checkpoint` makes submitit requeue it on preemption
     or time-out; the rerun resumes the trial from its checkpoint."""
 
-    def __init__(self, run: Callable | None = None):
+    def __init__(self, run: Callable):
         self.run = run
 
     def __call__(self, params_file, trial_dir, overrides=()):
-        if self.run is not None:
-            return self.run(params_file, trial_dir, overrides)
-        from maskcycle.sweep import run_trial
-
-        return run_trial(params_file, trial_dir, overrides)
+        return self.run(params_file, trial_dir, overrides)
 
     def checkpoint(self, *args, **kwargs):
         import submitit
@@ -199,19 +195,19 @@ def make_executor(opts: dict, folder: Path):
     return ex
 
 
-def run_trials_slurm(jobs: Sequence, slurm_options: dict | None = None, run: Callable | None = None) -> list[dict]:
+def run_trials_slurm(jobs: Sequence, run: Callable, slurm_options: dict | None = None) -> list[dict]:
     """Submit one job per (params_file, trial_dir, overrides) as one SLURM array, wait for all,
     and return each job's record (run_trial's dict, plus `slurm_job_id` and `slurm_log`).
 
-    `run` replaces maskcycle.sweep.run_trial (tests pass a stand-in; it must be picklable). A job
+    `run(params_file, trial_dir, overrides)` is what each job calls: the sweep passes its
+    `run_trial`, tests a stand-in; it must be picklable (a top-level function). A job
     that dies without a record (cancelled, out of requeues, node failure) becomes a 'failed'
     record, also written to its trial's run.json, and the others go on."""
     jobs = [(str(p), str(d), tuple(o)) for p, d, o in jobs]
     if not jobs:
         return []
     opts = resolve_options(slurm_options)
-    if run is None:
-        _check_gpus(jobs, opts)
+    _check_gpus(jobs, opts)
     folder = Path(opts["folder"]) if opts["folder"] else Path(os.path.commonpath([Path(d).resolve().parent
                                                                                   for _, d, _ in jobs])) / "slurm"
     # A trial whose earlier job is still queued or running (the sweep command was interrupted,
@@ -224,7 +220,7 @@ def run_trials_slurm(jobs: Sequence, slurm_options: dict | None = None, run: Cal
         with ex.batch():  # one sbatch --array for the whole sweep, array_parallelism at a time
             submitted = [ex.submit(job_fn, *job) for job in todo]
     for job, (_, trial_dir, _) in zip(submitted, todo):
-        runinfo.update_run_json(Path(trial_dir), slurm_job_id=str(job.job_id), slurm_log=str(job.paths.stdout))
+        update_run_json(Path(trial_dir), slurm_job_id=str(job.job_id), slurm_log=str(job.paths.stdout))
         print(f"[slurm] {Path(trial_dir).name}: job {job.job_id}, log {job.paths.stdout}", flush=True)
     results = {d: _collect(job, d) for job, (_, d, _) in zip(submitted, todo)}
     for d, (job_id, state) in busy.items():
@@ -258,7 +254,7 @@ def _collect(job, trial_dir: str) -> dict:
     except Exception as exc:  # submitit raises FailedJobError / UncompletedJobError with the job's log tail
         error = f"SLURM job {job.job_id} ended without a result: {type(exc).__name__}: {str(exc)[-2000:]}"
         Path(trial_dir).mkdir(parents=True, exist_ok=True)
-        runinfo.update_run_json(trial_dir, status="failed", error=error, **slurm)
+        update_run_json(trial_dir, status="failed", error=error, **slurm)
         return {"trial": Path(trial_dir).name, "status": "failed", "papermill": None, "error": error, **slurm}
-    runinfo.update_run_json(trial_dir, **slurm)
+    update_run_json(trial_dir, **slurm)
     return {**record, **slurm}

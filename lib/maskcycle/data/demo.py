@@ -24,9 +24,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
-from maskcycle.atomic import atomic_write_bytes, atomic_write_text
+from maskcycle.data.parallel import parallel_map
 from maskcycle.data.readers import PLACEMENT_BY_SUFFIX
-from maskcycle.parallel import parallel_map
+from maskcycle.io import atomic_write_bytes, atomic_write_text
 
 # MaskedFace-Net file suffixes (as the real set capitalises them) -> placement class; the readers'
 # table is the one source, so drawing and reading cannot drift apart.

@@ -1,7 +1,7 @@
 """The trainer: epochs, lr schedule, logging, sample grids, checkpoints and exact resume.
 
     maskcycle train --params params/demo/baseline.yaml --out results/demo/baseline
-    python -m maskcycle.train --config results/x/config.yaml --out results/x
+    python -m maskcycle.training.trainer --config results/x/config.yaml --out results/x
 
 Rerunning into the same folder resumes from `checkpoints/latest.pt` and continues exactly:
 networks, optimisers, schedulers, image pools, RNG states, epoch and iteration. A trial folder:
@@ -22,10 +22,9 @@ from pathlib import Path
 import torch
 from torchvision.utils import make_grid, save_image
 
-from maskcycle import distributed, runinfo
-from maskcycle.atomic import atomic_path
-from maskcycle.config import RUN_CONTROL_FIELDS, ConfigError, TrialConfig, atomic_write_text
+from maskcycle.config import RUN_CONTROL_FIELDS, ConfigError, TrialConfig, resolve_device
 from maskcycle.data.unpaired import UnpairedData, fixed_samples
+from maskcycle.io import atomic_path, atomic_write_text, start_run, update_run_json, utc_now
 from maskcycle.models import checkpoints
 from maskcycle.models.cyclegan import (
     LOSS_NAMES,
@@ -36,6 +35,8 @@ from maskcycle.models.cyclegan import (
     translate_batch,
 )
 from maskcycle.models.optim import step_scheduler
+from maskcycle.training import ddp
+from maskcycle.training.launch import launch
 
 LOSS_COLUMNS = ("epoch", "batch", "images", "lr") + LOSS_NAMES
 # Fields that may differ between a checkpoint and a resumed run without changing the result.
@@ -43,14 +44,6 @@ LOSS_COLUMNS = ("epoch", "batch", "images", "lr") + LOSS_NAMES
 
 class NonFiniteLossError(FloatingPointError):
     """A loss became NaN or inf; the message names the loss and the iteration."""
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("key 'device': value 'cuda' but no CUDA device is visible")
-    return torch.device(name)
 
 
 class LossLog:
@@ -133,37 +126,46 @@ def train(cfg: TrialConfig, out_dir: str | Path, stop_after_epochs: int | None =
     run.json records the environment and the outcome (finished / stopped / failed + error)."""
     out = Path(out_dir)
     # Under torchrun (cfg.nproc * cfg.nnodes > 1) this joins the process group; rank 0 records.
-    r, device = distributed.setup(cfg, resolve_device(cfg.device))
+    r, device = ddp.setup(cfg, resolve_device(cfg.device))
     try:
         if r.is_main:
             out.mkdir(parents=True, exist_ok=True)
-            runinfo.start_run(out, cfg.device)
+            start_run(out, cfg.device)
             if r.active:
-                runinfo.update_run_json(out, distributed={"world_size": r.world_size, "nproc": cfg.nproc,
-                                                          "nnodes": cfg.nnodes, "backend": distributed.backend()})
+                update_run_json(out, distributed={"world_size": r.world_size, "nproc": cfg.nproc,
+                                                          "nnodes": cfg.nnodes, "backend": ddp.backend()})
         try:
             done = _train(cfg, out, stop_after_epochs, progress, r, device)
         except BaseException as exc:
             if r.is_main:
-                runinfo.update_run_json(out, end=runinfo.now(), status="failed", error=f"{type(exc).__name__}: {exc}")
+                update_run_json(out, end=utc_now(), status="failed", error=f"{type(exc).__name__}: {exc}")
             raise
         if r.is_main:
-            runinfo.update_run_json(out, end=runinfo.now(), status="finished" if done else "stopped")
+            update_run_json(out, end=utc_now(), status="finished" if done else "stopped")
     finally:
-        distributed.teardown(r)
+        ddp.teardown(r)
     return out
 
 
+def train_or_launch(cfg: TrialConfig, out_dir: str | Path, stop_after_epochs: int | None = None,
+                    progress: bool = True) -> Path:
+    """Train the trial here, or, when it asks for several processes and this is not already a
+    torchrun worker, start torchrun as a child process (`launch`). The CLI and notebook 02 call this."""
+    if ddp.world_size(cfg) > 1 and not ddp.under_torchrun():
+        return launch(cfg, out_dir, stop_after_epochs=stop_after_epochs)
+    return train(cfg, out_dir, stop_after_epochs=stop_after_epochs, progress=progress)
+
+
 def _train(cfg: TrialConfig, out: Path, stop_after_epochs: int | None, progress: bool,
-           r: distributed.Rank, device: torch.device) -> bool:
+           r: ddp.Rank, device: torch.device) -> bool:
     import tqdm
 
-    with distributed.main_first(r):  # rank 0 builds the image cache, the others then read it
-        data = distributed.shard_data(UnpairedData(cfg.dataroot, cfg), cfg, r)
+    with ddp.main_first(r):  # rank 0 builds the image cache, the others then read it
+        data = ddp.shard_data(UnpairedData(cfg.dataroot, cfg), cfg, r)
         samples = fixed_samples(cfg.dataroot, cfg, cfg.n_samples)
     m = build_cyclegan(cfg, device)
     configure_backends(cfg, device)  # cudnn autotuning on the fast CUDA path
-    step_m = distributed.wrap(m, r, device)  # m itself for one process; m keeps the bare networks
+    step_m = ddp.wrap(m, r, device)  # m itself for one process; m keeps the bare networks
     latest = out / "checkpoints" / "latest.pt"
 
     start_epoch, start_batch, images, loss_G_sum, loss_G_n, last_loss_G, wall = 1, 0, 0, 0.0, 0, None, 0.0
@@ -171,7 +173,7 @@ def _train(cfg: TrialConfig, out: Path, stop_after_epochs: int | None, progress:
         state = checkpoints.load(latest)
         _check_resumable(state["config"], cfg, latest)
         m.load_state_dict(state["model"])
-        distributed.restore_rank_state(m, state, r, latest)
+        ddp.restore_rank_state(m, state, r, latest)
         start_epoch, start_batch, images = state["epoch"], state["batch"], state["images"]
         loss_G_sum, loss_G_n, last_loss_G = state["loss_G_sum"], state["loss_G_n"], state["last_loss_G"]
         wall = state["wall_s"]
@@ -181,7 +183,7 @@ def _train(cfg: TrialConfig, out: Path, stop_after_epochs: int | None, progress:
 
     def save_state(epoch: int, batch: int) -> None:
         log.flush()  # raises on a bad loss before a bad state can be saved
-        extra = distributed.checkpoint_extra(m, r)  # every rank's pools and RNG (a collective)
+        extra = ddp.checkpoint_extra(m, r)  # every rank's pools and RNG (a collective)
         if not r.is_main:
             return
         checkpoints.atomic_save({
@@ -208,7 +210,7 @@ def _train(cfg: TrialConfig, out: Path, stop_after_epochs: int | None, progress:
         loss_G_acc = torch.zeros((), device=device)
         for b in bar:
             real_A, real_B = data.batch(plan, b, device)
-            losses = distributed.mean_losses(train_step(step_m, real_A, real_B), r)
+            losses = ddp.mean_losses(train_step(step_m, real_A, real_B), r)
             images += len(real_A) * r.world_size  # global images, as one process counts them
             epoch_images += len(real_A) * r.world_size
             loss_G_acc += sum(losses[k] for k in ("G_AB", "G_BA", "cycle_A", "cycle_B", "idt_AB", "idt_BA"))
@@ -260,7 +262,7 @@ def _write_metrics(out: Path, cfg: TrialConfig, epoch: int, images: int, wall: f
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m maskcycle.train", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m maskcycle.training.trainer", description=__doc__.split("\n")[0])
     parser.add_argument("--config", required=True, help="a TrialConfig YAML")
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="overrides")
     parser.add_argument("--out", required=True, help="the trial folder (resumed if it has a checkpoint)")
@@ -268,7 +270,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     cfg = TrialConfig.from_yaml(args.config, args.set)
     out = train(cfg, args.out, stop_after_epochs=args.stop_after_epochs)
-    if distributed.env_rank().is_main:  # under torchrun only rank 0 reports
+    if ddp.env_rank().is_main:  # under torchrun only rank 0 reports
         print(out)
     return 0
 

@@ -27,8 +27,8 @@ from pathlib import Path
 import numpy as np
 from scipy import stats
 
-from maskcycle.config import atomic_write_text
-from maskcycle.survey_page import KEY_NAME
+from maskcycle.io import atomic_write_text
+from maskcycle.survey.page import KEY_NAME
 
 RESPONSE_COLUMNS = ["participant_id", "session_start", "trial_index", "image_id", "response", "rt_ms",
                     "is_practice", "is_attention_check"]
@@ -104,6 +104,6 @@ def simulate(survey_dir: str | Path, out_dir: str | Path, params: SimParams = Si
     for stale in set(out_dir.glob("simulated_*.csv")) - set(written):  # from an earlier, larger run
         stale.unlink()
     info = {"simulated": True, "params": dataclasses.asdict(params), "implied": params.implied(),
-            "model": "equal-variance SDT; see maskcycle.survey_sim"}
+            "model": "equal-variance SDT; see maskcycle.survey.simulate"}
     atomic_write_text(out_dir / PARAMS_NAME, json.dumps(info, indent=2) + "\n")
     return written

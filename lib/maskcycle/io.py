@@ -1,16 +1,62 @@
-"""run.json: what a result depends on (git commit and dirty flag, package versions, device, times)."""
+"""Files a step writes: atomic writes (temp file + os.replace), figures, and run.json (what a
+result depends on: git commit and dirty flag, package versions, device, times).
+
+Atomic writes put a temp file beside the target, then os.replace, so a reader or a rerun after a
+kill never sees half a file. Files get mode 0644 (mkstemp's 0600 would hide results, e.g. a survey
+page, from a web server or a colleague)."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import importlib.metadata
 import json
+import os
 import platform
 import subprocess
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
-from maskcycle.config import atomic_write_text
+FILE_MODE = 0o644
 
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike, suffix: str = ".tmp") -> Iterator[Path]:
+    """Yield a temp path to write; on success it replaces `path`, on error it is removed.
+    `suffix` lets writers that choose a format by extension (PIL, numpy) see the right one."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.chmod(tmp, FILE_MODE)
+        os.replace(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+
+
+def save_figure(fig, save, dpi: int = 100):
+    """Write fig to `save` atomically when a path is given (the format follows its suffix); return fig."""
+    if save is not None:
+        save = Path(save)
+        with atomic_path(save, suffix=save.suffix) as tmp:
+            fig.savefig(tmp, dpi=dpi, bbox_inches="tight")
+    return fig
+
+
+# --- run.json ------------------------------------------------------------------------------
 PACKAGES = ("maskcycle", "torch", "torchvision", "numpy", "pillow", "papermill", "torch-fidelity",
             "pandas", "matplotlib", "seaborn", "opencv-python-headless", "scipy", "statsmodels")
 
@@ -48,7 +94,7 @@ def device_info(device: str = "auto") -> dict:
     return info
 
 
-def now() -> str:
+def utc_now() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
 
@@ -69,4 +115,4 @@ def start_run(folder: str | Path, device: str = "auto") -> dict:
     if previous.get("start"):
         attempts.append({k: previous.get(k) for k in ("start", "end", "status", "error")})
     return update_run_json(folder, git=git_state(), packages=package_versions(), device=device_info(device),
-                           start=now(), end=None, status="running", error=None, attempts=attempts)
+                           start=utc_now(), end=None, status="running", error=None, attempts=attempts)

@@ -1,7 +1,7 @@
 """One trial on several processes: torchrun starts them, DistributedDataParallel keeps them in step.
 
-    torchrun --standalone --nproc-per-node 4 -m maskcycle.train --config trial.yaml --out DIR
-    maskcycle.distributed.launch(cfg, DIR)        # the same, from Python or a notebook
+    torchrun --standalone --nproc-per-node 4 -m maskcycle.training.trainer --config trial.yaml --out DIR
+    maskcycle.training.launch.launch(cfg, DIR)        # the same, from Python or a notebook
 
 `batch_size` is the *global* batch: with `nproc` processes on `nnodes` nodes every rank trains on
 batch_size / (nproc * nnodes) images per step, and DDP averages the gradients over ranks. The losses
@@ -27,17 +27,11 @@ processes with batch norm are refused rather than silently using per-rank statis
 
 from __future__ import annotations
 
-import collections
 import contextlib
 import dataclasses
 import datetime
 import hashlib
 import os
-import signal
-import subprocess
-import sys
-import time
-from pathlib import Path
 
 import torch
 import torch.distributed as dist
@@ -48,10 +42,6 @@ from maskcycle.config import ConfigError, TrialConfig
 from maskcycle.data.unpaired import EpochPlan
 
 NETWORKS = ("G_AB", "G_BA", "D_A", "D_B")
-
-
-class LaunchError(RuntimeError):
-    """torchrun (or one of its workers) failed; the message ends with the tail of the output."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -113,8 +103,8 @@ def setup(cfg: TrialConfig, device: torch.device) -> tuple[Rank, torch.device]:
         how = ("torchrun started " + str(r.world_size)) if under_torchrun() else "no torchrun (1 process)"
         raise ConfigError(
             f"key 'nproc': nproc * nnodes = {cfg.nproc} * {cfg.nnodes} = {expected} processes, but {how}; "
-            "start several processes with maskcycle.distributed.launch(cfg, out_dir) or "
-            f"`torchrun --standalone --nproc-per-node {cfg.nproc} -m maskcycle.train --config ... --out ...`"
+            "start several processes with maskcycle.training.launch.launch(cfg, out_dir) or "
+            f"`torchrun --standalone --nproc-per-node {cfg.nproc} -m maskcycle.training.trainer --config ... --out ...`"
         )
     if not r.active:
         return r, device
@@ -279,95 +269,6 @@ def restore_rank_state(m, state: dict, r: Rank, path) -> None:
     m.load_rank_state(state["rank_states"][r.rank])
 
 
-# --- launching -----------------------------------------------------------------------------
-def torchrun_command(cfg: TrialConfig, config_path: str | Path, out_dir: str | Path,
-                     stop_after_epochs: int | None = None) -> list[str]:
-    """`python -m torch.distributed.run` (= torchrun, from this interpreter) for one node."""
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nnodes", "1",
-           "--nproc-per-node", str(cfg.nproc), "-m", "maskcycle.train",
-           "--config", str(config_path), "--out", str(out_dir)]
-    if stop_after_epochs is not None:
-        cmd += ["--stop-after-epochs", str(stop_after_epochs)]
-    return cmd
-
-
 def backend() -> str:
     """The process group's backend (nccl / gloo), or "none" outside one."""
     return dist.get_backend() if dist.is_initialized() else "none"
-
-
-def train_or_launch(cfg: TrialConfig, out_dir: str | Path, stop_after_epochs: int | None = None,
-                    progress: bool = True) -> Path:
-    """Train the trial here, or, when it asks for several processes and this is not already a
-    torchrun worker, start torchrun as a child process (`launch`). The CLI and notebook 02 call this."""
-    from maskcycle.train import train
-
-    if world_size(cfg) > 1 and not under_torchrun():
-        return launch(cfg, out_dir, stop_after_epochs=stop_after_epochs)
-    return train(cfg, out_dir, stop_after_epochs=stop_after_epochs, progress=progress)
-
-
-def launch(cfg: TrialConfig, out_dir: str | Path, stop_after_epochs: int | None = None,
-           echo=None, progress_every_s: float = 30.0, tail_lines: int = 60) -> Path:
-    """Train `cfg` in `out_dir` with cfg.nproc processes on this machine via torchrun, as a child
-    process; stream its output to `echo` (default: print to stdout), return the trial folder.
-
-    Writes the resolved config beside the trial (a temp file; the trainer writes config.yaml
-    itself). Progress-bar refreshes are passed on at most every `progress_every_s` seconds so a
-    notebook's output stays short. Raises LaunchError with the last lines of output on failure.
-    Multi-node trials (nnodes > 1) start torchrun on every node instead (README, SLURM)."""
-    if cfg.nnodes != 1:
-        raise ConfigError(f"key 'nnodes': value {cfg.nnodes}: launch() starts one node; run torchrun on every "
-                          "node (see README, 'Several GPUs (DDP)')")
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    config_path = out / ".launch_config.yaml"
-    cfg.to_yaml(config_path)
-    echo = echo or (lambda line: print(line, flush=True))
-    cmd = torchrun_command(cfg, config_path, out, stop_after_epochs)
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    tail: collections.deque[str] = collections.deque(maxlen=tail_lines)
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env,
-                            start_new_session=True)
-    last_bar = -float("inf")
-    try:
-        for line, is_bar in _segments(proc.stdout):
-            tail.append(line)
-            if not is_bar:
-                echo(line)
-            elif time.monotonic() - last_bar >= progress_every_s:
-                echo(line)
-                last_bar = time.monotonic()
-        rc = proc.wait()
-    except BaseException:
-        # interrupted (e.g. a notebook's stop button): end torchrun, which ends its workers
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(timeout=30)
-        raise
-    finally:
-        config_path.unlink(missing_ok=True)
-    if rc:
-        raise LaunchError(f"torchrun with {cfg.nproc} processes for {out} exited with status {rc}; "
-                          f"last lines of its output:\n" + "\n".join(tail))
-    return out
-
-
-def _segments(stream):
-    """(text, is_progress_bar) pieces of a byte stream: '\\n'-ended lines, and '\\r'-ended bar refreshes."""
-    buf = b""
-    while chunk := stream.read1(65536) if hasattr(stream, "read1") else stream.read(65536):
-        buf += chunk
-        while True:
-            cut = [i for i in (buf.find(b"\n"), buf.find(b"\r")) if i >= 0]
-            if not cut:
-                break
-            i = min(cut)
-            text = buf[:i].decode(errors="replace").rstrip()
-            is_bar = buf[i:i + 1] == b"\r"
-            buf = buf[i + 1:]
-            if text.strip():
-                yield text, is_bar
-    if buf.strip():
-        yield buf.decode(errors="replace").rstrip(), False

@@ -13,7 +13,7 @@ Both sides of each comparison are the same size and never JPEG-compressed. Paire
 from the curated `pairs_test.csv` (columns domain,file,id,counterpart_path). Saved epoch
 checkpoints give FID over training. Everything lands in `<trial>/eval/metrics.json` (scalars for
 the final checkpoint, `by_epoch` for the curve), per-pair rows in `<trial>/eval/paired.csv`, and
-one row per trial in `<sweep>/results.csv` (and the sweep's summary.csv when maskcycle.sweep
+one row per trial in `<sweep>/results.csv` (and the sweep's summary.csv when maskcycle.training.sweep
 provides `write_summary`).
 
 Without the Inception weights, FID/KID are recorded as unavailable with the reason and the rest is
@@ -35,13 +35,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from maskcycle import fid as fidlib
-from maskcycle import paired, runinfo
-from maskcycle.config import NOT_HYPERPARAMETERS, TrialConfig, atomic_write_text
+from maskcycle.config import NOT_HYPERPARAMETERS, TrialConfig
 from maskcycle.data.cache import cached_images
 from maskcycle.data.images import ImageReadError, list_images, read_rgb, write_png
+from maskcycle.evaluation import fid as fidlib
+from maskcycle.evaluation import paired
+from maskcycle.evaluation.translate import translate_array
+from maskcycle.io import atomic_write_text, utc_now
 from maskcycle.models import checkpoints
-from maskcycle.translate import translate_array
 
 # The study's numbers (its results table survives only as an image); shown beside ours, labelled.
 PUBLISHED = {
@@ -178,7 +179,7 @@ class Scorer:
 
 
 def _device(device: torch.device | str) -> torch.device:
-    from maskcycle.train import resolve_device
+    from maskcycle.config import resolve_device
 
     return device if isinstance(device, torch.device) else resolve_device(device)
 
@@ -321,7 +322,7 @@ def evaluate_snapshots(out_dir: Path, name: str, cfg: TrialConfig, snaps: list[S
         "paired_available": bool(test.pairs), "paired_unavailable_reason": test.pairs_note,
         "n_pairs_skipped": len(test.pairs_skipped), "pairs_skipped": test.pairs_skipped,
         **{k: v for k, v in final_entry.items() if k not in ("epoch", "checkpoint", "key")},
-        "eval_wall_s": round(time.perf_counter() - t0, 3), "evaluated_at": runinfo.now(),
+        "eval_wall_s": round(time.perf_counter() - t0, 3), "evaluated_at": utc_now(),
         "by_epoch": by_epoch,
     }
     eval_dir.mkdir(parents=True, exist_ok=True)
@@ -381,7 +382,7 @@ def trial_snapshots(trial_dir: str | Path) -> tuple[TrialConfig, list[Snapshot],
 def reference_snapshots(checkpoint_dir: str | Path, cfg: TrialConfig) -> tuple[list[Snapshot], Snapshot]:
     """Snapshots of a reference-implementation run: each `<label>_net_G_A.pth` with its
     `<label>_net_G_B.pth` (G_A = our G_AB, G_B = our G_BA). Final: `latest`, else the highest epoch."""
-    from maskcycle.translate import load_generator
+    from maskcycle.evaluation.translate import load_generator
 
     folder = Path(checkpoint_dir)
     labels = sorted(p.name[:-len("_net_G_A.pth")] for p in folder.glob("*_net_G_A.pth")
@@ -532,12 +533,12 @@ def results_table(sweep_dir: str | Path, errors: dict[str, str] | None = None):
 
 
 def write_results(sweep_dir: str | Path, table) -> Path:
-    """`<sweep>/results.csv` (atomically); also the sweep's summary.csv when maskcycle.sweep has
+    """`<sweep>/results.csv` (atomically); also the sweep's summary.csv when maskcycle.training.sweep has
     `write_summary` (it merges each trial's eval/metrics.json)."""
     path = Path(sweep_dir) / "results.csv"
     atomic_write_text(path, table.to_csv(index=False))
     try:
-        from maskcycle.sweep import write_summary
+        from maskcycle.training.sweep import write_summary
     except ImportError:
         return path
     write_summary(sweep_dir)

@@ -19,10 +19,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from maskcycle import survey_stats as st
-from maskcycle.config import atomic_write_text
-from maskcycle.survey_page import KEY_COLUMNS, KEY_NAME, build_survey, choose_trial  # noqa: F401
-from maskcycle.survey_sim import PARAMS_NAME, RESPONSE_COLUMNS, SimParams, simulate  # noqa: F401
+from maskcycle.io import atomic_write_text
+from maskcycle.survey import stats as st
+from maskcycle.survey.page import KEY_COLUMNS, KEY_NAME
+from maskcycle.survey.simulate import PARAMS_NAME, RESPONSE_COLUMNS
 
 RESPONSES = {"real", "fake"}
 

@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from maskcycle.data.demo import contact_sheet
 from maskcycle.data.images import ImageReadError, read_rgb, write_png
-from maskcycle.data.synthetic import contact_sheet
 
 
 def load(out_dir: str | Path) -> pd.DataFrame:

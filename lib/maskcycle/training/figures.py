@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from maskcycle.atomic import atomic_path
+from maskcycle.io import save_figure
 from maskcycle.models.cyclegan import LOSS_NAMES
 
 # Rows of the trainer's sample grid (train._save_samples), top to bottom.
@@ -146,11 +146,3 @@ def throughput(trial_dir: str | Path) -> pd.DataFrame:
         "last_epoch_img_per_s": m.get("last_epoch_img_per_s"),
     }])
 
-
-def save_figure(fig, save, dpi: int = 100):
-    """Write fig to `save` atomically when a path is given (the format follows its suffix); return fig."""
-    if save is not None:
-        save = Path(save)
-        with atomic_path(save, suffix=save.suffix) as tmp:
-            fig.savefig(tmp, dpi=dpi, bbox_inches="tight")
-    return fig

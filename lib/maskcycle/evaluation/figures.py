@@ -17,8 +17,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from maskcycle.evaluate import PUBLISHED
-from maskcycle.plots import save_figure
+from maskcycle.evaluation.evaluate import PUBLISHED
+from maskcycle.io import save_figure
 
 DIRECTIONS = {"AB": "A->B (put a mask on)", "BA": "B->A (take it off)"}
 # Paired stand-in for FID where FID is unavailable (higher is better there).
@@ -165,9 +165,9 @@ def paired_plot(pairs: pd.DataFrame, save=None):
 
 def example_pairs(trial_dir: str | Path, n: int = 4, direction: str = "BA", save=None):
     """A few test pairs of one trial: input, translation, true counterpart, and the mask region."""
-    from maskcycle import paired
     from maskcycle.data.images import ImageReadError, list_images, read_rgb
-    from maskcycle.evaluate import read_pairs
+    from maskcycle.evaluation import paired
+    from maskcycle.evaluation.evaluate import read_pairs
 
     trial_dir = Path(trial_dir)
     record = json.loads((trial_dir / "eval" / "metrics.json").read_text())

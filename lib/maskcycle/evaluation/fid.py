@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from maskcycle.atomic import atomic_path
+from maskcycle.io import atomic_path
 
 INCEPTION = "inception-v3-compat"
 INCEPTION_WEIGHTS_FILE = "weights-inception-2015-12-05-6726825d.pth"

@@ -1,7 +1,7 @@
 """Training speed: the plain fp32 path against the fast path, interleaved in one process.
 
     maskcycle bench --configs C1,C2 --out results/bench/cpu.json
-    python -m maskcycle.bench --configs GPU --device cuda --out results/bench/h200.json
+    python -m maskcycle.training.bench --configs GPU --device cuda --out results/bench/h200.json
     maskcycle bench --configs C1 --paths plain,fast,bf16_unfused,bf16_cl,fp32_cl   # what each means adds
 
 Each config gets one synthetic unpaired data set (smooth colour fields; B adds a "mask" patch)
@@ -27,9 +27,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from maskcycle.config import ConfigError, TrialConfig, atomic_write_text
+from maskcycle.config import ConfigError, TrialConfig
 from maskcycle.data.images import write_png
 from maskcycle.data.unpaired import UnpairedData
+from maskcycle.io import atomic_write_text
 from maskcycle.models.cyclegan import LOSS_NAMES, build_cyclegan, configure_backends, train_step
 
 # The issue's named configs (reference CycleGAN otherwise: ngf = ndf = 64, instance norm, lsgan).
@@ -239,8 +240,7 @@ def summary_lines(result: dict) -> list[str]:
 
 
 def main_args(args) -> int:
-    from maskcycle.config import parse_overrides
-    from maskcycle.train import resolve_device
+    from maskcycle.config import parse_overrides, resolve_device
 
     if min(args.rounds, args.iters, args.warmup) < 1:
         raise ConfigError("--rounds, --iters and --warmup must be >= 1 (the first iteration is the warmup)")
@@ -260,7 +260,7 @@ def main_args(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m maskcycle.bench ARGS` is `maskcycle bench ARGS` (the options live in cli.py)."""
+    """`python -m maskcycle.training.bench ARGS` is `maskcycle bench ARGS` (the options live in cli.py)."""
     import sys
 
     from maskcycle.cli import main as cli_main

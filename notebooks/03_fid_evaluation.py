@@ -1,0 +1,169 @@
+# ---
+# jupyter:
+#   jupytext:
+#     cell_metadata_filter: tags,-all
+#     notebook_metadata_filter: kernelspec,-jupytext.text_representation.jupytext_version
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#   kernelspec:
+#     display_name: Python (maskcycle)
+#     language: python
+#     name: maskcycle
+# ---
+
+# %% [markdown]
+# # 03 FID evaluation: the sweep's results
+#
+# For every finished trial of a sweep: G_AB translates all of test A and G_BA all of test B (at the trial's crop size), the fakes are kept as PNG under `<trial>/eval/`, and
+#
+# - **FID_AB** = FID(G_AB(test A), real test B), **FID_BA** = FID(G_BA(test B), real test A), and KID, with torch-fidelity's standard Inception;
+# - **paired metrics**: PSNR and SSIM of each translation against its true counterpart (masked face N is FFHQ face N with a mask drawn on), over the whole image and over the mask region;
+# - **FID over training** from the saved epoch checkpoints.
+#
+# Lower FID/KID is better; higher PSNR/SSIM is better. The same from a shell: `maskcycle evaluate --sweep results/demo/sweep --curated results/demo/curated`.
+
+# %% tags=["parameters"]
+# Parameters (literals only; papermill -p overrides)
+sweep_dir = 'results/demo/sweep'  # trial folders of a finished sweep
+curated_dir = 'results/demo/curated'  # testA/, testB/, pairs_test.csv; empty: the dataroot of each trial
+every_k_epochs = None  # FID over training: None every saved epoch, 0 final only, K every K-th epoch
+inception_weights = ''  # empty: $MASKCYCLE_INCEPTION_WEIGHTS, then the torch hub cache
+inception_download = True  # fetch the Inception weights once into the hub cache when online
+feature_extractor = 'inception-v3-compat'  # the standard FID network of torch-fidelity
+device = 'auto'
+batch_size = 16
+reference_dir = ''  # a reference-implementation checkpoint folder (<epoch>_net_G_A.pth ...) to score too
+reference_settings = {}  # its TrialConfig settings, e.g. crop_size 256, norm instance
+
+
+# %% [markdown]
+# ## Evaluate
+# Results already computed for an unchanged checkpoint are reused. Without the Inception weights FID/KID are marked unavailable (the reason is printed and stored in each trial's `eval/metrics.json`); everything else is still computed.
+
+# %%
+# %matplotlib inline
+from pathlib import Path
+
+import pandas as pd
+from IPython.display import Markdown, display
+
+from maskcycle.evaluation import evaluate, figures
+
+pd.set_option('display.width', 200)
+pd.set_option('display.max_columns', 40)
+sweep = Path(sweep_dir)
+figure_dir = sweep / 'eval_figures'
+table = evaluate.evaluate_sweep(sweep, curated_dir or None, every_k_epochs=every_k_epochs,
+                                inception_weights=inception_weights or None,
+                                feature_extractor=feature_extractor, download=inception_download,
+                                device=device, batch_size=batch_size, progress=False)
+reasons = sorted(set(table['fid_unavailable_reason'].dropna())) if 'fid_unavailable_reason' in table else []
+fid_available = bool(len(table)) and 'FID_AB' in table and table['FID_AB'].notna().any()
+if fid_available:
+    display(Markdown(f'**FID/KID computed** with `{feature_extractor}`.'))
+else:
+    display(Markdown('**FID/KID unavailable.** ' + (' '.join(reasons) or 'no trial was evaluated')))
+print(f'{len(table)} trial(s); {int(table["evaluated"].sum()) if len(table) else 0} evaluated; '
+      f'table: {sweep / "results.csv"}')
+
+# %% [markdown]
+# ## Results table
+# One row per trial: the hyper-parameters the sweep varies, status, epochs, training wall time (s), FID and KID per direction (the best per direction marked `*`), and the mean paired metrics (`psnr_BA` = G_BA against the true unmasked face; `_mask` = over the mask region). Also written to `results.csv` and merged into the sweep's `summary.csv`.
+
+# %%
+display(figures.display_table(table))
+
+# %% [markdown]
+# ## Beside the study's published numbers
+# The study's best FID_AB 17.07 and FID_BA 48.39 and its ranges over its trials, as published (its FID script, sample count and image size are unknown; see the notes at the end before comparing).
+
+# %%
+display(figures.published_comparison(table))
+
+# %% [markdown]
+# ## Per direction
+# FID per trial; the grey band is the study's published range and the dashed line its published best. Without FID the charts show the paired PSNR over the mask region instead (higher is better).
+
+# %%
+fig = figures.direction_bars(table, save=figure_dir / 'fid_per_direction.png')
+
+# %% [markdown]
+# ## FID over training
+# FID per direction at the saved epoch checkpoints, one line per trial.
+
+# %%
+curves = evaluate.fid_curves(sweep)
+fig = figures.training_curves(curves, save=figure_dir / 'fid_over_training.png')
+display(curves.drop(columns=[c for c in curves.columns if c.endswith('_std')]).round(3))
+
+# %% [markdown]
+# ## Paired metrics
+# For test images whose true counterpart is known: PSNR/SSIM of G_BA(masked) against the true face and of G_AB(face) against the true masked face, over the whole image and over the mask region (where the real pair differs). `*_input` is the untranslated input against the same truth: what doing nothing scores. A translation earns its keep inside the mask region.
+
+# %%
+pairs = evaluate.paired_table(sweep)
+if 'n_pairs_skipped' in table and table['n_pairs_skipped'].fillna(0).gt(0).any():
+    print('pairs left out, counterpart not decodable (see eval/metrics.json):',
+          table.set_index('trial')['n_pairs_skipped'].to_dict())
+display(figures.paired_summary(pairs))
+fig = figures.paired_plot(pairs, save=figure_dir / 'paired_psnr.png')
+
+# %%
+evaluated = table[table['evaluated']] if len(table) else table
+if len(evaluated):
+    key = 'FID_BA' if fid_available else 'psnr_BA_mask'
+    values = pd.to_numeric(evaluated[key], errors='coerce')
+    best = evaluated.loc[values.idxmin() if fid_available else values.idxmax(), 'trial']
+    print(f'examples from {best} (best by {key})')
+    fig = figures.example_pairs(sweep / best, n=4, direction='BA', save=figure_dir / 'examples_BA.png')
+    fig = figures.example_pairs(sweep / best, n=4, direction='AB', save=figure_dir / 'examples_AB.png')
+
+# %% [markdown]
+# ## Reference-implementation checkpoints
+# A run of the reference CycleGAN (the study's code) scored with the same pipeline: its `<epoch>_net_G_A.pth` is our G_AB, `_net_G_B.pth` our G_BA. Set `reference_dir` (and `reference_settings` for its architecture and crop size).
+
+# %%
+if reference_dir:
+    from maskcycle.config import TrialConfig
+    scorer = evaluate.open_scorer(feature_extractor, inception_weights or None, inception_download, device)
+    ref_cfg = TrialConfig().replace(**reference_settings)
+    ref = evaluate.evaluate_reference(reference_dir, curated_dir, ref_cfg, scorer=scorer,
+                                      every_k_epochs=every_k_epochs, device=device, progress=False)
+    display(pd.Series({k: v for k, v in ref.items() if not isinstance(v, (list, dict))}).to_frame('value'))
+else:
+    print('no reference_dir given')
+
+# %% [markdown]
+# ## What FID is sensitive to (read before comparing numbers)
+#
+# - **Sample count.** FID is a biased estimator: with fewer images it comes out higher, and the bias
+#   depends on the generator. Compare FIDs only at the same number of test images. The demo's test
+#   sets hold a few dozen images, the study's about a thousand, so the demo's absolute FIDs are not
+#   comparable with the published ones. KID is unbiased and is the better guide on small sets.
+# - **JPEG vs PNG.** Compression artefacts move Inception features; FID between JPEG reals and PNG
+#   fakes measures part compression, not translation. Here both sides come from the same pipeline:
+#   real test images are decoded once, resized to the trial's crop size (bicubic) and kept as uint8
+#   arrays; fakes are kept lossless (PNG). (MaskedFace-Net itself is distributed as JPEG; its real
+#   test images carry that compression on both the real and the input side.)
+# - **Resizing.** Inception sees 299 x 299; torch-fidelity upsamples with TensorFlow-1-compatible
+#   bilinear interpolation, as the original FID code. Other resize implementations (PIL vs torch,
+#   with or without antialiasing) shift FID by several points (Parmar et al., "On Aliased Resizing
+#   and Surprising Subtleties in GAN Evaluation", CVPR 2022). The image size the comparison is made
+#   at (128 vs 256 px) changes it too: both sides here are at the trial's crop size.
+# - **The network and its weights.** Published FIDs use the 2015 TensorFlow Inception
+#   (`weights-inception-2015-12-05-6726825d.pth` in torch-fidelity); torchvision's ImageNet
+#   Inception gives different numbers. Nothing else is ever put in its place here: without the file,
+#   FID is reported as unavailable.
+# - **The published numbers.** The study's FID script was never published; its sample count, image
+#   size, file format and resize are unknown. Compare rankings across its trials, not absolute values.
+#
+
+# %% [markdown]
+# ## Files
+# - `<sweep>/results.csv`: the table above; `<sweep>/summary.csv`: the sweep summary with these columns merged
+# - `<trial>/eval/metrics.json`: final scores, `by_epoch` (FID over training), why FID is unavailable if it is
+# - `<trial>/eval/paired.csv`: paired metrics per test pair
+# - `<trial>/eval/fakes_AB/`, `fakes_BA/`: the translated test sets (PNG)
+# - `<sweep>/eval_figures/`: the figures
