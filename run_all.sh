@@ -111,7 +111,7 @@ else
 fi
 # --- 6. summary ---------------------------------------------------------------------------------
 step "6. summary: $OUT/sweep/summary.csv"
-python -c 'import sys, pandas as pd; from maskcycle.training.sweep import write_summary
+python -c 'import sys, pandas as pd; from maskcycle.results import write_summary
 pd.set_option("display.width", 250); print(write_summary(sys.argv[1]).to_string(index=False))' "$OUT/sweep"
 echo; echo "rendered notebooks (open with: source lib/setup_env.sh && jupyter lab):"
 find "$OUT" -name '*.ipynb' -not -path '*/.ipynb_checkpoints/*' | sort | sed 's/^/  /'

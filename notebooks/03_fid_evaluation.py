@@ -66,11 +66,11 @@ if fid_available:
 else:
     display(Markdown('**FID/KID unavailable.** ' + (' '.join(reasons) or 'no trial was evaluated')))
 print(f'{len(table)} trial(s); {int(table["evaluated"].sum()) if len(table) else 0} evaluated; '
-      f'table: {sweep / "results.csv"}')
+      f'table: {sweep / "summary.csv"}')
 
 # %% [markdown]
 # ## Results table
-# One row per trial: the hyper-parameters the sweep varies, status, epochs, training wall time (s), FID and KID per direction (the best per direction marked `*`), and the mean paired metrics (`psnr_BA` = G_BA against the true unmasked face; `_mask` = over the mask region). Also written to `results.csv` and merged into the sweep's `summary.csv`.
+# One row per trial: the hyper-parameters the sweep varies, status, epochs, training wall time (s), FID and KID per direction (the best per direction marked `*`), and the mean paired metrics (`psnr_BA` = G_BA against the true unmasked face; `_mask` = over the mask region). Also written to the sweep's `summary.csv` (maskcycle.results: the one per-trial table).
 
 # %%
 display(figures.display_table(table))
@@ -162,7 +162,7 @@ else:
 
 # %% [markdown]
 # ## Files
-# - `<sweep>/results.csv`: the table above; `<sweep>/summary.csv`: the sweep summary with these columns merged
+# - `<sweep>/summary.csv`: the table above (the sweep's one per-trial table)
 # - `<trial>/eval/metrics.json`: final scores, `by_epoch` (FID over training), why FID is unavailable if it is
 # - `<trial>/eval/paired.csv`: paired metrics per test pair
 # - `<trial>/eval/fakes_AB/`, `fakes_BA/`: the translated test sets (PNG)

@@ -35,7 +35,7 @@ def test_notebook03_runs_offline_on_a_tiny_sweep(tmp_path):
     text = json.dumps([c.get("outputs", []) for c in nb.cells])
     assert "FID/KID unavailable" in text and fidlib.INCEPTION_WEIGHTS_FILE in text
     assert text.count("image/png") >= 5  # bars, curves, paired plot, two example grids
-    table = pd.read_csv(sweep / "results.csv")
+    table = pd.read_csv(sweep / "summary.csv")
     assert list(table["trial"]) == ["bs2_lsgan", "bs3_vanilla"]
     assert table["FID_AB"].isna().all() and table["psnr_BA_mask"].notna().all()
     assert (sweep / "eval_figures" / "fid_per_direction.png").is_file()

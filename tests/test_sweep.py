@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from conftest import make_image_folders
+from maskcycle import results
 from maskcycle.cli import main as cli_main
 from maskcycle.training import sweep
 
@@ -111,8 +112,8 @@ def _fake_trial(folder: Path, status="finished", eval_metrics=None, **settings):
 
     TrialConfig(name=folder.name, **settings).to_yaml(folder / "config.yaml")
     (folder / "run.json").write_text(json.dumps({"status": status, "trial_wall_s": 12.5}))
-    (folder / "metrics.json").write_text(json.dumps({"epochs_done": 3, "epochs_total": 4, "images_seen": 60,
-                                                     "train_wall_s": 10.0, "finished": False}))
+    (folder / "metrics.json").write_text(json.dumps({"epochs_done": 3, "epochs_total": 3, "images_seen": 60,
+                                                     "train_wall_s": 10.0, "finished": status == "finished"}))
     if eval_metrics:
         (folder / "eval").mkdir()
         (folder / "eval" / "metrics.json").write_text(json.dumps(eval_metrics))
@@ -124,12 +125,12 @@ def test_summary_lists_varied_settings_and_merges_eval_metrics(tmp_path):
     _fake_trial(tmp_path / "b32", batch_size=32, gan_mode="vanilla")
     _fake_trial(tmp_path / "rms", status="failed", optimizer="rmsprop")
     (tmp_path / "not_a_trial").mkdir()
-    table = sweep.write_summary(tmp_path)
+    table = results.write_summary(tmp_path)
     on_disk = pd.read_csv(tmp_path / "summary.csv")
     assert list(on_disk["trial"]) == ["b16", "b32", "rms"]
     assert list(table.columns[:4]) == ["trial", "gan_mode", "optimizer", "batch_size"]  # TrialConfig order
-    assert {"status", "epochs", "train_wall_s", "img_per_s", "FID_AB", "FID_BA", "kid.AB"} <= set(table.columns)
-    assert "note" not in table.columns and "ngf" not in table.columns and "name" not in table.columns
+    assert {"status", "epochs", "train_wall_s", "img_per_s", "FID_AB", "FID_BA"} <= set(table.columns)
+    assert not {"kid", "ngf", "name"} & set(table.columns)  # nested values and unvaried settings stay out
     assert on_disk.loc[0, "FID_AB"] == 17.07 and pd.isna(on_disk.loc[1, "FID_AB"])
     assert list(on_disk["status"]) == ["finished", "finished", "failed"]
     assert on_disk.loc[0, "img_per_s"] == 6.0 and on_disk.loc[0, "epochs"] == 3
@@ -175,3 +176,21 @@ def test_failing_trial_is_recorded_others_finish_and_rerun_skips(tmp_path, capsy
     assert {r["trial"]: r.get("skipped", False) for r in results} == {"good": True, "broken": False}
     assert (out / "good" / "02_training.ipynb").stat().st_mtime_ns == stamp
     assert len(json.loads((out / "broken" / "run.json").read_text())["attempts"]) >= 1
+
+
+def test_one_rule_for_finished_in_every_table(tmp_path):
+    """results.trial_status is what sweep, evaluation and survey use: run.json's status, and
+    'finished' only when metrics.json says every epoch ran."""
+    _fake_trial(tmp_path / "done")
+    _fake_trial(tmp_path / "short")
+    metrics = json.loads((tmp_path / "short" / "metrics.json").read_text())
+    (tmp_path / "short" / "metrics.json").write_text(json.dumps({**metrics, "finished": False}))
+    (tmp_path / "bare").mkdir()
+    (tmp_path / "bare" / "metrics.json").write_text(json.dumps({"finished": True}))  # no run.json, no config
+    assert [p.name for p in results.find_trials(tmp_path)] == ["done", "short"]
+    assert results.trial_status(tmp_path / "done") == "finished"
+    assert results.trial_status(tmp_path / "short") == "stopped"
+    assert results.trial_status(tmp_path / "bare") == "finished"
+    assert not sweep.is_finished(tmp_path / "done")  # the sweep also needs its rendered notebook
+    (tmp_path / "done" / sweep.RENDERED).write_text("{}")
+    assert sweep.is_finished(tmp_path / "done")

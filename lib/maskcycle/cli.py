@@ -50,7 +50,7 @@ def _evaluate(args) -> int:
                                         feature_extractor=args.feature_extractor, download=not args.no_download,
                                         device=args.device, **common)
         print(table.to_string(index=False) if len(table) else "(no trials)")
-        print(f"results: {args.sweep}/results.csv")
+        print(f"results: {args.sweep}/summary.csv")
         column = table.get("fid_unavailable_reason")
         reasons = set(column.dropna()) if column is not None else set()
     else:
@@ -179,7 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_sweep)
     p = sub.add_parser("evaluate", help="FID/KID, paired metrics and FID over training of a sweep's trials "
                                         "(or of a reference-implementation checkpoint folder)")
-    p.add_argument("--sweep", help="sweep folder: evaluates every finished trial, writes results.csv")
+    p.add_argument("--sweep", help="sweep folder: evaluates every finished trial, writes summary.csv")
     p.add_argument("--reference", help="folder of the reference's <epoch>_net_G_A.pth / _net_G_B.pth")
     p.add_argument("--curated", default=None, help="curated folder with testA/testB[/pairs_test.csv] "
                    "(default for --sweep: each trial's dataroot)")

@@ -13,8 +13,7 @@ Both sides of each comparison are the same size and never JPEG-compressed. Paire
 from the curated `pairs_test.csv` (columns domain,file,id,counterpart_path). Saved epoch
 checkpoints give FID over training. Everything lands in `<trial>/eval/metrics.json` (scalars for
 the final checkpoint, `by_epoch` for the curve), per-pair rows in `<trial>/eval/paired.csv`, and
-one row per trial in `<sweep>/results.csv` (and the sweep's summary.csv when maskcycle.training.sweep
-provides `write_summary`).
+the scores join the trial's row in `<sweep>/summary.csv` (maskcycle.results).
 
 Without the Inception weights, FID/KID are recorded as unavailable with the reason and the rest is
 still computed. Results already computed for an unchanged checkpoint are reused.
@@ -35,7 +34,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from maskcycle.config import NOT_HYPERPARAMETERS, TrialConfig
+from maskcycle import results
+from maskcycle.config import TrialConfig
 from maskcycle.data.cache import cached_images
 from maskcycle.data.images import ImageReadError, list_images, read_rgb, write_png
 from maskcycle.evaluation import fid as fidlib
@@ -375,7 +375,7 @@ def trial_snapshots(trial_dir: str | Path) -> tuple[TrialConfig, list[Snapshot],
     if snaps:
         return cfg, snaps, snaps[-1]
     if (ck / "latest.pt").is_file():
-        return cfg, [], snapshot(ck / "latest.pt", _epochs_done(trial_dir))
+        return cfg, [], snapshot(ck / "latest.pt", results.read_json(trial_dir / "metrics.json").get("epochs_done"))
     raise checkpoints.CheckpointError(f"{ck}: no epoch_NNN.pt or latest.pt to evaluate")
 
 
@@ -401,32 +401,6 @@ def reference_snapshots(checkpoint_dir: str | Path, cfg: TrialConfig) -> tuple[l
     numbered = sorted((s for s in snaps if s.epoch is not None), key=lambda s: s.epoch)
     final = next((s for s in snaps if s.label == "latest"), numbered[-1] if numbered else snaps[0])
     return numbered, final
-
-
-def _epochs_done(trial_dir: Path) -> int | None:
-    path = trial_dir / "metrics.json"
-    return json.loads(path.read_text()).get("epochs_done") if path.is_file() else None
-
-
-def trial_status(trial_dir: Path) -> str:
-    """run.json's status ('finished', 'stopped', 'failed', 'running'), or 'finished' per metrics.json."""
-    run = trial_dir / "run.json"
-    if run.is_file():
-        status = json.loads(run.read_text()).get("status")
-        if status:
-            return status
-    metrics = trial_dir / "metrics.json"
-    if metrics.is_file() and json.loads(metrics.read_text()).get("finished"):
-        return "finished"
-    return "unknown"
-
-
-def find_trials(sweep_dir: str | Path) -> list[Path]:
-    """Trial folders (holding a config.yaml) directly under a sweep folder, by name."""
-    sweep_dir = Path(sweep_dir)
-    if not sweep_dir.is_dir():
-        raise FileNotFoundError(f"{sweep_dir}: no such sweep folder")
-    return sorted(p for p in sweep_dir.iterdir() if p.is_dir() and (p / "config.yaml").is_file())
 
 
 def evaluate_trial(trial_dir: str | Path, scorer: Scorer, curated_dir: str | Path | None = None,
@@ -473,76 +447,20 @@ def evaluate_sweep(sweep_dir: str | Path, curated_dir: str | Path | None = None,
     A trial that is not finished, or whose evaluation fails, keeps its row with the status/error;
     the others still run. FID is computed when the extractor loads, else marked unavailable."""
     sweep_dir = Path(sweep_dir)
+    if not sweep_dir.is_dir():
+        raise FileNotFoundError(f"{sweep_dir}: no such sweep folder")
     dev = _device(device)
     scorer = open_scorer(feature_extractor, inception_weights, download, dev)
     tests: dict = {}
     errors = {}
-    for trial in find_trials(sweep_dir):
-        if trial_status(trial) != "finished":
+    for trial in results.find_trials(sweep_dir):
+        if results.trial_status(trial) != "finished":
             continue
         try:
             evaluate_trial(trial, scorer, curated_dir, every_k_epochs, dev, batch_size, progress, force, tests)
         except (OSError, ValueError) as exc:  # a broken trial must not stop the others
             errors[trial.name] = f"{type(exc).__name__}: {exc}"
-    table = results_table(sweep_dir, errors)
-    write_results(sweep_dir, table)
-    return table
-
-
-# ---------------------------------------------------------------- the results table
-
-
-def varied_hyperparameters(configs: dict[str, dict]) -> list[str]:
-    """Config fields whose value differs between trials (the sweep's axes), in schema order."""
-    from maskcycle.config import field_names
-
-    return [k for k in field_names() if k not in NOT_HYPERPARAMETERS
-            and len({json.dumps(c.get(k), sort_keys=True) for c in configs.values()}) > 1]
-
-
-def results_table(sweep_dir: str | Path, errors: dict[str, str] | None = None):
-    """One row per trial: varied hyper-parameters, status, epochs, wall time, FID/KID per direction,
-    paired metric means, and `best_FID_AB` / `best_FID_BA` marking the lowest of each."""
-    import pandas as pd
-
-    errors = errors or {}
-    rows, configs = [], {}
-    for trial in find_trials(sweep_dir):
-        configs[trial.name] = TrialConfig.from_yaml(trial / "config.yaml").to_dict()
-        metrics = json.loads((trial / "metrics.json").read_text()) if (trial / "metrics.json").is_file() else {}
-        ev_path = trial / "eval" / "metrics.json"
-        # After a failed evaluation the file on disk is from an earlier run: not shown as current.
-        ev = json.loads(ev_path.read_text()) if ev_path.is_file() and trial.name not in errors else {}
-        row = {"trial": trial.name, "status": trial_status(trial), "epochs": metrics.get("epochs_done"),
-               "train_wall_s": metrics.get("train_wall_s"), "evaluated": bool(ev),
-               "eval_error": errors.get(trial.name)}
-        row.update({k: v for k, v in ev.items() if not isinstance(v, (list, dict))
-                    and k not in ("trial", "test_root", "inception_weights")})
-        rows.append(row)
-    table = pd.DataFrame(rows)
-    if table.empty:
-        return table
-    axes = varied_hyperparameters(configs)
-    for k in reversed(axes):
-        table.insert(1, k, [configs[t][k] for t in table["trial"]])
-    for direction in ("AB", "BA"):
-        col = f"FID_{direction}"
-        values = pd.to_numeric(table[col], errors="coerce") if col in table else pd.Series(np.nan, index=table.index)
-        table[f"best_{col}"] = values.eq(values.min()) & values.notna()
-    return table
-
-
-def write_results(sweep_dir: str | Path, table) -> Path:
-    """`<sweep>/results.csv` (atomically); also the sweep's summary.csv when maskcycle.training.sweep has
-    `write_summary` (it merges each trial's eval/metrics.json)."""
-    path = Path(sweep_dir) / "results.csv"
-    atomic_write_text(path, table.to_csv(index=False))
-    try:
-        from maskcycle.training.sweep import write_summary
-    except ImportError:
-        return path
-    write_summary(sweep_dir)
-    return path
+    return results.write_summary(sweep_dir, errors)
 
 
 def fid_curves(sweep_dir: str | Path):
@@ -550,7 +468,7 @@ def fid_curves(sweep_dir: str | Path):
     import pandas as pd
 
     rows = []
-    for trial in find_trials(sweep_dir):
+    for trial in results.find_trials(sweep_dir):
         path = trial / "eval" / "metrics.json"
         if path.is_file():
             for entry in json.loads(path.read_text()).get("by_epoch", []):
@@ -562,6 +480,6 @@ def paired_table(sweep_dir: str | Path):
     """All trials' per-pair rows (eval/paired.csv) with a trial column."""
     import pandas as pd
 
-    frames = [pd.read_csv(t / "eval" / "paired.csv").assign(trial=t.name) for t in find_trials(sweep_dir)
+    frames = [pd.read_csv(t / "eval" / "paired.csv").assign(trial=t.name) for t in results.find_trials(sweep_dir)
               if (t / "eval" / "paired.csv").is_file()]
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()

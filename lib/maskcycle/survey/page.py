@@ -206,7 +206,7 @@ def build_survey(real_a: str | Path, real_b: str | Path, fakes_ab: str | Path, f
 
 
 def choose_trial(sweep_dir: str | Path) -> str:
-    """The sweep's trial to quiz on: the lowest FID_AB + FID_BA in summary.csv (or results.csv) when
+    """The sweep's trial to quiz on: the lowest FID_AB + FID_BA in summary.csv when
     it has those columns, else the first trial (by name) whose eval/ holds both fakes folders."""
     sweep_dir = Path(sweep_dir)
     have = sorted(p.name for p in sweep_dir.iterdir()
@@ -214,7 +214,7 @@ def choose_trial(sweep_dir: str | Path) -> str:
         if sweep_dir.is_dir() else []
     if not have:
         raise FileNotFoundError(f"{sweep_dir}: no trial folder with eval/fakes_AB and eval/fakes_BA")
-    for summary in (sweep_dir / "summary.csv", sweep_dir / "results.csv"):
+    for summary in (sweep_dir / "summary.csv",):
         if not summary.is_file():
             continue
         import pandas as pd

@@ -18,7 +18,6 @@ what the local executor runs.
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -29,8 +28,9 @@ from pathlib import Path
 
 import yaml
 
-from maskcycle.config import NOT_HYPERPARAMETERS, ConfigError, TrialConfig, parse_overrides
-from maskcycle.io import atomic_write_text, update_run_json, utc_now
+from maskcycle import results
+from maskcycle.config import ConfigError, TrialConfig, parse_overrides
+from maskcycle.io import update_run_json, utc_now
 from maskcycle.training import slurm
 
 NOTEBOOK = Path(__file__).resolve().parents[2] / "notebooks" / "02_training.ipynb"
@@ -56,14 +56,8 @@ def trial_parameters(params_file: str | Path, overrides: Sequence[str] | dict = 
 
 
 def is_finished(trial_dir: str | Path) -> bool:
-    """True when the trial's notebook ran to the end and the trainer finished every epoch."""
-    trial_dir = Path(trial_dir)
-    try:
-        run = json.loads((trial_dir / "run.json").read_text())
-        metrics = json.loads((trial_dir / "metrics.json").read_text())
-    except (OSError, ValueError):
-        return False
-    return run.get("status") == "finished" and bool(metrics.get("finished")) and (trial_dir / RENDERED).exists()
+    """True when the trainer finished every epoch and the trial's notebook ran to the end."""
+    return results.trial_status(trial_dir) == "finished" and (Path(trial_dir) / RENDERED).exists()
 
 
 def run_trial(params_file: str | Path, trial_dir: str | Path, overrides: Sequence[str] = (),
@@ -97,7 +91,7 @@ def run_trial(params_file: str | Path, trial_dir: str | Path, overrides: Sequenc
     if proc.returncode and failure is None:
         failure = {"cell": None, "error_name": "PapermillFailed",
                    "error_message": f"papermill exited with {proc.returncode}; see {trial_dir / 'papermill.log'}"}
-    run = _read_json(trial_dir / "run.json")
+    run = results.read_json(trial_dir / "run.json")
     if failure:
         status = "failed"
     else:
@@ -129,13 +123,6 @@ def _finish(trial_dir: Path, record: dict, t0: float) -> dict:
     record["trial_wall_s"] = round(time.perf_counter() - t0, 2)
     run = update_run_json(trial_dir, **record, sweep_end=utc_now())
     return {k: run.get(k) for k in (*record, "error")}
-
-
-def _read_json(path: Path) -> dict:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
 
 
 # --- a sweep --------------------------------------------------------------------------------
@@ -225,88 +212,22 @@ def run_sweep(params_files: Sequence[str | Path], out: str | Path, overrides: Se
         resuming = (Path(j[1]) / "checkpoints" / "latest.pt").exists()
         echo(f"[sweep] {Path(j[1]).name}: {'resuming' if resuming else 'queued'}")
     if executor == "local":
-        results = run_local(todo, parallel, kernel) if todo else []
+        records = run_local(todo, parallel, kernel) if todo else []
     elif executor == "slurm":
-        results = list(slurm.run_trials_slurm(todo, run_trial, slurm_options or {})) if todo else []
+        records = list(slurm.run_trials_slurm(todo, run_trial, slurm_options or {})) if todo else []
     else:
         raise SweepError(f"executor {executor!r}: expected 'local' or 'slurm'")
-    for r in results:
+    for r in records:
         msg = r.get("status")
         if r.get("papermill"):
             pm = r["papermill"]
             msg += f" (cell {pm.get('cell')}: {pm.get('error_name')}: {pm.get('error_message')})"
         echo(f"[sweep] {r.get('trial')}: {msg}")
     skipped = [{"trial": Path(j[1]).name, "status": "finished", "skipped": True} for j in done]
-    table = write_summary(out)
+    table = results.write_summary(out)
     echo(table.to_string(index=False) if len(table) else "(no trials)")
     echo(f"[sweep] summary: {Path(out) / 'summary.csv'}")
-    return skipped + results
-
-
-# --- summary --------------------------------------------------------------------------------
-def _trial_row(trial_dir: Path) -> tuple[dict, dict]:
-    run = _read_json(trial_dir / "run.json")
-    metrics = _read_json(trial_dir / "metrics.json")
-    settings = {}
-    try:
-        settings = yaml.safe_load((trial_dir / "config.yaml").read_text()) or {}
-    except (OSError, yaml.YAMLError):
-        pass
-    wall = metrics.get("train_wall_s")
-    images = metrics.get("images_seen")
-    row = {
-        "trial": trial_dir.name,
-        "status": run.get("status", "unknown"),
-        "epochs": metrics.get("epochs_done"),
-        "epochs_total": metrics.get("epochs_total", settings.get("n_epochs", 0) + settings.get("n_epochs_decay", 0)
-                                    if settings else None),
-        "train_wall_s": wall,
-        "notebook_wall_s": run.get("trial_wall_s"),
-        "img_per_s": round(images / wall, 2) if images and wall else None,
-    }
-    pm = run.get("papermill") or {}
-    row["error"] = (f"{pm.get('error_name')}: {pm.get('error_message')}" if pm
-                    else run.get("error") if row["status"] == "failed" else None)
-    evaluation = _read_json(trial_dir / "eval" / "metrics.json")
-    for k, v in _flatten(evaluation).items():
-        if isinstance(v, (int, float)) and not isinstance(v, bool):
-            row[k] = v
-    return row, settings
-
-
-def _flatten(d: dict, prefix: str = "") -> dict:
-    out = {}
-    for k, v in d.items():
-        key = f"{prefix}{k}"
-        if isinstance(v, dict):
-            out.update(_flatten(v, f"{key}."))
-        else:
-            out[key] = v
-    return out
-
-
-def write_summary(sweep_dir: str | Path):
-    """Write sweep_dir/summary.csv (atomically) and return it as a DataFrame: one row per trial
-    folder (a folder with run.json or config.yaml), the settings that vary across trials, status,
-    epochs, wall times, img/s, error, then every number in the trial's eval/metrics.json."""
-    import pandas as pd
-
-    sweep_dir = Path(sweep_dir)
-    trials = sorted(p for p in sweep_dir.iterdir() if p.is_dir()
-                    and ((p / "run.json").exists() or (p / "config.yaml").exists())) if sweep_dir.is_dir() else []
-    rows, settings = zip(*[_trial_row(p) for p in trials]) if trials else ((), ())
-    keys = [k for k in (settings[0] if settings else {}) if k not in NOT_HYPERPARAMETERS]
-    varied = [k for k in keys if len({repr(s.get(k)) for s in settings}) > 1]
-    base = ["trial", *varied, "status", "epochs", "epochs_total", "train_wall_s", "notebook_wall_s",
-            "img_per_s", "error"]
-    records = [{**{k: s.get(k) for k in varied}, **r} for r, s in zip(rows, settings)]
-    table = pd.DataFrame(records, columns=None if records else base)
-    extra = [c for c in table.columns if c not in base]
-    table = table.reindex(columns=base + extra)
-    if len(table) and table["error"].isna().all():
-        table = table.drop(columns="error")
-    atomic_write_text(sweep_dir / "summary.csv", table.to_csv(index=False))
-    return table
+    return skipped + records
 
 
 # --- CLI --------------------------------------------------------------------------------
