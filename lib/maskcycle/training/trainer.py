@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import io
 import json
 import math
@@ -20,6 +21,7 @@ import time
 from pathlib import Path
 
 import torch
+import tqdm
 from torchvision.utils import make_grid, save_image
 
 from maskcycle.config import RUN_CONTROL_FIELDS, ConfigError, TrialConfig, resolve_device
@@ -39,7 +41,7 @@ from maskcycle.training import ddp
 from maskcycle.training.launch import launch
 
 LOSS_COLUMNS = ("epoch", "batch", "images", "lr") + LOSS_NAMES
-# Fields that may differ between a checkpoint and a resumed run without changing the result.
+G_LOSS_TERMS = ("G_AB", "G_BA", "cycle_A", "cycle_B", "idt_AB", "idt_BA")  # summed into loss_G
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -156,96 +158,151 @@ def train_or_launch(cfg: TrialConfig, out_dir: str | Path, stop_after_epochs: in
     return train(cfg, out_dir, stop_after_epochs=stop_after_epochs, progress=progress)
 
 
-def _train(cfg: TrialConfig, out: Path, stop_after_epochs: int | None, progress: bool,
-           r: ddp.Rank, device: torch.device) -> bool:
-    import tqdm
+@dataclasses.dataclass
+class RunState:
+    """Where a run stands, saved in latest.pt: the next (epoch, batch) to run, images seen, the
+    running generator loss of the current epoch (for the plateau schedule), and training wall time."""
 
+    epoch: int = 1
+    batch: int = 0
+    images: int = 0
+    loss_G_sum: float = 0.0
+    loss_G_n: int = 0
+    last_loss_G: float | None = None
+    wall_s: float = 0.0
+
+    @classmethod
+    def from_checkpoint(cls, state: dict) -> RunState:
+        return cls(**{f.name: state[f.name] for f in dataclasses.fields(cls)})
+
+
+@dataclasses.dataclass
+class Run:
+    """One call's training context: what `_run_epoch` and `_save_state` need besides the state."""
+
+    cfg: TrialConfig
+    out: Path
+    m: CycleGAN
+    step_m: object  # m, or its DDP wrapper
+    data: object
+    samples: tuple
+    log: LossLog
+    r: ddp.Rank
+    device: torch.device
+    progress: bool
+    t0: float = dataclasses.field(default_factory=time.perf_counter)  # this call's start, for wall_s
+    epoch_img_per_s: float = 0.0  # of the last epoch run, for metrics.json
+
+    @property
+    def latest(self) -> Path:
+        return self.out / "checkpoints" / "latest.pt"
+
+
+def _start(cfg: TrialConfig, out: Path, progress: bool, r: ddp.Rank, device: torch.device) -> tuple[Run, RunState]:
+    """Build data and models, and resume from latest.pt when the folder has one."""
     with ddp.main_first(r):  # rank 0 builds the image cache, the others then read it
         data = ddp.shard_data(UnpairedData(cfg.dataroot, cfg), cfg, r)
         samples = fixed_samples(cfg.dataroot, cfg, cfg.n_samples)
     m = build_cyclegan(cfg, device)
     configure_backends(cfg, device)  # cudnn autotuning on the fast CUDA path
+    # Wrapped before resuming: DDP's constructor syncs from rank 0 and must not run over the
+    # per-rank state restored below (tests/test_ddp.py resumes exactly only in this order).
     step_m = ddp.wrap(m, r, device)  # m itself for one process; m keeps the bare networks
     latest = out / "checkpoints" / "latest.pt"
-
-    start_epoch, start_batch, images, loss_G_sum, loss_G_n, last_loss_G, wall = 1, 0, 0, 0.0, 0, None, 0.0
+    state = RunState()
     if latest.exists():
-        state = checkpoints.load(latest)
-        _check_resumable(state["config"], cfg, latest)
-        m.load_state_dict(state["model"])
-        ddp.restore_rank_state(m, state, r, latest)
-        start_epoch, start_batch, images = state["epoch"], state["batch"], state["images"]
-        loss_G_sum, loss_G_n, last_loss_G = state["loss_G_sum"], state["loss_G_n"], state["last_loss_G"]
-        wall = state["wall_s"]
+        saved = checkpoints.load(latest)
+        _check_resumable(saved["config"], cfg, latest)
+        m.load_state_dict(saved["model"])
+        ddp.restore_rank_state(m, saved, r, latest)
+        state = RunState.from_checkpoint(saved)
     if r.is_main:
         cfg.to_yaml(out / "config.yaml")
-    log = LossLog(out / "losses.csv" if r.is_main else None, images)
+    log = LossLog(out / "losses.csv" if r.is_main else None, state.images)
+    return Run(cfg, out, m, step_m, data, samples, log, r, device, progress), state
 
-    def save_state(epoch: int, batch: int) -> None:
-        log.flush()  # raises on a bad loss before a bad state can be saved
-        extra = ddp.checkpoint_extra(m, r)  # every rank's pools and RNG (a collective)
-        if not r.is_main:
-            return
-        checkpoints.atomic_save({
-            "format": checkpoints.STATE_FORMAT, "config": cfg.to_dict(), "model": m.state_dict(),
-            "epoch": epoch, "batch": batch, "images": images, "loss_G_sum": loss_G_sum,
-            "loss_G_n": loss_G_n, "last_loss_G": last_loss_G, "wall_s": wall + time.perf_counter() - t0, **extra,
-        }, latest)
 
-    t0 = time.perf_counter()
-    completed = start_epoch - 1
-    n_batches, epochs_run = data.n_batches(), 0
-    next_latest = (images // cfg.save_latest_freq + 1) * cfg.save_latest_freq
-    for epoch in range(start_epoch, cfg.total_epochs + 1):
-        if stop_after_epochs is not None and epochs_run >= stop_after_epochs:
-            break
-        if start_batch == 0 and cfg.lr_step_at == "start":
-            for sched in (m.sched_G, m.sched_D):
-                step_scheduler(sched, cfg, last_loss_G)
-        plan = data.plan(epoch)
-        lr = m.opt_G.param_groups[0]["lr"]
-        epoch_t0, epoch_images = time.perf_counter(), 0
-        bar = tqdm.tqdm(range(start_batch, n_batches), desc=f"{cfg.name} epoch {epoch}/{cfg.total_epochs}",
-                        disable=not (progress and r.is_main), leave=False, mininterval=1.0)
-        loss_G_acc = torch.zeros((), device=device)
-        for b in bar:
-            real_A, real_B = data.batch(plan, b, device)
-            losses = ddp.mean_losses(train_step(step_m, real_A, real_B), r)
-            images += len(real_A) * r.world_size  # global images, as one process counts them
-            epoch_images += len(real_A) * r.world_size
-            loss_G_acc += sum(losses[k] for k in ("G_AB", "G_BA", "cycle_A", "cycle_B", "idt_AB", "idt_BA"))
-            loss_G_n += 1
-            log.add(epoch, b, images, lr, losses)
-            if len(log.pending) >= cfg.log_freq or b == n_batches - 1:
-                rows = log.pending[-1][4].tolist()
-                log.flush()
-                rate = epoch_images / max(time.perf_counter() - epoch_t0, 1e-9)
-                bar.set_postfix({k: f"{v:.3g}" for k, v in zip(LOSS_NAMES, rows)} | {"img/s": f"{rate:.2f}"})
-            if images >= next_latest and b < n_batches - 1:
-                loss_G_sum += float(loss_G_acc)
-                loss_G_acc.zero_()
-                save_state(epoch, b + 1)
-                next_latest += cfg.save_latest_freq
-        bar.close()
-        loss_G_sum += float(loss_G_acc)
-        last_loss_G = loss_G_sum / max(loss_G_n, 1)
-        loss_G_sum, loss_G_n, start_batch = 0.0, 0, 0
-        if cfg.lr_step_at == "end":
-            for sched in (m.sched_G, m.sched_D):
-                step_scheduler(sched, cfg, last_loss_G)
-        if r.is_main:
-            _save_samples(m, samples, out / "samples" / f"epoch_{epoch:03d}.png")
-        if r.is_main and (epoch % cfg.save_epoch_freq == 0 or epoch == cfg.total_epochs):
-            checkpoints.save_generators(out / "checkpoints" / f"epoch_{epoch:03d}.pt", cfg, m.G_AB, m.G_BA, epoch)
-        save_state(epoch + 1, 0)
-        while next_latest <= images:
+def _save_state(run: Run, state: RunState) -> None:
+    """latest.pt: models, optimisers, schedulers, pools, RNG (every rank's under DDP) and `state`."""
+    run.log.flush()  # raises on a bad loss before a bad state can be saved
+    extra = ddp.checkpoint_extra(run.m, run.r)  # every rank's pools and RNG (a collective)
+    if not run.r.is_main:
+        return
+    fields = dataclasses.asdict(state) | {"wall_s": state.wall_s + time.perf_counter() - run.t0}
+    checkpoints.atomic_save({"format": checkpoints.STATE_FORMAT, "config": run.cfg.to_dict(),
+                             "model": run.m.state_dict(), **fields, **extra}, run.latest)
+
+
+def _run_epoch(run: Run, state: RunState, next_latest: int) -> int:
+    """The batches of epoch `state.epoch` from `state.batch` on; saves latest.pt every
+    save_latest_freq images inside it. Returns the image count of the next mid-epoch save."""
+    cfg, r = run.cfg, run.r
+    n_batches, plan = run.data.n_batches(), run.data.plan(state.epoch)
+    lr = run.m.opt_G.param_groups[0]["lr"]
+    epoch_t0, epoch_images = time.perf_counter(), 0
+    bar = tqdm.tqdm(range(state.batch, n_batches), desc=f"{cfg.name} epoch {state.epoch}/{cfg.total_epochs}",
+                    disable=not (run.progress and r.is_main), leave=False, mininterval=1.0)
+    loss_G_acc = torch.zeros((), device=run.device)  # summed on the device: no host sync per step
+    for b in bar:
+        real_A, real_B = run.data.batch(plan, b, run.device)
+        losses = ddp.mean_losses(train_step(run.step_m, real_A, real_B), r)
+        state.images += len(real_A) * r.world_size  # global images, as one process counts them
+        epoch_images += len(real_A) * r.world_size
+        loss_G_acc += sum(losses[k] for k in G_LOSS_TERMS)
+        state.loss_G_n += 1
+        run.log.add(state.epoch, b, state.images, lr, losses)
+        if len(run.log.pending) >= cfg.log_freq or b == n_batches - 1:
+            rows = run.log.pending[-1][4].tolist()
+            run.log.flush()
+            rate = epoch_images / max(time.perf_counter() - epoch_t0, 1e-9)
+            bar.set_postfix({k: f"{v:.3g}" for k, v in zip(LOSS_NAMES, rows)} | {"img/s": f"{rate:.2f}"})
+        if state.images >= next_latest and b < n_batches - 1:
+            state.loss_G_sum += float(loss_G_acc)
+            loss_G_acc.zero_()
+            state.batch = b + 1
+            _save_state(run, state)
+            next_latest += cfg.save_latest_freq
+    bar.close()
+    state.loss_G_sum += float(loss_G_acc)
+    run.epoch_img_per_s = epoch_images / max(time.perf_counter() - epoch_t0, 1e-9)
+    return next_latest
+
+
+def _end_epoch(run: Run, state: RunState) -> None:
+    """Schedule (end-stepping policies), samples, epoch checkpoint, latest.pt, metrics.json."""
+    cfg, m, epoch = run.cfg, run.m, state.epoch
+    state.last_loss_G = state.loss_G_sum / max(state.loss_G_n, 1)
+    state.loss_G_sum, state.loss_G_n, state.batch = 0.0, 0, 0
+    if cfg.lr_step_at == "end":
+        for sched in (m.sched_G, m.sched_D):
+            step_scheduler(sched, cfg, state.last_loss_G)
+    if run.r.is_main:
+        _save_samples(m, run.samples, run.out / "samples" / f"epoch_{epoch:03d}.png")
+        if epoch % cfg.save_epoch_freq == 0 or epoch == cfg.total_epochs:
+            checkpoints.save_generators(run.out / "checkpoints" / f"epoch_{epoch:03d}.pt", cfg, m.G_AB, m.G_BA, epoch)
+    state.epoch += 1
+    _save_state(run, state)
+    if run.r.is_main:
+        _write_metrics(run.out, cfg, epoch, state.images, state.wall_s + time.perf_counter() - run.t0,
+                       state.last_loss_G, run.epoch_img_per_s)
+
+
+def _train(cfg: TrialConfig, out: Path, stop_after_epochs: int | None, progress: bool,
+           r: ddp.Rank, device: torch.device) -> bool:
+    """Run epochs until the last one or `stop_after_epochs`; True when every epoch is done."""
+    run, state = _start(cfg, out, progress, r, device)
+    next_latest = (state.images // cfg.save_latest_freq + 1) * cfg.save_latest_freq
+    epochs_run = 0
+    while state.epoch <= cfg.total_epochs and (stop_after_epochs is None or epochs_run < stop_after_epochs):
+        if state.batch == 0 and cfg.lr_step_at == "start":
+            for sched in (run.m.sched_G, run.m.sched_D):
+                step_scheduler(sched, cfg, state.last_loss_G)
+        next_latest = _run_epoch(run, state, next_latest)
+        _end_epoch(run, state)
+        while next_latest <= state.images:
             next_latest += cfg.save_latest_freq
         epochs_run += 1
-        if r.is_main:
-            _write_metrics(out, cfg, epoch, images, wall + time.perf_counter() - t0, last_loss_G,
-                           epoch_images / max(time.perf_counter() - epoch_t0, 1e-9))
-        completed = epoch
-    return completed >= cfg.total_epochs
+    return state.epoch > cfg.total_epochs
 
 
 def _write_metrics(out: Path, cfg: TrialConfig, epoch: int, images: int, wall: float, loss_G: float,
