@@ -54,7 +54,7 @@ mkdir -p "$OUT"
 t0=$(date +%s)
 step() { echo; echo "=== [$(( $(date +%s) - t0 ))s] $*"; }
 
-# --- 1. data: the embedded demo set (issue 3) -------------------------------------------------
+# --- 1. data: the embedded demo set ----------
 if [ "$MODE" = demo ]; then
   step "1. demo data: $OUT/raw (600 face ids, 128 px; kept when already complete)"
   maskcycle demo-data --out "$OUT/raw" --n-ids 600 --size 128 --seed 0
@@ -70,11 +70,11 @@ else
   # the study's sizes: 6000 train + 1000 test a domain, images stored at the reference load_size
   CURATION+=(-p n_train 6000 -p n_test 1000 -p load_size 286 -p exclusions params/curation/manual_exclusions_study.csv)
 fi
-# --- 2. curation: notebook 01 (issue 3) --------------------------------------------------------
+# --- 2. curation: notebook 01 ----------
 step "2. curation: notebook 01 -> $DATAROOT (resumes: images already judged are skipped)"
 papermill -k maskcycle --log-level WARNING notebooks/01_data_curation.ipynb "$OUT/01_data_curation.ipynb" \
   "${CURATION[@]}" -p out_dir "$DATAROOT" -p seed 0
-# --- 3. sweep: notebook 02 once per params YAML (issue 4) ---------------------------------------
+# --- 3. sweep: notebook 02 once per params YAML ----------
 step "3. sweep: notebook 02 per $PARAMS/*.yaml -> $OUT/sweep/<trial>/ (skips finished trials, resumes others)"
 SWEEP_RC=0
 # The demo's small single-threaded trials use 2 cores better side by side than one after another;
@@ -84,17 +84,17 @@ PARALLEL=""; [ "$MODE" = demo ] && PARALLEL="--parallel 2"
 maskcycle sweep "$PARAMS"/*.yaml --out "$OUT/sweep" --set "dataroot=$DATAROOT" $PARALLEL ${SWEEP_ARGS:-} || SWEEP_RC=$?
 [ "$SWEEP_RC" -ne 125 ] || { echo "run_all.sh: the sweep could not start (see above)" >&2; exit 1; }
 [ "$SWEEP_RC" -eq 0 ] || echo "run_all.sh: $SWEEP_RC trial(s) failed; see run.json in their folders (continuing)" >&2
-# --- 4. evaluation: notebook 03 (issue 5) -------------------------------------------------------
+# --- 4. evaluation: notebook 03 ----------
 step "4. evaluation: notebook 03 -> $OUT/03_fid_evaluation.ipynb (FID/KID when the Inception weights are there, paired metrics, results table; reuses scored checkpoints)"
 papermill -k maskcycle --log-level WARNING notebooks/03_fid_evaluation.ipynb "$OUT/03_fid_evaluation.ipynb" \
   -p sweep_dir "$OUT/sweep" -p curated_dir "$DATAROOT"
-# --- 5. survey: quiz + notebook 04 (issue 6) ----------------------------------------------------
+# --- 5. survey: quiz + notebook 04 ----------
 if [ "$MODE" = demo ]; then
   step "5. survey: quiz from the sweep's best trial -> $OUT/survey; answers SIMULATED (100 people); notebook 04"
   # The demo's answers are simulated (files simulated_*.csv) and remade each run, so the demo may
   # replace an earlier quiz (--force); the study never does: answers collected with a key keep it.
   maskcycle survey build --sweep "$OUT/sweep" --curated "$DATAROOT" --out "$OUT/survey" --seed 0 --force
-  maskcycle survey simulate --survey "$OUT/survey" --out "$OUT/survey/responses_simulated" --participants 100 \
+  maskcycle survey simulate --survey "$OUT/survey" --out "$OUT/survey/responses_simulated" --n-participants 100 \
     --dprime 0.5 --criterion 0.2 --seed 0
   RESPONSES="$OUT/survey/responses_simulated" SUMMARY="$OUT/survey/analysis_simulated.json"
 else

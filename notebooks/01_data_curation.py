@@ -35,9 +35,11 @@ n_test = 50              # per domain (the study: 1000)
 load_size = 72           # side of the curated images (the study: 286)
 seed = 0
 min_size = 0             # smallest accepted side (0: use load_size)
-sharpness_min = 8.0      # variance of the Laplacian at 256 px
+sharpness_min = 8.0      # variance of the Laplacian at work_size
+max_faces = 1            # images with more detected faces are rejected
 require_face = False     # also reject images where the detector finds no face
 placements = ['correct']  # MaskedFace-Net classes kept; add 'nose_uncovered', 'chin_uncovered', ...
+work_size = 256          # side at which sharpness and faces are measured
 exclusions = 'params/curation/manual_exclusions.csv'
 workers = 0              # processes (0: all cores)
 sheet_n = 16             # images per contact sheet
@@ -58,15 +60,16 @@ import matplotlib.pyplot as plt
 import seaborn as sns
 from IPython.display import Image, display
 
+from maskcycle.config import field_flags
 from maskcycle.data import report
+from maskcycle.data.curate import Settings
 
-cmd = [sys.executable, '-m', 'maskcycle', 'curate', '--out', out_dir, '--n-train', str(n_train),
-       '--n-test', str(n_test), '--load-size', str(load_size), '--seed', str(seed),
-       '--min-size', str(min_size), '--sharpness-min', str(sharpness_min), '--workers', str(workers),
-       '--placements', *placements]
+# The parameters above are the curation Settings' fields: validated here, passed on as the same flags.
+settings = Settings(n_train=n_train, n_test=n_test, load_size=load_size, seed=seed, min_size=min_size,
+                    sharpness_min=sharpness_min, max_faces=max_faces, require_face=require_face,
+                    placements=tuple(placements), work_size=work_size, exclusions=exclusions)
+cmd = [sys.executable, '-m', 'maskcycle', 'curate', '--out', out_dir, '--workers', str(workers), *field_flags(settings)]
 cmd += ['--curated', curated_root] if curated_root else ['--ffhq', ffhq_root, '--maskedfacenet', maskedfacenet_root]
-cmd += ['--exclusions', exclusions] if exclusions else []
-cmd += ['--require-face'] if require_face else []
 print(' '.join(cmd))
 proc = subprocess.run(cmd, capture_output=True, text=True)
 print(proc.stdout[-3000:])

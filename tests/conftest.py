@@ -39,7 +39,7 @@ def tiny_config(dataroot: Path | str, **changes) -> TrialConfig:
     return TrialConfig(**base)
 
 
-# --- evaluation (issue 5): a tiny torch-fidelity feature extractor, so FID/KID run offline --------
+# --- evaluation: a tiny torch-fidelity feature extractor, so FID/KID run offline --------
 TINY_EXTRACTOR = "maskcycle-test-tiny"
 
 
@@ -132,7 +132,7 @@ def make_tiny_sweep(root: Path, trials: dict[str, dict] | None = None) -> tuple[
     return sweep, curated
 
 
-# --- data (issue 3): a small embedded demo set, drawn once per session -----------------------------
+# --- data: a small embedded demo set, drawn once per session -----------------------------
 @pytest.fixture(scope="session")
 def demo_raw(tmp_path_factory) -> Path:
     """A 40-id demo set at 128 px (FFHQ-like and MaskedFace-Net-like trees, planted defects)."""

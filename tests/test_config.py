@@ -61,3 +61,29 @@ def test_parse_overrides():
 
 def test_defaults_dict_covers_every_field():
     assert defaults() == TrialConfig().to_dict()
+
+
+def test_settings_flags_round_trip_through_argparse():
+    """CLI flags come from the settings' fields; field_flags gives the flags back for a subprocess."""
+    import argparse
+
+    from maskcycle.config import add_field_arguments, field_flags, from_arguments
+    from maskcycle.data.curate import CurationError, Settings
+
+    parser = argparse.ArgumentParser()
+    add_field_arguments(parser, Settings)
+    assert from_arguments(Settings, parser.parse_args([])) == Settings()
+    s = Settings(n_train=12, sharpness_min=2.5, require_face=True, placements=("correct", "chin_uncovered"))
+    assert from_arguments(Settings, parser.parse_args(field_flags(s))) == s
+    assert field_flags(Settings()) == []
+    with pytest.raises(CurationError, match="n_train"):
+        Settings(n_train=0)
+    with pytest.raises(CurationError, match="placements"):
+        Settings(placements=("sideways",))
+
+
+def test_learning_rates_as_people_write_them_and_non_finite_values():
+    assert TrialConfig.from_dict({"lr": "2e-4"}).lr == 2e-4  # YAML 1.1 reads 2e-4 as a string
+    for bad in (float("nan"), float("inf"), "nan"):
+        with pytest.raises(ConfigError, match="'lambda_A'"):
+            TrialConfig.from_dict({"lambda_A": bad})

@@ -23,3 +23,18 @@ def test_notebook01_runs_on_demo_set(demo_raw, tmp_path):
     assert (out / "figures" / "kept_A.png").exists() and (out / "cache" / "trainA_40.npy").exists()
     text = (tmp_path / "01.ipynb").read_text()
     assert "hit_rate" in text and "blurry" in text
+
+
+def test_parameters_cell_holds_every_curation_setting():
+    """Notebook 01 passes its parameters on as the Settings' own flags: no setting is left out."""
+    import dataclasses
+
+    import jupytext
+
+    from maskcycle.data.curate import Settings
+    from test_notebooks import literal_assignments
+
+    nb = jupytext.read(ROOT / "notebooks" / "01_data_curation.py")
+    cell = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
+    missing = {f.name for f in dataclasses.fields(Settings)} - set(literal_assignments(cell.source))
+    assert not missing, f"notebook 01 lacks parameters for curation settings {sorted(missing)}"

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from conftest import make_image_folders, tiny_config
-from maskcycle.config import ConfigError
+from maskcycle.config import ConfigError, check_processes
 from maskcycle.data.unpaired import UnpairedData
 from maskcycle.models.checkpoints import load, load_generators
 from maskcycle.models.cyclegan import build_cyclegan, translate_batch
@@ -55,7 +55,7 @@ def test_config_rules_for_several_processes(tiny_data):
         tiny_config(tiny_data, norm="batch", nproc=2, device="cpu")
     cfg = tiny_config(tiny_data, norm="batch", batch_size=4, nproc=2)  # device auto: decided at start
     with pytest.raises(ConfigError, match="SyncBatchNorm"):
-        ddp.check_supported(cfg, torch.device("cpu"))
+        check_processes(cfg, "cpu")
     # a multi-process config outside torchrun says how to start it, before any work
     with pytest.raises(ConfigError, match="launch"):
         train(tiny_config(tiny_data, nproc=2), tiny_data.parent / "never")

@@ -96,8 +96,8 @@ def test_failed_download_is_the_same_clear_error(tmp_path, monkeypatch):
     monkeypatch.delenv(fidlib.WEIGHTS_ENV, raising=False)
     monkeypatch.setattr(fidlib, "INCEPTION_WEIGHTS_URL", "http://127.0.0.1:9/" + fidlib.INCEPTION_WEIGHTS_FILE)
     with pytest.raises(fidlib.InceptionWeightsMissing, match="download failed"):
-        fidlib.find_inception_weights(download=True, timeout=5)
-    assert not any((tmp_path / "torch").rglob("*.part"))
+        fidlib.find_inception_weights(download=True)
+    assert not [p for p in (tmp_path / "torch").rglob("*") if p.is_file()]  # no partial download left
 
 
 def test_weights_found_in_hub_cache_are_loaded_into_inception(tmp_path, monkeypatch):

@@ -23,8 +23,8 @@ def test_survey_cli_build_simulate_analyse(tmp_path, capsys):
     assert (out / "survey.html").is_file() and (out / "key.csv").is_file()
     assert json.loads((out / "survey.json").read_text())["trial"] == "t1"
     resp = out / "responses_simulated"
-    assert main(["survey", "simulate", "--survey", str(out), "--out", str(resp), "--participants", "40"]) == 0
-    assert main(["survey", "simulate", "--survey", str(out), "--out", str(resp), "--participants", "30"]) == 0
+    assert main(["survey", "simulate", "--survey", str(out), "--out", str(resp), "--n-participants", "40"]) == 0
+    assert main(["survey", "simulate", "--survey", str(out), "--out", str(resp), "--n-participants", "30"]) == 0
     assert len(list(resp.glob("simulated_*.csv"))) == 30  # the earlier run's extra files are gone
     summary = tmp_path / "a.json"
     assert main(["survey", "analyse", "--survey", str(out), "--responses", str(resp), "--out", str(summary),

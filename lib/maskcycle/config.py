@@ -8,8 +8,12 @@ work starts.
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
+import functools
+import math
 import os
+import types
 import typing
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
@@ -17,6 +21,11 @@ from typing import Any, Literal, get_args, get_origin
 import yaml
 
 from maskcycle.io import atomic_write_text
+
+# Repository paths, the one place they are spelled (the package is installed editable from lib/).
+REPO_ROOT = Path(__file__).resolve().parents[2]
+NOTEBOOKS_DIR = REPO_ROOT / "notebooks"
+PARAMS_DIR = REPO_ROOT / "params"
 
 
 class ConfigError(ValueError):
@@ -107,7 +116,7 @@ class TrialConfig:
     nnodes: int = 1
 
     def __post_init__(self) -> None:
-        _check_types(self)
+        check_field_types(self)
         _check_values(self)
 
     # --- construction -------------------------------------------------------------------
@@ -161,6 +170,16 @@ class TrialConfig:
         return self.n_epochs + self.n_epochs_decay
 
 
+def check_processes(cfg: TrialConfig, device_type: str) -> None:
+    """Settings that several processes cannot run on `device_type` ("cpu"/"cuda"): checked when the
+    config names its device, and again by DDP once "auto" has been resolved."""
+    world = cfg.nproc * cfg.nnodes
+    if world > 1 and cfg.norm == "batch" and device_type != "cuda":
+        raise ConfigError(
+            f"key 'norm': value 'batch' with nproc*nnodes = {world} needs SyncBatchNorm, which PyTorch "
+            "supports on CUDA only; use norm 'instance', one process, or GPUs")
+
+
 def resolve_device(name: str):
     """"auto" -> cuda when visible, else cpu; "cuda" without a visible device is a ConfigError."""
     import torch  # here, not at the top: `maskcycle --help` and config checks stay fast
@@ -200,35 +219,107 @@ def parse_overrides(overrides: dict[str, Any] | list[str] | None) -> dict[str, A
 
 
 # --- validation ---------------------------------------------------------------------------
-_HINTS = typing.get_type_hints(TrialConfig)
-
-
 def _coerce(key: str, value: Any, source: str) -> Any:
-    """Accept an int where a float is expected (YAML writes 10 for 10.0); nothing else."""
-    hint = _HINTS.get(key)
+    """Accept an int where a float is expected (YAML writes 10 for 10.0), and a float written
+    without a dot (`2e-4`: YAML 1.1 reads it as a string)."""
+    hint = _hints(TrialConfig).get(key)
     if hint is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
+    if hint is float and isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return value
     return value
 
 
-def _check_types(cfg: TrialConfig) -> None:
-    for f in dataclasses.fields(cfg):
-        value = getattr(cfg, f.name)
-        hint = _HINTS[f.name]
-        if get_origin(hint) is Literal:
-            choices = get_args(hint)
-            if value not in choices:
-                raise ConfigError(
-                    f"key {f.name!r}: value {value!r} is not one of {', '.join(map(repr, choices))}"
-                )
+def check_field_types(obj, error=ConfigError) -> None:
+    """Every field of the dataclass `obj` has its annotated type: a Literal's choices, bool, int,
+    float (an int is accepted), str, or tuple[T, ...]. The one type check of every settings class
+    (TrialConfig, curation Settings, SLURM options, the survey simulator); raises `error`."""
+    for f in dataclasses.fields(obj):
+        value, hint = getattr(obj, f.name), _hints(type(obj))[f.name]
+        why = _type_problem(value, hint)
+        if why:
+            raise error(f"key {f.name!r}: value {value!r} {why}")
+
+
+def _type_problem(value: Any, hint: Any) -> str | None:
+    origin, args = get_origin(hint), get_args(hint)
+    if origin is types.UnionType:  # X | None
+        problems = [_type_problem(value, h) for h in args if h is not type(None)]
+        return None if value is None or None in problems else problems[0]
+    if origin is Literal:
+        return None if value in args else f"is not one of {', '.join(map(repr, args))}"
+    if origin is tuple:
+        if not isinstance(value, tuple):
+            return f"has type {type(value).__name__}, expected a list"
+        return next((_type_problem(v, args[0]) for v in value if _type_problem(v, args[0])), None)
+    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        return None
+    if hint is float and isinstance(value, float) and not math.isfinite(value):
+        return "must be a finite number"
+    if isinstance(value, hint) and not (hint is not bool and isinstance(value, bool)):
+        return None
+    return f"has type {type(value).__name__}, expected {getattr(hint, '__name__', hint)}"
+
+
+@functools.cache
+def _hints(cls) -> dict:
+    return typing.get_type_hints(cls)
+
+
+# --- settings on the command line -----------------------------------------------------------
+def add_field_arguments(parser, cls, skip: tuple[str, ...] = (), only: list[str] | None = None,
+                        dest_prefix: str = "", defaults: bool = True) -> None:
+    """One `--field-name` flag per field of the settings dataclass `cls` (help from the field's
+    metadata, type and choices from its annotation, default from the field unless `defaults` is
+    False: then an absent flag is None, for options merged over others), so flags never restate a default."""
+    for f in dataclasses.fields(cls):
+        if f.name in skip or (only is not None and f.name not in only):
             continue
-        ok = isinstance(value, hint) and not (hint is not bool and isinstance(value, bool))
-        if hint is float and isinstance(value, int) and not isinstance(value, bool):
-            ok = True
-        if not ok:
-            raise ConfigError(
-                f"key {f.name!r}: value {value!r} has type {type(value).__name__}, expected {hint.__name__}"
-            )
+        hint = _hints(cls)[f.name]
+        if get_origin(hint) is types.UnionType:
+            hint = next(h for h in get_args(hint) if h is not type(None))
+        flag = f.metadata.get("flag") if isinstance(f.metadata.get("flag"), str) else "--" + f.name.replace("_", "-")
+        default = f.default if defaults else None
+        kw: dict[str, Any] = {"dest": dest_prefix + f.name, "default": default}
+        if hint is bool:
+            kw.update(action=argparse.BooleanOptionalAction)
+        elif get_origin(hint) is tuple:
+            item = get_args(hint)[0]
+            kw.update(nargs="+", type=str, default=list(default) if defaults else None,
+                      **({"choices": get_args(item)} if get_origin(item) is Literal else {}))
+        elif get_origin(hint) is Literal:
+            kw.update(choices=get_args(hint), type=type(get_args(hint)[0]))
+        else:
+            kw.update(type=hint)
+        shown = f" (default: {default!r})" if defaults else ""
+        parser.add_argument(flag, help=f"{f.metadata.get('help', '')}{shown}".strip(), **kw)
+
+
+def from_arguments(cls, args, **extra):
+    """An instance of the settings dataclass `cls` from parsed `add_field_arguments` flags."""
+    values = {f.name: getattr(args, f.name) for f in dataclasses.fields(cls) if hasattr(args, f.name)}
+    values = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
+    return cls(**{**values, **extra})
+
+
+def field_flags(obj) -> list[str]:
+    """The inverse of add_field_arguments: the flags that reproduce the settings `obj` (only the
+    fields that differ from their defaults), for a subprocess command line."""
+    flags: list[str] = []
+    for f in dataclasses.fields(obj):
+        value, flag = getattr(obj, f.name), "--" + f.name.replace("_", "-")
+        if value == f.default:
+            continue
+        if isinstance(value, bool):
+            flags.append(flag if value else "--no-" + flag[2:])
+        elif isinstance(value, tuple):
+            flags += [flag, *map(str, value)]
+        else:
+            flags += [flag, str(value)]
+    return flags
 
 
 def _check_values(cfg: TrialConfig) -> None:
@@ -267,7 +358,7 @@ def _check_values(cfg: TrialConfig) -> None:
             bad(key, "must be >= 1")
     if cfg.batch_size % (cfg.nproc * cfg.nnodes):
         bad("batch_size", f"is the global batch and must be divisible by nproc * nnodes = {cfg.nproc * cfg.nnodes}")
-    if cfg.norm == "batch" and cfg.device == "cpu" and cfg.nproc * cfg.nnodes > 1:
-        bad("norm", "with several processes needs SyncBatchNorm, which PyTorch supports on CUDA only")
+    if cfg.device == "cpu":
+        check_processes(cfg, "cpu")
     if not cfg.name or any(c in cfg.name for c in "/\\\0"):
         bad("name", "must be a non-empty file name")

@@ -23,12 +23,14 @@ import dataclasses
 import io
 import json
 import os
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from maskcycle.config import add_field_arguments, check_field_types, from_arguments
 from maskcycle.data import measures, readers
 from maskcycle.data.cache import cached_images
 from maskcycle.data.images import read_rgb, write_png
@@ -46,33 +48,40 @@ class CurationError(ValueError):
     """Bad curation input (settings, exclusion list, too few images); the message names it."""
 
 
+def _field(default, help: str):
+    return dataclasses.field(default=default, metadata={"help": help})
+
+
 @dataclasses.dataclass(frozen=True)
 class Settings:
-    """Everything that decides the curated set."""
+    """Everything that decides the curated set; `maskcycle curate` flags and notebook 01's
+    parameters are these fields (config.add_field_arguments / field_flags)."""
 
-    n_train: int = 6000  # per domain (the study's target)
-    n_test: int = 1000
-    load_size: int = 286
-    seed: int = 0
-    min_size: int = 0  # shorter side; 0 = load_size (never upscale)
-    sharpness_min: float = 8.0  # demo: clean faces >= ~18, blurred <= ~3.5 (notebook 01 histogram)
-    max_faces: int = 1
-    require_face: bool = False  # Haar cascades miss many masked faces; see notebook 01
-    placements: tuple[str, ...] = ("correct",)  # MaskedFace-Net classes kept (IMFD ones are opt-in)
-    work_size: int = 256  # grayscale size at which sharpness and faces are measured
-    exclusions: str = ""  # manual exclusion list (id,reason[,domain]); "" = none
+    n_train: int = _field(6000, "train images per domain (the study's target)")
+    n_test: int = _field(1000, "test images per domain")
+    load_size: int = _field(286, "side of the written images")
+    seed: int = _field(0, "seed of the split")
+    min_size: int = _field(0, "smallest accepted shorter side (0: load_size, i.e. never upscale)")
+    sharpness_min: float = _field(8.0, "variance-of-Laplacian threshold at work_size")
+    max_faces: int = _field(1, "images with more detected faces are rejected")
+    require_face: bool = _field(False, "also reject images where no face is detected (Haar misses many masked faces)")
+    placements: tuple[readers.Placement, ...] = _field(("correct",), "MaskedFace-Net placement classes kept "
+                                                       "(IMFD classes are opt-in)")
+    work_size: int = _field(256, "grayscale side at which sharpness and faces are measured")
+    exclusions: str = _field("", "manual exclusion list (id,reason[,domain]); empty: none")
+
+    def __post_init__(self) -> None:
+        check_field_types(self, CurationError)
+        for name in ("n_train", "load_size", "work_size", "max_faces"):
+            if getattr(self, name) < 1:
+                raise CurationError(f"curation setting {name}={getattr(self, name)} must be >= 1")
+        for name in ("n_test", "min_size", "sharpness_min"):
+            if getattr(self, name) < 0:
+                raise CurationError(f"curation setting {name}={getattr(self, name)} must be >= 0")
 
     def thresholds(self) -> measures.Thresholds:
         return measures.Thresholds(min_size=self.min_size or self.load_size, sharpness_min=self.sharpness_min,
-                                  max_faces=self.max_faces, require_face=self.require_face)
-
-    def check(self) -> None:
-        for name in ("n_train", "n_test", "load_size", "work_size"):
-            if getattr(self, name) < (1 if name != "n_test" else 0):
-                raise CurationError(f"curation setting {name}={getattr(self, name)} must be positive")
-        bad = [p for p in self.placements if p not in readers.PLACEMENTS]
-        if bad:
-            raise CurationError(f"unknown placement class(es) {bad}; known: {list(readers.PLACEMENTS)}")
+                                   max_faces=self.max_faces, require_face=self.require_face)
 
 
 # --- step 2: measuring, resumable -----------------------------------------------------------------
@@ -337,7 +346,6 @@ def curate(out: str | Path, ffhq: str | Path | None = None, maskedfacenet: str |
            progress: bool = True) -> pd.DataFrame:
     """Curate raw FFHQ + MaskedFace-Net (or re-check an already-curated folder) into `out`.
     Returns the manifest; writes manifest.csv, pairs_test.csv, curation.json, the folders, the cache."""
-    settings.check()
     out = Path(out)
     if curated is not None:
         if ffhq is not None or maskedfacenet is not None:
@@ -386,3 +394,26 @@ def curate(out: str | Path, ffhq: str | Path | None = None, maskedfacenet: str |
 
 def _write_csv(path: Path, df: pd.DataFrame) -> None:
     atomic_write_text(path, df.to_csv(index=False))
+
+
+# --- command line ------------------------------------------------------------------------
+def add_arguments(p) -> None:
+    """`maskcycle curate`: the inputs, then one flag per Settings field."""
+    p.add_argument("--ffhq", default=None, help="FFHQ root (images1024x1024/ or thumbnails128x128/ inside)")
+    p.add_argument("--maskedfacenet", default=None, help="MaskedFace-Net root (CMFD/ and/or IMFD/ inside)")
+    p.add_argument("--curated", default=None, help="an already-curated trainA/trainB/testA/testB folder instead")
+    p.add_argument("--out", required=True)
+    p.add_argument("--workers", type=int, default=0, help="processes (0 = all cores)")
+    add_field_arguments(p.add_argument_group("curation settings"), Settings)
+
+
+def run_command(args) -> int:
+    try:
+        s = from_arguments(Settings, args)
+        m = curate(args.out, ffhq=args.ffhq, maskedfacenet=args.maskedfacenet, curated=args.curated, settings=s,
+                   workers=args.workers)
+    except (readers.LayoutError, CurationError) as exc:
+        print(f"maskcycle curate: error: {exc}", file=sys.stderr)
+        return 2
+    print(m.groupby(["domain", "split"]).size().unstack(fill_value=0).to_string())
+    return 0

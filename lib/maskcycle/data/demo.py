@@ -600,3 +600,18 @@ def contact_sheet(images: list[np.ndarray], cols: int = 8, labels: list[str] | N
             g.text((c * (w + 2) + 2, r * (h + 2) + 1), lab, fill=(255, 255, 0))
         sheet = np.asarray(pil)
     return sheet
+
+
+# --- command line ------------------------------------------------------------------------
+def add_arguments(p) -> None:
+    """`maskcycle demo-data`."""
+    p.add_argument("--out", required=True, help="folder for ffhq/ and maskedfacenet/")
+    p.add_argument("--n-ids", type=int, default=600, help="number of face ids")
+    p.add_argument("--size", type=int, default=128, help="image side in pixels")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--workers", type=int, default=0, help="processes (0 = all cores)")
+
+
+def run_command(args) -> int:
+    print(generate(args.out, n_ids=args.n_ids, size=args.size, seed=args.seed, workers=args.workers))
+    return 0

@@ -37,12 +37,16 @@ def read_rgb(path: str | Path, size: int | None = None) -> np.ndarray:
         raise ImageReadError(f"{path}: cannot decode image ({exc})") from None
 
 
+def to_unit_range(t):
+    """A tensor of 0..255 values -> float in [-1, 1], the models' range (the one place it is set)."""
+    return t.float().div_(127.5).sub_(1.0)
+
+
 def to_tensor(images_uint8: np.ndarray):
     """NxHxWx3 uint8 -> Nx3xHxW float in [-1, 1]."""
     import torch
 
-    t = torch.from_numpy(np.ascontiguousarray(images_uint8)).permute(0, 3, 1, 2).float()
-    return t / 127.5 - 1.0
+    return to_unit_range(torch.from_numpy(np.ascontiguousarray(images_uint8)).permute(0, 3, 1, 2))
 
 
 def to_uint8(images) -> np.ndarray:

@@ -11,6 +11,7 @@ import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal, get_args
 
 from maskcycle.data.images import IMAGE_SUFFIXES, list_images
 
@@ -21,7 +22,9 @@ PLACEMENT_BY_SUFFIX = {
     "mask_nose_mouth": "chin_uncovered",
     "mask_chin": "nose_mouth_uncovered",
 }
-PLACEMENTS = tuple(PLACEMENT_BY_SUFFIX.values())
+Placement = Literal["correct", "nose_uncovered", "chin_uncovered", "nose_mouth_uncovered"]
+PLACEMENTS = get_args(Placement)
+assert set(PLACEMENTS) == set(PLACEMENT_BY_SUFFIX.values())
 FFHQ_VARIANTS = ("images1024x1024", "thumbnails128x128")
 CURATED_FOLDERS = ("trainA", "trainB", "testA", "testB")
 

@@ -21,6 +21,7 @@ import torch
 
 from maskcycle.config import TrialConfig
 from maskcycle.data.cache import cached_images
+from maskcycle.data.images import to_tensor, to_unit_range
 
 
 @dataclasses.dataclass
@@ -95,8 +96,7 @@ class UnpairedData:
         for k, ((top, left), flip) in enumerate(zip(crops.tolist(), flips.tolist())):
             patch = whole[k, top:top + c, left:left + c]
             patches.append(patch.flip(1) if flip else patch)
-        t = torch.stack(patches).permute(0, 3, 1, 2).float()
-        return t.div_(127.5).sub_(1.0).contiguous()
+        return to_unit_range(torch.stack(patches).permute(0, 3, 1, 2)).contiguous()
 
 
 def _limit(images: np.ndarray, max_size: int) -> np.ndarray:
@@ -113,6 +113,5 @@ def fixed_samples(root: str | Path, cfg: TrialConfig, n: int) -> tuple[torch.Ten
     for domain in "AB":
         images = cached_images(root / f"{split}{domain}", size)[:n]
         o = (size - c) // 2
-        patch = np.ascontiguousarray(images[:, o:o + c, o:o + c])
-        out.append(torch.from_numpy(patch).permute(0, 3, 1, 2).float() / 127.5 - 1.0)
+        out.append(to_tensor(images[:, o:o + c, o:o + c]))
     return out[0], out[1]

@@ -27,6 +27,7 @@ import hashlib
 import json
 import math
 import re
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -35,7 +36,7 @@ import numpy as np
 import torch
 
 from maskcycle import results
-from maskcycle.config import TrialConfig
+from maskcycle.config import ConfigError, TrialConfig, parse_overrides, resolve_device
 from maskcycle.data.cache import cached_images
 from maskcycle.data.images import ImageReadError, list_images, read_rgb, write_png
 from maskcycle.evaluation import fid as fidlib
@@ -483,3 +484,52 @@ def paired_table(sweep_dir: str | Path):
     frames = [pd.read_csv(t / "eval" / "paired.csv").assign(trial=t.name) for t in results.find_trials(sweep_dir)
               if (t / "eval" / "paired.csv").is_file()]
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+# --- command line ------------------------------------------------------------------------
+def add_arguments(p) -> None:
+    """`maskcycle evaluate`."""
+    p.add_argument("--sweep", help="sweep folder: evaluates every finished trial, writes summary.csv")
+    p.add_argument("--reference", help="folder of the reference's <epoch>_net_G_A.pth / _net_G_B.pth")
+    p.add_argument("--curated", default=None, help="curated folder with testA/testB[/pairs_test.csv] "
+                   "(default for --sweep: each trial's dataroot)")
+    p.add_argument("--every-k-epochs", type=int, default=None,
+                   help="FID over training at every K-th saved epoch (0: final only; default: every saved epoch)")
+    p.add_argument("--inception-weights", default=None, help=f"path of {fidlib.INCEPTION_WEIGHTS_FILE} "
+                   f"(default: ${fidlib.WEIGHTS_ENV}, then the torch hub cache)")
+    p.add_argument("--no-download", action="store_true", help="never try to download the Inception weights")
+    p.add_argument("--require-fid", action="store_true", help="exit 3 when FID/KID cannot be computed")
+    p.add_argument("--feature-extractor", default=fidlib.INCEPTION,
+                   help="a torch-fidelity extractor name (the standard FID uses the default)")
+    p.add_argument("--set", nargs="*", action="extend", default=[], metavar="KEY=VALUE",
+                   help="--reference only: the run's settings (netG, ngf, norm, crop_size, ...)")
+    p.add_argument("--out", default=None, help="--reference only: where eval/ goes (default: the folder)")
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--force", action="store_true", help="recompute even what an earlier run already scored")
+
+
+def run_command(args) -> int:
+    if bool(args.sweep) == bool(args.reference):
+        raise ConfigError("give exactly one of --sweep DIR or --reference DIR")
+    common = dict(every_k_epochs=args.every_k_epochs, batch_size=args.batch_size, force=args.force)
+    if args.sweep:
+        table = evaluate_sweep(args.sweep, args.curated, inception_weights=args.inception_weights,
+                               feature_extractor=args.feature_extractor, download=not args.no_download,
+                               device=args.device, **common)
+        print(table.to_string(index=False) if len(table) else "(no trials)")
+        print(f"results: {Path(args.sweep) / results.SUMMARY}")
+        column = table.get("fid_unavailable_reason")
+        reasons = set(column.dropna()) if column is not None else set()
+    else:
+        if not args.curated:
+            raise ConfigError("--reference needs --curated DIR (the folder with testA/ and testB/)")
+        cfg = TrialConfig().replace(**parse_overrides(args.set))
+        device = resolve_device(args.device)
+        scorer = open_scorer(args.feature_extractor, args.inception_weights, not args.no_download, device)
+        record = evaluate_reference(args.reference, args.curated, cfg, args.out, scorer, device=device, **common)
+        print("\n".join(f"{k}: {v}" for k, v in record.items() if not isinstance(v, (list, dict))))
+        reasons = {record["fid_unavailable_reason"]} - {None}
+    for reason in reasons:
+        print(f"maskcycle evaluate: FID/KID unavailable: {reason}", file=sys.stderr)
+    return 3 if reasons and args.require_fid else 0

@@ -15,15 +15,11 @@ per sweep and each trial or epoch only embeds its fakes. The Frechet distance is
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import os
-import urllib.request
 from pathlib import Path
 
 import numpy as np
 import torch
-
-from maskcycle.io import atomic_path
 
 INCEPTION = "inception-v3-compat"
 INCEPTION_WEIGHTS_FILE = "weights-inception-2015-12-05-6726825d.pth"
@@ -31,6 +27,7 @@ INCEPTION_WEIGHTS_URL = (
     "https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/" + INCEPTION_WEIGHTS_FILE
 )
 WEIGHTS_ENV = "MASKCYCLE_INCEPTION_WEIGHTS"
+INCEPTION_HASH_PREFIX = INCEPTION_WEIGHTS_FILE.removesuffix(".pth").rsplit("-", 1)[-1]  # torch.hub's naming rule
 KID_SUBSET_SIZE = 1000  # torch-fidelity's default; smaller test sets use all their samples
 
 
@@ -52,21 +49,7 @@ def _missing(why: str) -> InceptionWeightsMissing:
     )
 
 
-def _download(url: str, target: Path, timeout: float) -> None:
-    """Fetch url to target atomically and check the sha256 prefix in its name (torch.hub's rule)."""
-    digest = hashlib.sha256()
-    with atomic_path(target, suffix=".part") as tmp:
-        with tmp.open("wb") as f, urllib.request.urlopen(url, timeout=timeout) as response:
-            while chunk := response.read(1 << 20):
-                f.write(chunk)
-                digest.update(chunk)
-        want = target.stem.rsplit("-", 1)[-1]
-        if not digest.hexdigest().startswith(want):
-            raise OSError(f"downloaded file has sha256 {digest.hexdigest()[:8]}..., expected {want}...")
-
-
-def find_inception_weights(path: str | os.PathLike | None = None, download: bool = True,
-                           timeout: float = 30.0) -> Path:
+def find_inception_weights(path: str | os.PathLike | None = None, download: bool = True) -> Path:
     """The Inception weights file: `path`, else $MASKCYCLE_INCEPTION_WEIGHTS, else the torch hub cache
     (downloaded there once if `download` and online). Raises InceptionWeightsMissing otherwise."""
     for given, source in ((path, "the given path"), (os.environ.get(WEIGHTS_ENV) or None, WEIGHTS_ENV)):
@@ -80,9 +63,11 @@ def find_inception_weights(path: str | os.PathLike | None = None, download: bool
         return cached
     if not download:
         raise _missing(f"not in the torch hub cache {cached.parent} and downloading is off")
-    try:
-        _download(INCEPTION_WEIGHTS_URL, cached, timeout)
-    except OSError as exc:  # URLError, timeouts and a bad hash are all OSError
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    try:  # torch.hub writes a temp file beside the target, checks the sha256 prefix, then renames
+        torch.hub.download_url_to_file(INCEPTION_WEIGHTS_URL, str(cached), hash_prefix=INCEPTION_HASH_PREFIX,
+                                       progress=False)
+    except (OSError, RuntimeError) as exc:  # URLError and timeouts are OSErrors; a bad hash a RuntimeError
         raise _missing(f"not in the torch hub cache and the download failed: {exc}") from None
     return cached
 

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+import sys
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
-from maskcycle.config import TrialConfig
+from maskcycle.config import TrialConfig, resolve_device
 from maskcycle.data.images import ImageReadError, list_images, read_rgb, to_tensor, to_uint8, write_png
 from maskcycle.models import checkpoints
 from maskcycle.models.cyclegan import translate_batch
@@ -80,3 +81,24 @@ def translate_array(G: nn.Module, images: np.ndarray, cfg: TrialConfig, batch_si
         x = to_tensor(np.array(images[start:start + batch_size])).to(device)  # a writable copy of a memmap
         out.append(to_uint8(translate_batch(G, x, cfg)))
     return np.concatenate(out)
+
+
+# --- command line ------------------------------------------------------------------------
+def add_arguments(p) -> None:
+    """`maskcycle translate`."""
+    p.add_argument("--checkpoint", required=True, help="our .pt, or the reference's *_net_G_A/B.pth")
+    p.add_argument("--direction", required=True, choices=["AB", "BA"], help="AB puts a mask on, BA takes it off")
+    p.add_argument("--input", required=True)
+    p.add_argument("--output", required=True)
+    p.add_argument("--size", type=int, default=None, help="resize inputs to this (default: crop_size)")
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+
+
+def run_command(args) -> int:
+    cfg, G = load_generator(args.checkpoint, args.direction, resolve_device(args.device))
+    report = translate_folder(G, cfg, args.input, args.output, size=args.size, batch_size=args.batch_size)
+    print(f"wrote {len(report.written)} images to {args.output}")
+    for path, why in report.failed:
+        print(f"failed: {path}: {why}", file=sys.stderr)
+    return 1 if report.failed else 0

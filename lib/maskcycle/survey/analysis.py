@@ -286,3 +286,28 @@ def _json_default(o):
 def write_summary(result: dict, path: str | Path) -> Path:
     atomic_write_text(Path(path), json.dumps(summary_json(result), indent=2) + "\n")
     return Path(path)
+
+
+# --- command line ------------------------------------------------------------------------
+def add_arguments(p) -> None:
+    """`maskcycle survey analyse`."""
+    p.add_argument("--survey", required=True, help="folder with key.csv")
+    p.add_argument("--responses", required=True, help="folder of response CSVs (searched recursively)")
+    p.add_argument("--out", help="write the analysis as JSON here")
+    p.add_argument("--n-boot", type=int, default=2000)
+    p.add_argument("--seed", type=int, default=0)
+
+
+def run_command(args) -> int:
+    result = analyse(args.survey, args.responses, n_boot=args.n_boot, seed=args.seed)
+    summary = summary_json(result)
+    if args.out:
+        write_summary(result, args.out)
+    for r in summary["rates"]:
+        print(f"{r['measure']}: {100 * r['rate']:.2f} % ({r['k']}/{r['n']}), Wilson "
+              f"[{100 * r['wilson_lo']:.2f}, {100 * r['wilson_hi']:.2f}], participant bootstrap "
+              f"[{100 * r['boot_lo']:.2f}, {100 * r['boot_hi']:.2f}], p(50 %) = {r['p_vs_50']:.3g}")
+    print("d' and criterion:", json.dumps({k: round(v, 4) for k, v in summary["sdt"].items()}))
+    if "recovery" in summary:
+        print("simulated parameters recovered:", all(r["recovered"] for r in summary["recovery"]))
+    return 0

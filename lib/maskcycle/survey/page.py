@@ -16,6 +16,7 @@ import dataclasses
 import hashlib
 import io
 import json
+import sys
 from importlib import resources
 from pathlib import Path
 
@@ -228,3 +229,41 @@ def choose_trial(sweep_dir: str | Path) -> str:
             if len(df):
                 return str(df[name_col].iloc[0])
     return have[0]
+
+
+# --- command line ------------------------------------------------------------------------
+def add_arguments(p) -> None:
+    """`maskcycle survey build`."""
+    p.add_argument("--out", required=True, help=f"folder for {PAGE_NAME}, {KEY_NAME}, {INFO_NAME}")
+    p.add_argument("--sweep", help="sweep folder: fakes from <sweep>/<trial>/eval/fakes_AB|BA")
+    p.add_argument("--trial", help="trial in the sweep (default: lowest FID_AB + FID_BA, else first)")
+    p.add_argument("--curated", help="curated folder with testA/testB (with --sweep; default results/demo/curated)")
+    p.add_argument("--real-a", help="real unmasked test images")
+    p.add_argument("--real-b", help="real masked test images")
+    p.add_argument("--fakes-ab", help="G_AB outputs (masks put on)")
+    p.add_argument("--fakes-ba", help="G_BA outputs (masks taken off)")
+    p.add_argument("--n", type=int, default=22, help="scored images, half real and half generated")
+    p.add_argument("--practice", type=int, default=2, help="practice images with feedback (unscored)")
+    p.add_argument("--attention", type=int, default=2, help="attention checks")
+    p.add_argument("--size", type=int, default=None, help="every image is shown at this size (default: the fakes')")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--force", action="store_true", help="replace a different survey already in --out")
+
+
+def run_command(args) -> int:
+    folders = [args.real_a, args.real_b, args.fakes_ab, args.fakes_ba]
+    trial = args.trial or ""
+    if args.sweep:
+        trial = trial or choose_trial(args.sweep)
+        ev = f"{args.sweep}/{trial}/eval"
+        cur = args.curated or "results/demo/curated"
+        folders = [f or d for f, d in zip(folders, [f"{cur}/testA", f"{cur}/testB", f"{ev}/fakes_AB",
+                                                    f"{ev}/fakes_BA"])]
+    if not all(folders):
+        print("maskcycle survey build: error: give --sweep (and --curated) or all of --real-a --real-b "
+              "--fakes-ab --fakes-ba", file=sys.stderr)
+        return 2
+    page = build_survey(*folders, args.out, n=args.n, n_practice=args.practice, n_attention=args.attention,
+                        seed=args.seed, size=args.size, trial=trial, force=args.force)
+    print(f"wrote {page} (for participants) and {page.parent / KEY_NAME} (for the analyst only)")
+    return 0

@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 from scipy import stats
 
+from maskcycle.config import add_field_arguments, check_field_types, from_arguments
 from maskcycle.io import atomic_write_text
 from maskcycle.survey.page import KEY_NAME
 
@@ -35,18 +36,27 @@ RESPONSE_COLUMNS = ["participant_id", "session_start", "trial_index", "image_id"
 PARAMS_NAME = "simulated_params.json"
 
 
+def _field(default, help: str):
+    return dataclasses.field(default=default, metadata={"help": help})
+
+
 @dataclasses.dataclass(frozen=True)
 class SimParams:
     """The stated abilities of the simulated population."""
 
-    n_participants: int = 100
-    dprime: float = 0.5  # mean sensitivity to generated images (0 = chance)
-    criterion: float = 0.2  # mean bias; > 0 leans to "real", so more fakes pass as real
-    sd_dprime: float = 0.3
-    sd_criterion: float = 0.2
-    lapse: float = 0.02  # attention checks answered wrongly
-    rt_median_ms: float = 1800.0
-    seed: int = 0
+    n_participants: int = _field(100, "simulated participants")
+    dprime: float = _field(0.5, "mean sensitivity to generated images (0 = chance)")
+    criterion: float = _field(0.2, "mean bias; > 0 leans to 'real', so more fakes pass as real")
+    sd_dprime: float = _field(0.3, "spread of sensitivity between participants")
+    sd_criterion: float = _field(0.2, "spread of bias between participants")
+    lapse: float = _field(0.02, "attention checks answered wrongly at this rate")
+    rt_median_ms: float = _field(1800.0, "median response time")
+    seed: int = _field(0, "seed of the simulation")
+
+    def __post_init__(self) -> None:
+        check_field_types(self, ValueError)
+        if self.n_participants < 1 or not 0 <= self.lapse <= 1 or min(self.sd_dprime, self.sd_criterion) < 0:
+            raise ValueError(f"simulator settings out of range: {self}")
 
     def implied(self) -> dict:
         """Pooled rates and the pooled d', c an analysis of many participants converges to."""
@@ -107,3 +117,17 @@ def simulate(survey_dir: str | Path, out_dir: str | Path, params: SimParams = Si
             "model": "equal-variance SDT; see maskcycle.survey.simulate"}
     atomic_write_text(out_dir / PARAMS_NAME, json.dumps(info, indent=2) + "\n")
     return written
+
+
+# --- command line ------------------------------------------------------------------------
+def add_arguments(p) -> None:
+    """`maskcycle survey simulate`: the survey, the output folder, one flag per SimParams field."""
+    p.add_argument("--survey", required=True, help="folder with key.csv")
+    p.add_argument("--out", required=True, help="folder for simulated_<id>.csv and simulated_params.json")
+    add_field_arguments(p, SimParams)
+
+
+def run_command(args) -> int:
+    files = simulate(args.survey, args.out, from_arguments(SimParams, args))
+    print(f"wrote {len(files)} simulated response files to {args.out}")
+    return 0

@@ -15,6 +15,7 @@ start, so the recorded losses also compare their trajectories (windowed means, s
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
@@ -27,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from maskcycle.config import ConfigError, TrialConfig
+from maskcycle.config import ConfigError, TrialConfig, parse_overrides, resolve_device
 from maskcycle.data.images import write_png
 from maskcycle.data.unpaired import UnpairedData
 from maskcycle.io import atomic_write_text
@@ -239,9 +240,7 @@ def summary_lines(result: dict) -> list[str]:
     return lines
 
 
-def main_args(args) -> int:
-    from maskcycle.config import parse_overrides, resolve_device
-
+def run_command(args) -> int:
     if min(args.rounds, args.iters, args.warmup) < 1:
         raise ConfigError("--rounds, --iters and --warmup must be >= 1 (the first iteration is the warmup)")
     threads = torch.get_num_threads()
@@ -259,13 +258,23 @@ def main_args(args) -> int:
     return 0
 
 
+def add_arguments(p) -> None:
+    """`maskcycle bench` (= `python -m maskcycle.training.bench`)."""
+    p.add_argument("--configs", default="C1,C2", help=f"comma list of {', '.join(CONFIGS)}")
+    p.add_argument("--paths", default="plain,fast", help=f"comma list of {', '.join(PATHS)}; ratios are vs the first")
+    p.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--rounds", type=int, default=5, help="interleaved rounds (medians over them)")
+    p.add_argument("--iters", type=int, default=2, help="iterations per path per round")
+    p.add_argument("--warmup", type=int, default=1, help="untimed iterations per path first (>= 1)")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    p.add_argument("--set", nargs="*", action="extend", default=[], metavar="KEY=VALUE", help="override config fields")
+    p.add_argument("--out", default=None, help="write the JSON here")
+
+
 def main(argv: list[str] | None = None) -> int:
-    """`python -m maskcycle.training.bench ARGS` is `maskcycle bench ARGS` (the options live in cli.py)."""
-    import sys
-
-    from maskcycle.cli import main as cli_main
-
-    return cli_main(["bench", *(sys.argv[1:] if argv is None else argv)])
+    parser = argparse.ArgumentParser(prog="python -m maskcycle.training.bench", description=__doc__.split("\n")[0])
+    add_arguments(parser)
+    return run_command(parser.parse_args(argv))
 
 
 if __name__ == "__main__":

@@ -38,10 +38,9 @@ import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from maskcycle.config import ConfigError, TrialConfig
+from maskcycle.config import ConfigError, TrialConfig, check_processes
 from maskcycle.data.unpaired import EpochPlan
-
-NETWORKS = ("G_AB", "G_BA", "D_A", "D_B")
+from maskcycle.models.cyclegan import NETWORK_NAMES
 
 
 @dataclasses.dataclass(frozen=True)
@@ -83,15 +82,6 @@ def env_rank() -> Rank:
         raise ConfigError(f"torchrun environment: bad RANK/WORLD_SIZE/LOCAL_RANK ({exc})") from None
 
 
-def check_supported(cfg: TrialConfig, device: torch.device) -> None:
-    """Settings that several processes cannot run, refused before any work starts."""
-    if world_size(cfg) > 1 and cfg.norm == "batch" and device.type != "cuda":
-        raise ConfigError(
-            f"key 'norm': value 'batch' with nproc*nnodes = {world_size(cfg)} needs SyncBatchNorm, which "
-            "PyTorch supports on CUDA only; use norm 'instance', one process, or GPUs"
-        )
-
-
 def setup(cfg: TrialConfig, device: torch.device) -> tuple[Rank, torch.device]:
     """Join the process group when started by torchrun with cfg.nproc * cfg.nnodes processes.
 
@@ -114,7 +104,7 @@ def setup(cfg: TrialConfig, device: torch.device) -> tuple[Rank, torch.device]:
                               f"{torch.cuda.device_count()} GPU(s) visible (one GPU per process)")
         device = torch.device("cuda", r.local_rank)
         torch.cuda.set_device(device)
-    check_supported(cfg, device)
+    check_processes(cfg, device.type)
     if not dist.is_initialized():
         backend = "nccl" if device.type == "cuda" else "gloo"
         # generous timeout: rank 0 may decode the whole data set into the cache while the others wait
@@ -224,7 +214,7 @@ def wrap(m, r: Rank, device: torch.device):
         m.gp_rng.manual_seed(rank_seed(m.cfg.seed, r.rank, 3))
     kwargs = {"device_ids": [device.index]} if device.type == "cuda" else {}
     wrapped = {}
-    for name in NETWORKS:
+    for name in NETWORK_NAMES:
         net: nn.Module = getattr(m, name)
         if m.cfg.norm == "batch":
             # in place for our networks (their top module is not a norm layer); the same

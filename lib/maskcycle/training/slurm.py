@@ -22,30 +22,57 @@ the job (one node; multi-node trials are started by hand, README).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
 import subprocess
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Literal
 
 import yaml
 
-from maskcycle.config import ConfigError, TrialConfig, parse_overrides
+from maskcycle.config import ConfigError, TrialConfig, add_field_arguments, check_field_types, parse_overrides
 from maskcycle.io import update_run_json
 
-DEFAULTS: dict = {
-    "cluster": "slurm", "partition": None, "time": None, "timeout_min": 24 * 60, "gpus_per_trial": 1,
-    "cpus_per_trial": 8, "mem_gb": None, "array_parallelism": 16, "account": None, "qos": None,
-    "constraint": None, "job_name": "maskcycle", "folder": None, "max_requeue": 3, "setup": [],
-    "additional": {},
-}
-_TYPES: dict = {
-    "cluster": str, "partition": str, "time": str, "timeout_min": int, "gpus_per_trial": int,
-    "cpus_per_trial": int, "mem_gb": (int, float), "array_parallelism": int, "account": str, "qos": str,
-    "constraint": str, "job_name": str, "folder": str, "max_requeue": int, "setup": list, "additional": dict,
-}
-CLUSTERS = ("slurm", "local", "debug")
+
+def _field(default, help: str, **kw):
+    return dataclasses.field(default=default, metadata={"help": help, **kw})
+
+
+@dataclasses.dataclass(frozen=True)
+class SlurmOptions:
+    """How each trial's job is submitted (checked like every settings class: config.check_field_types)."""
+
+    cluster: Literal["slurm", "local", "debug"] = _field("slurm", "submitit executor (local: processes here)")
+    partition: str | None = _field(None, "SLURM partition", flag=True)
+    time: str | None = _field(None, "time limit per trial job, e.g. 24:00:00 or 2-00:00:00", flag=True)
+    timeout_min: int = _field(24 * 60, "time limit in minutes (set from `time` when given)")
+    gpus_per_trial: int = _field(1, "GPUs per trial job (>= the trial's nproc)", flag=True)
+    cpus_per_trial: int = _field(8, "CPU cores per trial job", flag=True)
+    mem_gb: float | None = _field(None, "memory per trial job", flag=True)
+    array_parallelism: int = _field(16, "trial jobs running at once", flag=True)
+    account: str | None = _field(None, "SLURM account")
+    qos: str | None = _field(None, "SLURM QOS")
+    constraint: str | None = _field(None, "SLURM constraint")
+    job_name: str = _field("maskcycle", "SLURM job name")
+    folder: str | None = _field(None, "submitit logs (default <sweep>/slurm)", flag="--slurm-folder")
+    max_requeue: int = _field(3, "requeues after preemption or time-out")
+    setup: tuple[str, ...] = _field((), "shell lines run before each job (e.g. module load cuda)")
+    additional: dict = dataclasses.field(default_factory=dict, metadata={"help": "extra sbatch options"})
+
+    def __post_init__(self) -> None:
+        check_field_types(self, ConfigError)
+        for key in ("timeout_min", "array_parallelism", "cpus_per_trial"):
+            if getattr(self, key) < 1:
+                raise ConfigError(f"key {key!r}: value {getattr(self, key)!r} must be >= 1")
+        for key in ("gpus_per_trial", "max_requeue"):
+            if getattr(self, key) < 0:
+                raise ConfigError(f"key {key!r}: value {getattr(self, key)!r} must be >= 0")
+
+
+FIELDS = {f.name: f for f in dataclasses.fields(SlurmOptions)}
 
 
 class SlurmError(RuntimeError):
@@ -71,10 +98,10 @@ def parse_time(text: str) -> int:
 
 
 def resolve_options(options: dict | None) -> dict:
-    """Defaults < the YAML named by `config` < the other given options; every key and type checked."""
+    """Defaults < the YAML named by `config` < the other given options; every key and type checked.
+    Returns SlurmOptions as a dict, `timeout_min` set from `time` when given."""
     options = dict(options or {})
-    values = dict(DEFAULTS)
-    source = "slurm options"
+    values: dict = {}
     if options.get("config"):
         path = Path(options.pop("config"))
         try:
@@ -83,63 +110,50 @@ def resolve_options(options: dict | None) -> dict:
             raise ConfigError(f"{path}: cannot read SLURM options ({exc})") from None
         if not isinstance(loaded, dict):
             raise ConfigError(f"{path}: expected a mapping of SLURM options")
-        _check(loaded, str(path))
-        values.update(loaded)
+        values.update(_checked(loaded, str(path)))
     options.pop("config", None)
-    _check(options, source)
-    values.update(options)
-    if values["time"] is not None:
+    values.update(_checked(options, "slurm options"))
+    if values.get("time") is not None:
         values["timeout_min"] = parse_time(values["time"])
-    if values["cluster"] not in CLUSTERS:
-        raise ConfigError(f"slurm option 'cluster': {values['cluster']!r} is not one of {', '.join(CLUSTERS)}")
-    for key in ("timeout_min", "array_parallelism", "cpus_per_trial"):
-        if values[key] < 1:
-            raise ConfigError(f"slurm option {key!r}: {values[key]!r} must be >= 1")
-    for key in ("gpus_per_trial", "max_requeue"):
-        if values[key] < 0:
-            raise ConfigError(f"slurm option {key!r}: {values[key]!r} must be >= 0")
-    return values
+    try:
+        resolved = dataclasses.asdict(SlurmOptions(**values))
+        return resolved | {"setup": list(resolved["setup"])}  # submitit takes a list
+    except ConfigError as exc:
+        raise ConfigError(f"slurm option {str(exc).removeprefix('key ')}") from None
 
 
-def _check(values: dict, source: str) -> None:
-    for key, value in values.items():
-        if key not in _TYPES:
-            raise ConfigError(f"{source}: unknown SLURM option {key!r} (known: {', '.join(sorted(_TYPES))}, config)")
-        if value is None:
-            continue
-        if key == "time" and not isinstance(value, str):
-            # YAML reads 04:00:00 as the number 14400; minutes and SLURM strings must not be confused
-            raise ConfigError(f"{source}: SLURM option 'time': give a quoted string like '04:00:00' "
-                              f"(or minutes as timeout_min), got {value!r}")
-        want = _TYPES[key]
-        if not isinstance(value, want) or (isinstance(value, bool) and want is not bool):
-            raise ConfigError(f"{source}: SLURM option {key!r}: {value!r} has type {type(value).__name__}")
+def _checked(values: dict, source: str) -> dict:
+    unknown = sorted(set(values) - set(FIELDS))
+    if unknown:
+        raise ConfigError(f"{source}: unknown SLURM option {unknown[0]!r} (known: {', '.join(sorted(FIELDS))}, config)")
+    if values.get("time") is not None and not isinstance(values["time"], str):
+        # YAML reads 04:00:00 as the number 14400; minutes and SLURM strings must not be confused
+        raise ConfigError(f"{source}: SLURM option 'time': give a quoted string like '04:00:00' "
+                          f"(or minutes as timeout_min), got {values['time']!r}")
+    out = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
+    try:
+        SlurmOptions(**out)  # the types of what this source gave, named with the source
+    except ConfigError as exc:
+        raise ConfigError(f"{source}: SLURM option {str(exc).removeprefix('key ')}") from None
+    return out
 
 
 # --- CLI flags (added to `maskcycle sweep` by maskcycle.cli) ---------------------------------
-_FLAGS = (("--slurm-config", "config", str, "YAML mapping of SLURM options"),
-          ("--partition", "partition", str, "SLURM partition"),
-          ("--time", "time", str, "time limit per trial job, e.g. 24:00:00 or 2-00:00:00"),
-          ("--gpus-per-trial", "gpus_per_trial", int, "GPUs per trial job (>= the trial's nproc)"),
-          ("--cpus-per-trial", "cpus_per_trial", int, "CPU cores per trial job"),
-          ("--mem-gb", "mem_gb", float, "memory per trial job"),
-          ("--array-parallelism", "array_parallelism", int, "trial jobs running at once"),
-          ("--slurm-folder", "folder", str, "submitit logs (default <sweep>/slurm)"))
-
-
 def add_arguments(p) -> None:
-    """The named SLURM flags of `maskcycle sweep` (used with --executor slurm)."""
+    """The named SLURM flags of `maskcycle sweep` (with --executor slurm): --slurm-config and the
+    SlurmOptions fields marked `flag` (the others through --slurm KEY=VALUE or the YAML)."""
     group = p.add_argument_group("SLURM (with --executor slurm; --slurm KEY=VALUE wins over these)")
-    for flag, key, kind, help_text in _FLAGS:
-        group.add_argument(flag, dest=f"slurm_{key}", type=kind, default=None, help=help_text,
-                           metavar=flag.removeprefix("--slurm-").removeprefix("--").replace("-", "_").upper())
+    group.add_argument("--slurm-config", dest="slurm_config", default=None, metavar="YAML",
+                       help="YAML mapping of SLURM options")
+    add_field_arguments(group, SlurmOptions, only=[k for k, f in FIELDS.items() if f.metadata.get("flag")],
+                        dest_prefix="slurm_", defaults=False)
 
 
 def flag_options(args) -> list[str]:
     """The named flags given on the command line as KEY=VALUE strings. Values are JSON (valid
     YAML), so a time like 04:00:00 stays a string through parse_overrides."""
-    values = ((key, getattr(args, f"slurm_{key}", None)) for _, key, _, _ in _FLAGS)
-    return [f"{key}={json.dumps(value)}" for key, value in values if value is not None]
+    given = {"config": args.slurm_config} | {k: getattr(args, f"slurm_{k}", None) for k in FIELDS}
+    return [f"{key}={json.dumps(value)}" for key, value in given.items() if value is not None]
 
 
 # --- running ---------------------------------------------------------------------------------

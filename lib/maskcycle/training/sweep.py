@@ -29,11 +29,11 @@ from pathlib import Path
 import yaml
 
 from maskcycle import results
-from maskcycle.config import ConfigError, TrialConfig, parse_overrides
+from maskcycle.config import NOTEBOOKS_DIR, ConfigError, TrialConfig, parse_overrides
 from maskcycle.io import update_run_json, utc_now
 from maskcycle.training import slurm
 
-NOTEBOOK = Path(__file__).resolve().parents[2] / "notebooks" / "02_training.ipynb"
+NOTEBOOK = NOTEBOOKS_DIR / "02_training.ipynb"
 RENDERED = "02_training.ipynb"
 EXIT_NOT_STARTED = 125  # exit status when nothing ran; otherwise the number of failed trials
 
@@ -235,25 +235,28 @@ def add_arguments(p) -> None:
     """The `maskcycle sweep` options (used by maskcycle.cli)."""
     p.add_argument("params", nargs="+", help="trial YAMLs (TrialConfig fields); trial name = file stem")
     p.add_argument("--out", required=True, help="sweep folder: one sub-folder per trial + summary.csv")
-    p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="override settings in every trial")
+    p.add_argument("--set", nargs="*", action="extend", default=[], metavar="KEY=VALUE",
+                   help="override settings in every trial")
     p.add_argument("--executor", choices=["local", "slurm"], default="local")
     p.add_argument("--parallel", type=int, default=None,
                    help="trials at once (default: one per visible GPU, else 1)")
     p.add_argument("--slurm", nargs="*", default=[], metavar="KEY=VALUE",
                    help="options for maskcycle.training.slurm.run_trials_slurm (e.g. partition=gpu)")
     p.add_argument("--kernel", default="maskcycle", help="Jupyter kernel papermill uses")
+    slurm.add_arguments(p)
 
 
-def main(args) -> int:
+def run_command(args) -> int:
     """Run the sweep; exit status = number of failed trials (0 = all finished), or 125 when nothing
     could start (invalid params, no SLURM support)."""
+    args.slurm = slurm.flag_options(args) + list(args.slurm)  # --slurm KEY=VALUE wins over named flags
     try:
-        results = run_sweep(args.params, args.out, args.set, args.executor, args.parallel,
+        records = run_sweep(args.params, args.out, args.set, args.executor, args.parallel,
                             parse_overrides(args.slurm), args.kernel)
     except (ConfigError, SweepError) as exc:
         print(f"maskcycle sweep: error: {exc}", file=sys.stderr)
         return EXIT_NOT_STARTED
-    failed = [r["trial"] for r in results if r.get("status") == "failed"]
+    failed = [r["trial"] for r in records if r.get("status") == "failed"]
     if failed:
-        print(f"[sweep] {len(failed)} of {len(results)} trial(s) failed: {', '.join(failed)}", file=sys.stderr)
+        print(f"[sweep] {len(failed)} of {len(records)} trial(s) failed: {', '.join(failed)}", file=sys.stderr)
     return min(len(failed), EXIT_NOT_STARTED - 1)

@@ -318,18 +318,27 @@ def _write_metrics(out: Path, cfg: TrialConfig, epoch: int, images: int, wall: f
     atomic_write_text(path, json.dumps(metrics, indent=2) + "\n")
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m maskcycle.training.trainer", description=__doc__.split("\n")[0])
-    parser.add_argument("--config", required=True, help="a TrialConfig YAML")
-    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="overrides")
-    parser.add_argument("--out", required=True, help="the trial folder (resumed if it has a checkpoint)")
-    parser.add_argument("--stop-after-epochs", type=int, default=None)
-    args = parser.parse_args(argv)
-    cfg = TrialConfig.from_yaml(args.config, args.set)
-    out = train(cfg, args.out, stop_after_epochs=args.stop_after_epochs)
+# --- command line ------------------------------------------------------------------------
+def add_arguments(p) -> None:
+    """`maskcycle train` (and `python -m maskcycle.training.trainer`, what torchrun starts)."""
+    p.add_argument("--params", "--config", dest="params", required=True, help="trial YAML (TrialConfig fields)")
+    p.add_argument("--set", nargs="*", action="extend", default=[], metavar="KEY=VALUE", help="override settings")
+    p.add_argument("--out", required=True, help="trial folder; resumed when it holds a checkpoint")
+    p.add_argument("--stop-after-epochs", type=int, default=None, help="end this call after N epochs")
+
+
+def run_command(args) -> int:
+    cfg = TrialConfig.from_yaml(args.params, args.set)
+    out = train_or_launch(cfg, args.out, stop_after_epochs=args.stop_after_epochs)
     if ddp.env_rank().is_main:  # under torchrun only rank 0 reports
         print(out)
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m maskcycle.training.trainer", description=__doc__.split("\n")[0])
+    add_arguments(parser)
+    return run_command(parser.parse_args(argv))
 
 
 if __name__ == "__main__":
