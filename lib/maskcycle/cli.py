@@ -20,15 +20,15 @@ def _train(args) -> int:
 
 
 def _translate(args) -> int:
-    from maskcycle.config import resolve_device
-    from maskcycle.evaluation.translate import load_generator, translate_folder
+    from maskcycle.evaluation.translate import main_args
 
-    cfg, G = load_generator(args.checkpoint, args.direction, resolve_device(args.device))
-    report = translate_folder(G, cfg, args.input, args.output, size=args.size, batch_size=args.batch_size)
-    print(f"wrote {len(report.written)} images to {args.output}")
-    for path, why in report.failed:
-        print(f"failed: {path}: {why}", file=sys.stderr)
-    return 1 if report.failed else 0
+    return main_args(args)
+
+
+def _faces(args) -> int:
+    from maskcycle.data.faces import main_args
+
+    return main_args(args)
 
 
 def _sweep(args) -> int:
@@ -42,8 +42,10 @@ def _evaluate(args) -> int:
     from maskcycle.config import ConfigError, TrialConfig, parse_overrides, resolve_device
     from maskcycle.evaluation import evaluate
 
+    if args.fakes_ab or args.fakes_ba:
+        return _evaluate_fakes(args)
     if bool(args.sweep) == bool(args.reference):
-        raise ConfigError("give exactly one of --sweep DIR or --reference DIR")
+        raise ConfigError("give exactly one of --sweep DIR, --reference DIR or --fakes-ab/--fakes-ba DIR")
     common = dict(every_k_epochs=args.every_k_epochs, batch_size=args.batch_size, force=args.force)
     if args.sweep:
         table = evaluate.evaluate_sweep(args.sweep, args.curated, inception_weights=args.inception_weights,
@@ -66,6 +68,24 @@ def _evaluate(args) -> int:
     for reason in reasons:
         print(f"maskcycle evaluate: FID/KID unavailable: {reason}", file=sys.stderr)
     return 3 if reasons and args.require_fid else 0
+
+
+def _evaluate_fakes(args) -> int:
+    from maskcycle.config import ConfigError, resolve_device
+    from maskcycle.evaluation import evaluate, external
+
+    if args.sweep or args.reference or not args.out:
+        raise ConfigError("--fakes-ab/--fakes-ba take --out DIR and neither --sweep nor --reference")
+    scorer = evaluate.open_scorer(args.feature_extractor, args.inception_weights, not args.no_download,
+                                  resolve_device(args.device))
+    record = external.evaluate_fakes(args.out, {"AB": args.fakes_ab, "BA": args.fakes_ba},
+                                     {"A": args.real_a, "B": args.real_b},
+                                     {"AB": args.pairs_ab, "BA": args.pairs_ba}, scorer)
+    print("\n".join(f"{k}: {v}" for k, v in record.items() if not isinstance(v, (list, dict))))
+    print(f"wrote {args.out}/metrics.json")
+    if scorer.unavailable:
+        print(f"maskcycle evaluate: FID/KID unavailable: {scorer.unavailable}", file=sys.stderr)
+    return 3 if scorer.unavailable and args.require_fid else 0
 
 
 def _demo_data(args) -> int:
@@ -158,15 +178,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--stop-after-epochs", type=int, default=None, help="end this call after N epochs")
     p.set_defaults(func=_train)
 
-    p = sub.add_parser("translate", help="translate a folder of images with a trained generator")
-    p.add_argument("--checkpoint", required=True, help="our .pt, or the reference's *_net_G_A/B.pth")
-    p.add_argument("--direction", required=True, choices=["AB", "BA"], help="AB puts a mask on, BA takes it off")
-    p.add_argument("--input", required=True)
-    p.add_argument("--output", required=True)
-    p.add_argument("--size", type=int, default=None, help="resize inputs to this (default: crop_size)")
-    p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p = sub.add_parser("translate", help="translate the faces in photos (or aligned crops) with a trained generator")
+    from maskcycle.evaluation.translate import add_arguments as _translate_arguments
+
+    _translate_arguments(p)
     p.set_defaults(func=_translate)
+    p = sub.add_parser("faces", help="detect faces (dlib) in images; one CSV row per file")
+    from maskcycle.data.faces import add_arguments as _faces_arguments
+
+    _faces_arguments(p)
+    p.set_defaults(func=_faces)
 
     p = sub.add_parser("sweep", help="run params YAMLs through notebooks/02_training.ipynb; write summary.csv",
                        description="Exit status: number of failed trials; 125 when nothing could start.")
@@ -193,7 +214,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a torch-fidelity extractor name (the standard FID uses inception-v3-compat)")
     p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
                    help="--reference only: the run's settings (netG, ngf, norm, crop_size, ...)")
-    p.add_argument("--out", default=None, help="--reference only: where eval/ goes (default: the folder)")
+    p.add_argument("--out", default=None, help="--reference: where eval/ goes (default: the folder); "
+                   "--fakes-ab/--fakes-ba: the folder for metrics.json")
+    from maskcycle.evaluation.external import add_arguments as _external_arguments
+
+    _external_arguments(p)
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.add_argument("--force", action="store_true", help="recompute even what an earlier run already scored")

@@ -24,6 +24,19 @@ def list_images(folder: str | Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
 
 
+def list_inputs(inputs, flag: str = "input") -> list[Path]:
+    """Files given directly and the images directly inside the folders given, in the order given."""
+    out: list[Path] = []
+    for item in map(Path, inputs):
+        if item.is_dir():
+            out.extend(list_images(item))
+        elif item.is_file():
+            out.append(item)
+        else:
+            raise FileNotFoundError(f"{flag} {item}: no such file or folder")
+    return out
+
+
 def read_rgb(path: str | Path, size: int | None = None) -> np.ndarray:
     """Decode to uint8 HxWx3 RGB, upright per its EXIF orientation (phone photos), optionally resized
     to size x size (bicubic)."""

@@ -38,8 +38,8 @@ import torch
 from maskcycle.config import NOT_HYPERPARAMETERS, TrialConfig
 from maskcycle.data.cache import cached_images
 from maskcycle.data.images import ImageReadError, list_images, read_rgb, write_png
+from maskcycle.evaluation import facedist, paired
 from maskcycle.evaluation import fid as fidlib
-from maskcycle.evaluation import paired
 from maskcycle.evaluation.translate import translate_array
 from maskcycle.io import atomic_write_text, utc_now
 from maskcycle.models import checkpoints
@@ -72,6 +72,7 @@ class TestSets:
     pairs_note: str | None  # why there are no paired metrics, when there are none
     pairs_skipped: list[str]  # counterparts that cannot be decoded, each with the reason
     key: str  # fingerprint of what the sets were built from
+    faces: dict = dataclasses.field(default_factory=dict)  # descriptors of the real sets, computed once
 
 
 def _resolve_counterpart(value: str, root: Path) -> Path | None:
@@ -260,8 +261,41 @@ def evaluate_snapshot(snap: Snapshot, cfg: TrialConfig, test: TestSets, scorer: 
     return out, fakes_AB, fakes_BA, rows
 
 
+def face_metrics(test: TestSets, fakes_AB: np.ndarray, fakes_BA: np.ndarray, progress: bool = False) -> dict:
+    """fd_face/kd_face per direction and identity: G_AB(A) against A itself; G_BA(B) against the
+    true unmasked face where pairs_test.csv knows it, else against its input (`id_reference_BA`)."""
+    from maskcycle.data.faces import FaceModelError
+
+    try:
+        cache = test.faces
+        for name, images in (("A", test.A), ("B", test.B)):
+            if name not in cache:
+                cache[name] = facedist.descriptors(np.asarray(images), progress, f"faces test{name}")
+        b_pairs = [p for p in test.pairs if p["domain"] == "B"]
+        if b_pairs and "truth_B" not in cache:
+            cache["truth_B"] = facedist.descriptors([p["truth"] for p in b_pairs], progress, "faces truth")
+        d_AB, miss_AB = facedist.descriptors(fakes_AB, progress, "faces G_AB")
+        d_BA, miss_BA = facedist.descriptors(fakes_BA, progress, "faces G_BA")
+    except FaceModelError as exc:
+        return {"face_unavailable_reason": str(exc)}
+    out = {"face_unavailable_reason": None,
+           **facedist.flat("AB", facedist.distribution_distances(d_AB, cache["B"][0]),
+                           facedist.identity(d_AB, cache["A"][0]), "input")}
+    if b_pairs:
+        index = {n: i for i, n in enumerate(test.names_B)}
+        rows = [index[p["file"]] for p in b_pairs]
+        ident_BA, ref = facedist.identity(d_BA[rows], cache["truth_B"][0]), "counterpart"
+    else:
+        ident_BA, ref = facedist.identity(d_BA, cache["B"][0]), "input"
+    out.update(facedist.flat("BA", facedist.distribution_distances(d_BA, cache["A"][0]), ident_BA, ref))
+    out.update(face_fallback_AB=miss_AB, face_fallback_BA=miss_BA, face_fallback_test_A=cache["A"][1],
+               face_fallback_test_B=cache["B"][1])
+    return out
+
+
 def _snapshot_key(snap: Snapshot, cfg: TrialConfig, test: TestSets, scorer: Scorer) -> str:
-    return _fingerprint(snap.files, f"{test.key}|{scorer.key}|{cfg.crop_size}|{snap.label}")
+    extra = f"{test.key}|{scorer.key}|{cfg.crop_size}|{snap.label}|{facedist.VERSION}"
+    return _fingerprint(snap.files, extra)
 
 
 def _select(snaps: list[Snapshot], final: Snapshot, every_k_epochs: int | None) -> list[Snapshot]:
@@ -304,7 +338,8 @@ def evaluate_snapshots(out_dir: Path, name: str, cfg: TrialConfig, snaps: list[S
         if done is None:
             entry, fakes_AB, fakes_BA, rows = evaluate_snapshot(snap, cfg, test, scorer, device, batch_size, progress)
             entry["key"] = key
-            if is_final:
+            if is_final:  # face metrics for the final checkpoint only (descriptors cost ~0.1 s an image)
+                entry.update(face_metrics(test, fakes_AB, fakes_BA, progress))
                 _write_fakes(eval_dir, fakes_AB, fakes_BA, test)
                 _write_rows(eval_dir / "paired.csv", rows)
         else:
