@@ -95,7 +95,7 @@ def _resized(image: np.ndarray, scale: float) -> np.ndarray:
 
 
 def detect(image: np.ndarray, detector: str = "hog", upsample: int = 1) -> list[Face]:
-    """Faces in an HxWx3 uint8 RGB image, largest first. Small images are enlarged and large ones
+    """Faces in an HxWx3 uint8 RGB image, best score first. Small images are enlarged and large ones
     reduced for the search (boxes are in the given image's pixels). HOG scores are SVM margins
     (> 0 is a face), CNN scores dlib's confidences."""
     if detector not in DETECTORS:
@@ -113,7 +113,16 @@ def detect(image: np.ndarray, detector: str = "hog", upsample: int = 1) -> list[
         box = (max(0, round(r.left() / scale)), max(0, round(r.top() / scale)),
                min(w, round((r.right() + 1) / scale)), min(h, round((r.bottom() + 1) / scale)))
         faces.append(Face(box, float(score)))
-    return sorted(faces, key=lambda f: (-f.area, -f.score))
+    return sorted(faces, key=lambda f: -f.score)
+
+
+def main_face(found: list[Face]) -> Face | None:
+    """The largest face; among faces of nearly that size (side >= 0.8 of it) the best scoring, since
+    HOG's false faces come out as large as real ones but with low scores."""
+    if not found:
+        return None
+    side = max(f.area for f in found) ** 0.5
+    return max((f for f in found if f.area ** 0.5 >= 0.8 * side), key=lambda f: f.score)
 
 
 def _rect(box):
@@ -255,12 +264,12 @@ def aligned_descriptor(image: np.ndarray, detector: str = "hog") -> tuple[np.nda
     side = DETECT_MIN_SIDE
     work = _resized(image, side / min(image.shape[:2])) if min(image.shape[:2]) != side else image
     faces = detect(work, detector, upsample=0)
-    box = faces[0].box if faces else aligned_face_box(work.shape[:2])
+    box = main_face(faces).box if faces else aligned_face_box(work.shape[:2])
     return descriptor(work, box), bool(faces)
 
 
 def scan(inputs, out_csv: str | Path, detector: str = "hog", progress: bool = True) -> list[dict]:
-    """One row per input file (path, n_faces, the largest face's box and score, error) -> CSV."""
+    """One row per input file (path, n_faces, the main face's box and score (`main_face`), error) -> CSV."""
     import csv
     import io
 
@@ -281,7 +290,8 @@ def scan(inputs, out_csv: str | Path, detector: str = "hog", progress: bool = Tr
         found = detect(image, detector)
         row.update(n_faces=len(found), height=image.shape[0], width=image.shape[1])
         if found:
-            row.update(dict(zip(("left", "top", "right", "bottom"), found[0].box)), score=round(found[0].score, 4))
+            face = main_face(found)
+            row.update(dict(zip(("left", "top", "right", "bottom"), face.box)), score=round(face.score, 4))
         rows.append(row)
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=list(rows[0]) if rows else ["path", "n_faces"], lineterminator="\n")

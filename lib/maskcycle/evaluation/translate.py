@@ -111,11 +111,11 @@ def check_output(output: str | Path, inputs: list[str | Path]) -> Path:
 def translate_photo(G: nn.Module, cfg: TrialConfig, photo: np.ndarray, size: int, which: str = "all",
                     detector: str = "hog") -> tuple[np.ndarray | None, int]:
     """(photo with every face translated and pasted back, faces found); None when there is no face.
-    `which` = "all" or "largest"."""
+    `which` = "all" or "largest" (`faces.main_face`: the largest, by score among near-equal sizes)."""
     found = facelib.detect(photo, detector)
     if not found:
         return None, 0
-    chosen = found if which == "all" else found[:1]
+    chosen = found if which == "all" else [facelib.main_face(found)]
     crops = [facelib.align(photo, facelib.landmarks(photo, f), size) for f in chosen]
     fakes = translate_array(G, np.stack([c.image for c in crops]), cfg)
     out = photo
