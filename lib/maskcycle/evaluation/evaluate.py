@@ -16,8 +16,10 @@ the final checkpoint, `by_epoch` for the curve), per-pair rows in `<trial>/eval/
 one row per trial in `<sweep>/results.csv` (and the sweep's summary.csv when maskcycle.training.sweep
 provides `write_summary`).
 
-Without the Inception weights, FID/KID are recorded as unavailable with the reason and the rest is
-still computed. Results already computed for an unchanged checkpoint are reused.
+For the final checkpoint the face-feature metrics (`facedist`: fd_face/kd_face per direction,
+identity of G_AB(A) against A and of G_BA(B) against the true face from pairs_test.csv) are added;
+they need no download. Without the Inception weights, FID/KID are recorded as unavailable with the
+reason and the rest is still computed. Results already computed for an unchanged checkpoint are reused.
 """
 
 from __future__ import annotations
