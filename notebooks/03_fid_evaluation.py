@@ -20,7 +20,8 @@
 #
 # - **FID_AB** = FID(G_AB(test A), real test B), **FID_BA** = FID(G_BA(test B), real test A), and KID, with torch-fidelity's standard Inception;
 # - **paired metrics**: PSNR and SSIM of each translation against its true counterpart (masked face N is FFHQ face N with a mask drawn on), over the whole image and over the mask region;
-# - **FID over training** from the saved epoch checkpoints.
+# - **FID over training** from the saved epoch checkpoints;
+# - **face features, always (offline too)**: FD_face and KD_face, the Frechet and kernel distances between dlib's 128-D face descriptors of the fakes and of the real target set, and **identity**: whether each fake is still the same person (dlib's 0.6 threshold) as its input (G_AB) or its true unmasked face (G_BA, from `pairs_test.csv`).
 #
 # Lower FID/KID is better; higher PSNR/SSIM is better. The same from a shell: `maskcycle evaluate --sweep results/demo/sweep --curated results/demo/curated`.
 
@@ -76,6 +77,13 @@ print(f'{len(table)} trial(s); {int(table["evaluated"].sum()) if len(table) else
 display(figures.display_table(table))
 
 # %% [markdown]
+# ## Face features and identity
+# Per trial and direction, for the final checkpoint: **FD_face** / **KD_face** (lower is better; dlib descriptors, so no download and always available, but not comparable with FID), the **identity rate** (share of fakes within dlib's 0.6 of the face they must still look like, Wilson 95 % interval), the **median descriptor distance** (bootstrap 95 % interval), and the **chance rate**: the same on mismatched pairs, what a translation that forgot who it was would score. Fakes where the detector finds no face are described at the fixed FFHQ-aligned face box (counted in the last column).
+
+# %%
+display(figures.face_table(table) if len(table) else 'no trials')
+
+# %% [markdown]
 # ## Beside the study's published numbers
 # The study's best FID_AB 17.07 and FID_BA 48.39 and its ranges over its trials, as published (its FID script, sample count and image size are unknown; see the notes at the end before comparing).
 
@@ -112,11 +120,14 @@ fig = figures.paired_plot(pairs, save=figure_dir / 'paired_psnr.png')
 
 # %%
 evaluated = table[table['evaluated']] if len(table) else table
+# the best trial by the first metric that was measured (lower is better for FID and FD_face)
+choices = [('FID_BA', 'min'), ('psnr_BA_mask', 'max'), ('fd_face_BA', 'min')]
+measured = [(k, how) for k, how in choices if k in evaluated and pd.to_numeric(evaluated[k], errors='coerce').notna().any()]
 if len(evaluated):
-    key = 'FID_BA' if fid_available else 'psnr_BA_mask'
-    values = pd.to_numeric(evaluated[key], errors='coerce')
-    best = evaluated.loc[values.idxmin() if fid_available else values.idxmax(), 'trial']
-    print(f'examples from {best} (best by {key})')
+    key, how = measured[0] if measured else (None, None)
+    values = pd.to_numeric(evaluated[key], errors='coerce') if key else None
+    best = evaluated.loc[getattr(values, f'idx{how}')(), 'trial'] if key else evaluated['trial'].iloc[0]
+    print(f'examples from {best} (best by {key or "nothing measured: the first trial"})')
     fig = figures.example_pairs(sweep / best, n=4, direction='BA', save=figure_dir / 'examples_BA.png')
     fig = figures.example_pairs(sweep / best, n=4, direction='AB', save=figure_dir / 'examples_AB.png')
 

@@ -38,5 +38,10 @@ def test_notebook03_runs_offline_on_a_tiny_sweep(tmp_path):
     table = pd.read_csv(sweep / "summary.csv")
     assert list(table["trial"]) == ["bs2_lsgan", "bs3_vanilla"]
     assert table["FID_AB"].isna().all() and table["psnr_BA_mask"].notna().all()
+    # face features and identity are computed offline and shown (issue 12)
+    assert "identity rate" in text and "FD_face" in text
+    for col in ("fd_face_AB", "kd_face_BA", "id_rate_AB", "id_dist_BA"):
+        assert table[col].notna().all(), col
+    assert (table["id_reference_BA"] == "counterpart").all()
     assert (sweep / "eval_figures" / "fid_per_direction.png").is_file()
     assert (sweep / "bs2_lsgan" / "eval" / "paired.csv").is_file()

@@ -58,14 +58,14 @@ def test_translate_cli_skips_and_names_a_corrupt_file(tiny_data, tmp_path, capsy
         (inputs / p.name).write_bytes(p.read_bytes())
     (inputs / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
     code = main(["translate", "--checkpoint", str(trial / "checkpoints/latest.pt"), "--direction", "AB",
-                 "--input", str(inputs), "--output", str(tmp_path / "out"), "--batch-size", "2"])
+                 "--input", str(inputs), "--output", str(tmp_path / "out"), "--aligned"])
     err = capsys.readouterr().err
     assert code == 1 and "broken.png" in err
     written = sorted(p.name for p in (tmp_path / "out").iterdir())
     assert written == sorted(p.name for p in inputs.iterdir() if p.name != "broken.png")
     from PIL import Image
 
-    assert Image.open(tmp_path / "out" / written[0]).size == (32, 32)
+    assert Image.open(tmp_path / "out" / written[0]).size == (40, 40)  # the input's size
 
 
 def test_bad_params_file_gives_named_error(tmp_path, capsys):

@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from maskcycle.data import curate, demo
+from maskcycle.data import curate, demo, faces
 from maskcycle.evaluation import evaluate, translate
 from maskcycle.models.checkpoints import CheckpointError
 from maskcycle.survey import analysis, page, simulate
@@ -16,10 +16,11 @@ from maskcycle.training.launch import LaunchError
 
 COMMANDS = (
     ("train", trainer, "train (or resume) one trial"),
-    ("translate", translate, "translate a folder of images with a trained generator"),
+    ("translate", translate, "translate the faces in photos (or aligned crops) with a trained generator"),
+    ("faces", faces, "detect faces (dlib) in images; one CSV row per file"),
     ("sweep", sweep, "run params YAMLs through notebooks/02_training.ipynb; write summary.csv"),
-    ("evaluate", evaluate, "FID/KID, paired metrics and FID over training of a sweep's trials "
-                           "(or of a reference-implementation checkpoint folder)"),
+    ("evaluate", evaluate, "FID/KID, face-feature distances, identity and paired metrics of a sweep's "
+                           "trials, a reference checkpoint folder, or folders of external fakes"),
     ("demo-data", demo, "write the embedded demo data set (FFHQ-like and MaskedFace-Net-like trees)"),
     ("curate", curate, "filter, split identity-disjointly, resize and cache the raw sets"),
     ("bench", bench, "training speed: plain fp32 vs fast path, interleaved; writes JSON"),

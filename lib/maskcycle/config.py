@@ -32,6 +32,14 @@ class ConfigError(ValueError):
     """An unknown key, a value of the wrong type, or an impossible value in a trial config."""
 
 
+def size_multiple(netG: str) -> int:
+    """Image sides a generator can take are multiples of this (its down-samplings): a U-Net halves 7
+    (unet_128) or 8 (unet_256) times, a ResNet generator twice."""
+    if netG.startswith("unet"):
+        return 128 if netG == "unet_128" else 256
+    return 4
+
+
 NetG = Literal["resnet_9blocks", "resnet_6blocks", "unet_128", "unet_256"]
 NetD = Literal["basic", "n_layers", "pixel"]
 Norm = Literal["instance", "batch", "none"]
@@ -347,12 +355,8 @@ def _check_values(cfg: TrialConfig) -> None:
         bad("lr_decay_iters", "must be >= 1")
     if cfg.preprocess == "resize_and_crop" and cfg.crop_size > cfg.load_size:
         bad("crop_size", f"must be <= load_size ({cfg.load_size})")
-    if cfg.netG.startswith("unet"):
-        depth = 128 if cfg.netG == "unet_128" else 256
-        if cfg.crop_size % depth:
-            bad("crop_size", f"must be a multiple of {depth} for {cfg.netG}")
-    elif cfg.crop_size % 4:
-        bad("crop_size", "must be a multiple of 4 for a ResNet generator")
+    if cfg.crop_size % size_multiple(cfg.netG):
+        bad("crop_size", f"must be a multiple of {size_multiple(cfg.netG)} for {cfg.netG}")
     for key in ("nproc", "nnodes"):
         if getattr(cfg, key) < 1:
             bad(key, "must be >= 1")

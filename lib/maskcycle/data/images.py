@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageOps
 
 from maskcycle.io import atomic_path
 
@@ -24,12 +24,26 @@ def list_images(folder: str | Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
 
 
+def list_inputs(inputs, flag: str = "input") -> list[Path]:
+    """Files given directly and the images directly inside the folders given, in the order given."""
+    out: list[Path] = []
+    for item in map(Path, inputs):
+        if item.is_dir():
+            out.extend(list_images(item))
+        elif item.is_file():
+            out.append(item)
+        else:
+            raise FileNotFoundError(f"{flag} {item}: no such file or folder")
+    return out
+
+
 def read_rgb(path: str | Path, size: int | None = None) -> np.ndarray:
-    """Decode to uint8 HxWx3 RGB, optionally resized to size x size (bicubic)."""
+    """Decode to uint8 HxWx3 RGB, upright per its EXIF orientation (phone photos), optionally resized
+    to size x size (bicubic)."""
     try:
         with Image.open(path) as img:
             img.load()
-            img = img.convert("RGB")
+            img = ImageOps.exif_transpose(img).convert("RGB")
             if size is not None and img.size != (size, size):
                 img = img.resize((size, size), Image.BICUBIC)
             return np.asarray(img, dtype=np.uint8).copy()
@@ -59,3 +73,13 @@ def write_png(path: str | Path, image_uint8: np.ndarray) -> None:
     """Write one HxWx3 uint8 image as PNG atomically."""
     with atomic_path(path, suffix=".png") as tmp:
         Image.fromarray(image_uint8).save(tmp, format="PNG")
+
+
+def write_image(path: str | Path, image_uint8: np.ndarray) -> None:
+    """Write one HxWx3 uint8 image atomically in the format its suffix names (JPEG at quality 95)."""
+    path = Path(path)
+    fmt = Image.registered_extensions().get(path.suffix.lower())
+    if fmt is None:
+        raise ValueError(f"{path}: unknown image suffix {path.suffix!r}")
+    with atomic_path(path, suffix=path.suffix) as tmp:
+        Image.fromarray(image_uint8).save(tmp, format=fmt, **({"quality": 95} if fmt == "JPEG" else {}))

@@ -16,7 +16,7 @@ import functools
 from dataclasses import dataclass
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageOps
 
 MEASURE_VERSION = 1  # bump when measure() changes meaning: logged measurements are then redone
 CASCADE = "haarcascade_frontalface_alt2.xml"  # no double hits on one face in our checks
@@ -79,7 +79,9 @@ def measure(path, work_size: int = 256) -> dict:
     try:
         with Image.open(path) as im:
             im.load()
-            out.update(width=im.width, height=im.height, mode=im.mode)
+            mode = im.mode
+            im = ImageOps.exif_transpose(im)  # upright, as every reader sees it
+            out.update(width=im.width, height=im.height, mode=mode)
             rgb = np.asarray(im.convert("RGB"))
     except Exception as exc:  # noqa: BLE001 - any decoder failure is a property of the file
         out["error"] = f"{type(exc).__name__}: {exc}"[:200]

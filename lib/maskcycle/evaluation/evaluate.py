@@ -15,8 +15,10 @@ checkpoints give FID over training. Everything lands in `<trial>/eval/metrics.js
 the final checkpoint, `by_epoch` for the curve), per-pair rows in `<trial>/eval/paired.csv`, and
 the scores join the trial's row in `<sweep>/summary.csv` (maskcycle.results).
 
-Without the Inception weights, FID/KID are recorded as unavailable with the reason and the rest is
-still computed. Results already computed for an unchanged checkpoint are reused.
+For the final checkpoint the face-feature metrics (`facedist`: fd_face/kd_face per direction,
+identity of G_AB(A) against A and of G_BA(B) against the true face from pairs_test.csv) are added;
+they need no download. Without the Inception weights, FID/KID are recorded as unavailable with the
+reason and the rest is still computed. Results already computed for an unchanged checkpoint are reused.
 """
 
 from __future__ import annotations
@@ -39,8 +41,8 @@ from maskcycle import results
 from maskcycle.config import ConfigError, TrialConfig, parse_overrides, resolve_device
 from maskcycle.data.cache import cached_images
 from maskcycle.data.images import ImageReadError, list_images, read_rgb, write_png
+from maskcycle.evaluation import external, facedist, paired
 from maskcycle.evaluation import fid as fidlib
-from maskcycle.evaluation import paired
 from maskcycle.evaluation.translate import translate_array
 from maskcycle.io import atomic_write_text, utc_now
 from maskcycle.models import checkpoints
@@ -73,6 +75,7 @@ class TestSets:
     pairs_note: str | None  # why there are no paired metrics, when there are none
     pairs_skipped: list[str]  # counterparts that cannot be decoded, each with the reason
     key: str  # fingerprint of what the sets were built from
+    faces: dict = dataclasses.field(default_factory=dict)  # descriptors of the real sets, computed once
 
 
 def _resolve_counterpart(value: str, root: Path) -> Path | None:
@@ -261,8 +264,41 @@ def evaluate_snapshot(snap: Snapshot, cfg: TrialConfig, test: TestSets, scorer: 
     return out, fakes_AB, fakes_BA, rows
 
 
+def face_metrics(test: TestSets, fakes_AB: np.ndarray, fakes_BA: np.ndarray, progress: bool = False) -> dict:
+    """fd_face/kd_face per direction and identity: G_AB(A) against A itself; G_BA(B) against the
+    true unmasked face where pairs_test.csv knows it, else against its input (`id_reference_BA`)."""
+    from maskcycle.data.faces import FaceModelError
+
+    try:
+        cache = test.faces
+        for name, images in (("A", test.A), ("B", test.B)):
+            if name not in cache:
+                cache[name] = facedist.descriptors(np.asarray(images), progress, f"faces test{name}")
+        b_pairs = [p for p in test.pairs if p["domain"] == "B"]
+        if b_pairs and "truth_B" not in cache:
+            cache["truth_B"] = facedist.descriptors([p["truth"] for p in b_pairs], progress, "faces truth")
+        d_AB, miss_AB = facedist.descriptors(fakes_AB, progress, "faces G_AB")
+        d_BA, miss_BA = facedist.descriptors(fakes_BA, progress, "faces G_BA")
+    except FaceModelError as exc:
+        return {"face_unavailable_reason": str(exc)}
+    out = {"face_unavailable_reason": None,
+           **facedist.flat("AB", facedist.distribution_distances(d_AB, cache["B"][0]),
+                           facedist.identity(d_AB, cache["A"][0]), "input")}
+    if b_pairs:
+        index = {n: i for i, n in enumerate(test.names_B)}
+        rows = [index[p["file"]] for p in b_pairs]
+        ident_BA, ref = facedist.identity(d_BA[rows], cache["truth_B"][0]), "counterpart"
+    else:
+        ident_BA, ref = facedist.identity(d_BA, cache["B"][0]), "input"
+    out.update(facedist.flat("BA", facedist.distribution_distances(d_BA, cache["A"][0]), ident_BA, ref))
+    out.update(face_fallback_AB=miss_AB, face_fallback_BA=miss_BA, face_fallback_test_A=cache["A"][1],
+               face_fallback_test_B=cache["B"][1])
+    return out
+
+
 def _snapshot_key(snap: Snapshot, cfg: TrialConfig, test: TestSets, scorer: Scorer) -> str:
-    return _fingerprint(snap.files, f"{test.key}|{scorer.key}|{cfg.crop_size}|{snap.label}")
+    extra = f"{test.key}|{scorer.key}|{cfg.crop_size}|{snap.label}|{facedist.VERSION}"
+    return _fingerprint(snap.files, extra)
 
 
 def _select(snaps: list[Snapshot], final: Snapshot, every_k_epochs: int | None) -> list[Snapshot]:
@@ -305,7 +341,8 @@ def evaluate_snapshots(out_dir: Path, name: str, cfg: TrialConfig, snaps: list[S
         if done is None:
             entry, fakes_AB, fakes_BA, rows = evaluate_snapshot(snap, cfg, test, scorer, device, batch_size, progress)
             entry["key"] = key
-            if is_final:
+            if is_final:  # face metrics for the final checkpoint only (descriptors cost ~0.1 s an image)
+                entry.update(face_metrics(test, fakes_AB, fakes_BA, progress))
                 _write_fakes(eval_dir, fakes_AB, fakes_BA, test)
                 _write_rows(eval_dir / "paired.csv", rows)
         else:
@@ -503,15 +540,19 @@ def add_arguments(p) -> None:
                    help="a torch-fidelity extractor name (the standard FID uses the default)")
     p.add_argument("--set", nargs="*", action="extend", default=[], metavar="KEY=VALUE",
                    help="--reference only: the run's settings (netG, ngf, norm, crop_size, ...)")
-    p.add_argument("--out", default=None, help="--reference only: where eval/ goes (default: the folder)")
+    p.add_argument("--out", default=None, help="--reference: where eval/ goes (default: the folder); "
+                   "--fakes-ab/--fakes-ba: the folder for metrics.json")
+    external.add_arguments(p)
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.add_argument("--force", action="store_true", help="recompute even what an earlier run already scored")
 
 
 def run_command(args) -> int:
+    if args.fakes_ab or args.fakes_ba:
+        return _run_fakes(args)
     if bool(args.sweep) == bool(args.reference):
-        raise ConfigError("give exactly one of --sweep DIR or --reference DIR")
+        raise ConfigError("give exactly one of --sweep DIR, --reference DIR or --fakes-ab/--fakes-ba DIR")
     common = dict(every_k_epochs=args.every_k_epochs, batch_size=args.batch_size, force=args.force)
     if args.sweep:
         table = evaluate_sweep(args.sweep, args.curated, inception_weights=args.inception_weights,
@@ -533,3 +574,18 @@ def run_command(args) -> int:
     for reason in reasons:
         print(f"maskcycle evaluate: FID/KID unavailable: {reason}", file=sys.stderr)
     return 3 if reasons and args.require_fid else 0
+
+
+def _run_fakes(args) -> int:
+    if args.sweep or args.reference or not args.out:
+        raise ConfigError("--fakes-ab/--fakes-ba take --out DIR and neither --sweep nor --reference")
+    scorer = open_scorer(args.feature_extractor, args.inception_weights, not args.no_download,
+                         resolve_device(args.device))
+    record = external.evaluate_fakes(args.out, {"AB": args.fakes_ab, "BA": args.fakes_ba},
+                                     {"A": args.real_a, "B": args.real_b},
+                                     {"AB": args.pairs_ab, "BA": args.pairs_ba}, scorer)
+    print("\n".join(f"{k}: {v}" for k, v in record.items() if not isinstance(v, (list, dict))))
+    print(f"wrote {args.out}/metrics.json")
+    if scorer.unavailable:
+        print(f"maskcycle evaluate: FID/KID unavailable: {scorer.unavailable}", file=sys.stderr)
+    return 3 if scorer.unavailable and args.require_fid else 0

@@ -1,25 +1,21 @@
-"""Translate a folder of images with a trained generator (batched, every image, bad files named)."""
+"""Translate images with a trained generator: arrays (batched), aligned crops, and real photos
+(faces found, FFHQ-aligned at the model's size, translated and pasted back; see `translate_files`)."""
 
 from __future__ import annotations
 
 import dataclasses
-import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
-from torch import nn
 
-from maskcycle.config import TrialConfig, resolve_device
-from maskcycle.data.images import ImageReadError, list_images, read_rgb, to_tensor, to_uint8, write_png
-from maskcycle.models import checkpoints
-from maskcycle.models.cyclegan import translate_batch
+from maskcycle.config import ConfigError, TrialConfig, size_multiple
+from maskcycle.data import faces as facelib
+from maskcycle.data.images import ImageReadError, list_inputs, read_rgb, to_tensor, to_uint8, write_image
 
-
-@dataclasses.dataclass
-class TranslateReport:
-    written: list[Path]
-    failed: list[tuple[Path, str]]  # (file, reason)
+if TYPE_CHECKING:  # torch is imported where it is used, so that `maskcycle --help` needs none
+    import torch
+    from torch import nn
 
 
 def load_generator(checkpoint: str | Path, direction: str, device: torch.device | str = "cpu",
@@ -28,6 +24,8 @@ def load_generator(checkpoint: str | Path, direction: str, device: torch.device 
 
     Our checkpoints hold both. A reference checkpoint (`*_net_G_A.pth` = AB, `*_net_G_B.pth` = BA)
     needs `reference_cfg` for the architecture (default: the reference defaults)."""
+    from maskcycle.models import checkpoints
+
     if direction not in ("AB", "BA"):
         raise ValueError(f"direction must be 'AB' or 'BA', got {direction!r}")
     name = Path(checkpoint).name
@@ -42,38 +40,12 @@ def load_generator(checkpoint: str | Path, direction: str, device: torch.device 
     return cfg, (G_AB if direction == "AB" else G_BA)
 
 
-def translate_folder(G: nn.Module, cfg: TrialConfig, input_dir: str | Path, output_dir: str | Path,
-                     size: int | None = None, batch_size: int = 8, progress: bool = True) -> TranslateReport:
-    """Translate every image in input_dir (resized to `size`, default crop_size) into PNGs of the
-    same stem in output_dir. Unreadable files are skipped and reported."""
-    import tqdm
-
-    size = size or cfg.crop_size
-    files = list_images(input_dir)
-    out_dir = Path(output_dir)
-    report = TranslateReport([], [])
-    for start in tqdm.trange(0, len(files), batch_size, disable=not progress, desc="translate"):
-        batch, names = [], []
-        for path in files[start:start + batch_size]:
-            try:
-                batch.append(read_rgb(path, size))
-                names.append(path)
-            except ImageReadError as exc:
-                report.failed.append((path, str(exc)))
-        if not batch:
-            continue
-        fakes = translate_array(G, np.stack(batch), cfg, batch_size)
-        for path, fake in zip(names, fakes):
-            target = out_dir / f"{path.stem}.png"
-            write_png(target, fake)
-            report.written.append(target)
-    return report
-
-
 def translate_array(G: nn.Module, images: np.ndarray, cfg: TrialConfig, batch_size: int = 16,
                     progress: bool = False, desc: str = "translate") -> np.ndarray:
     """G applied to NxHxWx3 uint8 images in batches -> NxHxWx3 uint8."""
     import tqdm
+
+    from maskcycle.models.cyclegan import translate_batch
 
     device = next(G.parameters()).device
     out = []
@@ -83,22 +55,146 @@ def translate_array(G: nn.Module, images: np.ndarray, cfg: TrialConfig, batch_si
     return np.concatenate(out)
 
 
-# --- command line ------------------------------------------------------------------------
+@dataclasses.dataclass
+class FileResult:
+    path: Path
+    status: str  # "written", "no face", "unreadable", "failed"
+    n_faces: int = 0
+    detail: str = ""
+    output: Path | None = None
+
+
+@dataclasses.dataclass
+class TranslateReport:
+    results: list[FileResult]
+
+    @property
+    def written(self) -> list[Path]:
+        return [r.output for r in self.results if r.status == "written"]
+
+    @property
+    def failed(self) -> list[FileResult]:
+        return [r for r in self.results if r.status != "written"]
+
+    def lines(self) -> list[str]:
+        """One line per file: path, faces found, what happened."""
+        out = []
+        for r in self.results:
+            faces = f"{r.n_faces} face(s), " if r.status in ("written", "no face") else ""
+            out.append(f"{r.path}: {faces}{r.status}" + (f" ({r.detail})" if r.detail else ""))
+        return out
+
+
+def check_size(cfg: TrialConfig, size: int | None) -> int:
+    """The side faces are translated at: `size` if the generator can take it, else an error (never
+    rounded); default the model's crop_size."""
+    if size is None:
+        return cfg.crop_size
+    m = size_multiple(cfg.netG)
+    if size < m or size % m:
+        raise ConfigError(f"--size {size}: {cfg.netG} takes only multiples of {m} (e.g. {max(m, size // m * m)} "
+                          f"or {(size // m + 1) * m}); the model was trained at {cfg.crop_size}")
+    return size
+
+
+def check_output(output: str | Path, inputs: list[str | Path]) -> Path:
+    """Refuse an output folder that is an input folder, lies inside one, or holds an input file."""
+    out = Path(output).resolve()
+    for item in map(Path, inputs):
+        folder = item.resolve() if item.is_dir() else item.resolve().parent
+        if out == folder or folder in out.parents:
+            raise ConfigError(f"--output {output} is (inside) the input folder {folder}: refusing to write "
+                              f"next to the inputs; choose another folder")
+    return out
+
+
+def translate_photo(G: nn.Module, cfg: TrialConfig, photo: np.ndarray, size: int, which: str = "all",
+                    detector: str = "hog") -> tuple[np.ndarray | None, int]:
+    """(photo with every face translated and pasted back, faces found); None when there is no face.
+    `which` = "all" or "largest" (`faces.main_face`: the largest, by score among near-equal sizes)."""
+    found = facelib.detect(photo, detector)
+    if not found:
+        return None, 0
+    chosen = found if which == "all" else [facelib.main_face(found)]
+    crops = [facelib.align(photo, facelib.landmarks(photo, f), size) for f in chosen]
+    fakes = translate_array(G, np.stack([c.image for c in crops]), cfg)
+    out = photo
+    for crop, fake in zip(crops, fakes):
+        out = facelib.paste_back(out, fake, crop.to_aligned)
+    return out, len(found)
+
+
+def _translate_one(G, cfg, path: Path, target: Path, size: int, aligned: bool, which: str,
+                   detector: str) -> FileResult:
+    try:
+        image = read_rgb(path)
+    except ImageReadError as exc:
+        return FileResult(path, "unreadable", detail=str(exc))
+    if aligned:
+        from PIL import Image
+
+        square = np.asarray(Image.fromarray(image).resize((size, size), Image.BICUBIC))
+        fake = translate_array(G, square[None], cfg)[0]
+        out, n = np.asarray(Image.fromarray(fake).resize(image.shape[1::-1], Image.BICUBIC)), 1
+    else:
+        out, n = translate_photo(G, cfg, image, size, which, detector)
+        if out is None:
+            return FileResult(path, "no face", 0, f"{detector} detector found none; nothing written")
+    write_image(target, out)
+    return FileResult(path, "written", n, output=target)
+
+
+def translate_files(G: nn.Module, cfg: TrialConfig, inputs: list[str | Path], output_dir: str | Path,
+                    size: int | None = None, aligned: bool = False, which: str = "all", detector: str = "hog",
+                    progress: bool = True) -> TranslateReport:
+    """Translate image files and folders into `output_dir`, each written under its own name at its
+    own size. Photo mode (default): every face (or the largest) is FFHQ-aligned at `size` (default
+    the model's crop_size), translated and pasted back. `aligned`: the inputs are aligned crops,
+    translated whole. A file without a face or that cannot be read is reported, not written."""
+    import tqdm
+
+    if which not in ("all", "largest"):
+        raise ConfigError(f"--faces must be 'all' or 'largest', got {which!r}")
+    size = check_size(cfg, size)
+    out_dir = check_output(output_dir, inputs)
+    results, seen = [], {}
+    for path in tqdm.tqdm(list_inputs(inputs, "--input"), disable=not progress, desc="translate", unit="file"):
+        if path.name in seen:
+            results.append(FileResult(path, "failed", detail=f"same name as {seen[path.name]}; not written"))
+            continue
+        seen[path.name] = path
+        try:
+            results.append(_translate_one(G, cfg, path, out_dir / path.name, size, aligned, which, detector))
+        except (OSError, ValueError) as exc:  # e.g. an unwritable output, an odd suffix
+            results.append(FileResult(path, "failed", detail=str(exc)))
+    return TranslateReport(results)
+
+
 def add_arguments(p) -> None:
-    """`maskcycle translate`."""
+    """`maskcycle translate` flags (argparse only)."""
     p.add_argument("--checkpoint", required=True, help="our .pt, or the reference's *_net_G_A/B.pth")
     p.add_argument("--direction", required=True, choices=["AB", "BA"], help="AB puts a mask on, BA takes it off")
-    p.add_argument("--input", required=True)
-    p.add_argument("--output", required=True)
-    p.add_argument("--size", type=int, default=None, help="resize inputs to this (default: crop_size)")
-    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--input", required=True, nargs="+", metavar="FILE_OR_DIR", help="images and/or folders of images")
+    p.add_argument("--output", required=True, help="folder for the results (same names and sizes as the inputs)")
+    p.add_argument("--aligned", action="store_true", help="inputs are aligned face crops: translate them whole")
+    p.add_argument("--faces", default="all", choices=["all", "largest"], help="photo mode: which faces to translate")
+    p.add_argument("--detector", default="hog", choices=list(facelib.DETECTORS),
+                   help="photo mode: dlib HOG (fast) or CNN (slow on CPU, better on masked faces)")
+    p.add_argument("--size", type=int, default=None, help="translate faces at this side (default: the model's "
+                   "crop_size; refused when the generator cannot take it)")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
 
 
 def run_command(args) -> int:
+    """Run `maskcycle translate`: one report line per file; exit 1 when any file was not written."""
+    import sys
+
+    from maskcycle.config import resolve_device
+
     cfg, G = load_generator(args.checkpoint, args.direction, resolve_device(args.device))
-    report = translate_folder(G, cfg, args.input, args.output, size=args.size, batch_size=args.batch_size)
-    print(f"wrote {len(report.written)} images to {args.output}")
-    for path, why in report.failed:
-        print(f"failed: {path}: {why}", file=sys.stderr)
+    report = translate_files(G, cfg, args.input, args.output, size=args.size, aligned=args.aligned,
+                             which=args.faces, detector=args.detector)
+    for line, r in zip(report.lines(), report.results):
+        print(line, file=sys.stderr if r.status != "written" else sys.stdout)
+    print(f"wrote {len(report.written)} of {len(report.results)} images to {args.output}")
     return 1 if report.failed else 0
