@@ -264,8 +264,14 @@ def _front_hair(canvas, f: Face, D, xx, yy, rng) -> None:
 
 
 def _features(canvas, f: Face, D, xx, yy, rng) -> None:
+    """Eyes and brows, nose, mouth, painted in that order (later strokes cover earlier ones)."""
+    _eyes(canvas, f, D)
+    _nose(canvas, f, D, xx, yy)
+    _mouth(canvas, f, D, xx, yy)
+
+
+def _eyes(canvas, f: Face, D) -> None:
     cx, cy, a, b = f.cx + f.pose * f.a, f.cy, f.a, f.b
-    L = f.light
     eye_y = cy - b * 0.08
     ew, eh = a * f.eye_w, a * f.eye_w * 0.45
     # eye sockets and cheek shadow
@@ -295,6 +301,13 @@ def _features(canvas, f: Face, D, xx, yy, rng) -> None:
                  zip(pts, np.linspace(-1, 1, 9))]
         brow = _shape(D, lambda g, D, pts=pts, thick=thick: g.polygon(_scaled(pts + thick[::-1], D)), 0.8)
         _paint(canvas, brow * 0.9, f.hair * 0.75)
+
+
+def _nose(canvas, f: Face, D, xx, yy) -> None:
+    cx, cy, a, b = f.cx + f.pose * f.a, f.cy, f.a, f.b
+    L = f.light
+    eye_y = cy - b * 0.08
+    eh = a * f.eye_w * 0.45
     # nose: a shaded ridge, the tip and nostrils
     ny = cy + b * f.nose_len
     nw = a * f.nose_w
@@ -314,6 +327,11 @@ def _features(canvas, f: Face, D, xx, yy, rng) -> None:
     under = _shape(D, lambda g, D: g.ellipse([(cx - nw * 0.9) * D, (ny + nw * 0.25) * D, (cx + nw * 0.9) * D,
                                               (ny + nw * 0.7) * D]), D * 0.01)
     _paint(canvas, under * 0.3, f.skin * 0.6)
+
+
+def _mouth(canvas, f: Face, D, xx, yy) -> None:
+    cx, cy, a, b = f.cx + f.pose * f.a, f.cy, f.a, f.b
+    L = f.light
     # mouth: upper and lower lip, the line between, a little smile
     my = cy + b * 0.58
     mw = a * f.mouth_w
@@ -355,11 +373,9 @@ def random_mask_style(rng: np.random.Generator) -> dict:
             "colour2": rng.uniform(0.1, 0.95, 3), "freq": rng.uniform(25, 45), "valve": bool(rng.random() < 0.3)}
 
 
-def draw_mask(canvas: np.ndarray, f: Face, style: dict, placement: str, D: int) -> np.ndarray:
-    """Put a mask on a rendered face; `placement` is one of PLACEMENTS' values."""
-    canvas = canvas.copy()
-    xx, yy = _grid(D)
-    cx, cy, a, b, L = f.cx, f.cy, f.a, f.b, f.light
+def _mask_alpha(f: Face, placement: str, n95: bool, D: int, xx, yy):
+    """The mask's coverage (alpha), its top and bottom, and its top edge: where the placement puts it."""
+    cx, cy, a, b = f.cx, f.cy, f.a, f.b
     eye_y = cy - b * 0.08
     nose_y = cy + b * f.nose_len
     mouth_y = cy + b * 0.58
@@ -367,7 +383,6 @@ def draw_mask(canvas: np.ndarray, f: Face, style: dict, placement: str, D: int) 
            "nose_uncovered": nose_y + b * 0.12, "nose_mouth_uncovered": mouth_y + b * 0.12}[placement]
     bottom = cy + b * 1.12 if placement != "chin_uncovered" else mouth_y + b * 0.22
     u = (xx - cx) / a
-    n95 = style["kind"] == "n95"
     # top edge: rises over the nose when it covers the nose; sides a little outside the face
     top_edge = top + b * (0.1 * np.clip(np.abs(u), 0, 1.2) ** 2 - (0.08 if top < nose_y else 0.0)
                           * np.exp(-u * u / 0.08))
@@ -384,6 +399,32 @@ def draw_mask(canvas: np.ndarray, f: Face, style: dict, placement: str, D: int) 
     alpha = body * np.clip((yy - top_edge) * D / 1.5, 0, 1) * np.clip((bottom_edge - yy) * D / 1.5, 0, 1)
     alpha = np.asarray(Image.fromarray((alpha * 255).astype(np.uint8)).filter(ImageFilter.GaussianBlur(0.7)),
                        np.float32) / 255
+    return alpha, top, bottom, top_edge
+
+
+def _mask_colour(style: dict, shape, xx, yy) -> np.ndarray:
+    """The material's colour per pixel: plain, or a cloth pattern in a second colour."""
+    colour = np.broadcast_to(style["colour"], shape).copy()
+    if style["kind"] == "cloth" and style["pattern"] != "plain":
+        fq = style["freq"]
+        if style["pattern"] == "stripes":
+            m = (np.sin(fq * (xx + yy * 0.3)) > 0.3)
+        elif style["pattern"] == "dots":
+            m = (np.sin(fq * xx) * np.sin(fq * yy) > 0.6)
+        else:
+            m = (np.sin(fq * xx) > 0) ^ (np.sin(fq * yy) > 0)
+        colour[m] = style["colour2"]
+    return colour
+
+
+def draw_mask(canvas: np.ndarray, f: Face, style: dict, placement: str, D: int) -> np.ndarray:
+    """Put a mask on a rendered face; `placement` is one of PLACEMENTS' values."""
+    canvas = canvas.copy()
+    xx, yy = _grid(D)
+    cx, cy, a, b, L = f.cx, f.cy, f.a, f.b, f.light
+    n95 = style["kind"] == "n95"
+    alpha, top, bottom, top_edge = _mask_alpha(f, placement, n95, D, xx, yy)
+    u = (xx - cx) / a
     # a soft contact shadow on the skin around the mask edge
     shadow = np.asarray(Image.fromarray((alpha * 255).astype(np.uint8)).filter(ImageFilter.GaussianBlur(D * 0.015)),
                         np.float32) / 255
@@ -397,16 +438,7 @@ def draw_mask(canvas: np.ndarray, f: Face, style: dict, placement: str, D: int) 
                                     for s in (-1, 1) for y0 in (top + 0.01, min(bottom, mid + b * 0.25))], 0.5)
     _paint(canvas, loops, strap_col * 0.85)
     # material: colour, pattern and shading as a horizontal cylinder (cup for N95)
-    colour = np.broadcast_to(style["colour"], canvas.shape).copy()
-    if style["kind"] == "cloth" and style["pattern"] != "plain":
-        fq = style["freq"]
-        if style["pattern"] == "stripes":
-            m = (np.sin(fq * (xx + yy * 0.3)) > 0.3)
-        elif style["pattern"] == "dots":
-            m = (np.sin(fq * xx) * np.sin(fq * yy) > 0.6)
-        else:
-            m = (np.sin(fq * xx) > 0) ^ (np.sin(fq * yy) > 0)
-        colour[m] = style["colour2"]
+    colour = _mask_colour(style, canvas.shape, xx, yy)
     ry = (bottom - top) * 0.75
     shade = _shade(xx, yy, cx, (top + bottom) / 2 + 0.02, a * 1.15, ry if n95 else ry * 3, L, 0.5, 0.62)
     if style["kind"] == "surgical":  # three pleats: a light crest, then a shadow under each fold
