@@ -14,7 +14,8 @@ from maskcycle.models.cyclegan import build_cyclegan, translate_batch
 from maskcycle.training import ddp
 from maskcycle.training import launch as launch_mod
 from maskcycle.training.ddp import Rank
-from maskcycle.training.launch import LaunchError, launch
+from maskcycle.training.errors import LaunchError
+from maskcycle.training.launch import launch
 from maskcycle.training.trainer import train
 
 

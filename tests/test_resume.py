@@ -11,7 +11,8 @@ import torch
 
 from conftest import tiny_config
 from maskcycle.models.checkpoints import load
-from maskcycle.training.trainer import NonFiniteLossError, train
+from maskcycle.training.errors import NonFiniteLossError
+from maskcycle.training.trainer import train
 
 
 def _run(cfg_path, out, *extra, wait=True):

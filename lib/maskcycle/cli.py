@@ -1,63 +1,71 @@
 """`maskcycle ...`: the console entry point. Argparse only: each command's flags and its action
 live in its own module (`add_arguments(p)`, `run_command(args) -> int`); this file lists the
-commands and turns the errors a person can cause into one line and an exit status."""
+commands and turns the errors a person can cause into one line and an exit status.
+
+Only the module of the command being run is imported (its flags are needed to parse the line), so
+`maskcycle --help` and light commands do not wait for torch."""
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 
-from maskcycle.data import curate, demo, faces
-from maskcycle.evaluation import evaluate, translate
-from maskcycle.models.checkpoints import CheckpointError
-from maskcycle.survey import analysis, page, simulate
-from maskcycle.training import bench, sweep, trainer
-from maskcycle.training.launch import LaunchError
+from maskcycle.training.errors import LaunchError, NonFiniteLossError
 
-COMMANDS = (
-    ("train", trainer, "train (or resume) one trial"),
-    ("translate", translate, "translate the faces in photos (or aligned crops) with a trained generator"),
-    ("faces", faces, "detect faces (dlib) in images; one CSV row per file"),
-    ("sweep", sweep, "run params YAMLs through notebooks/02_training.ipynb; write summary.csv"),
-    ("evaluate", evaluate, "FID/KID, face-feature distances, identity and paired metrics of a sweep's "
-                           "trials, a reference checkpoint folder, or folders of external fakes"),
-    ("demo-data", demo, "write the embedded demo data set (FFHQ-like and MaskedFace-Net-like trees)"),
-    ("curate", curate, "filter, split identity-disjointly, resize and cache the raw sets"),
-    ("bench", bench, "training speed: plain fp32 vs fast path, interleaved; writes JSON"),
-)
-SURVEY_COMMANDS = (
-    ("build", page, "pick images and write survey.html + key.csv"),
-    ("simulate", simulate, "simulated participants (files named simulated_*)"),
-    ("analyse", analysis, "read response CSVs against the key and print the analysis"),
-)
+COMMANDS = {  # name -> (module holding add_arguments/run_command, help)
+    "train": ("maskcycle.training.trainer", "train (or resume) one trial"),
+    "translate": ("maskcycle.evaluation.translate",
+                  "translate the faces in photos (or aligned crops) with a trained generator"),
+    "faces": ("maskcycle.data.faces", "detect faces (dlib) in images; one CSV row per file"),
+    "sweep": ("maskcycle.training.sweep", "run params YAMLs through notebooks/02_training.ipynb; write summary.csv"),
+    "evaluate": ("maskcycle.evaluation.evaluate", "FID/KID, face-feature distances, identity and paired metrics "
+                 "of a sweep's trials, a reference checkpoint folder, or folders of external fakes"),
+    "demo-data": ("maskcycle.data.demo", "write the embedded demo data set (FFHQ-like and MaskedFace-Net-like trees)"),
+    "curate": ("maskcycle.data.curate", "filter, split identity-disjointly, resize and cache the raw sets"),
+    "bench": ("maskcycle.training.bench", "training speed: plain fp32 vs fast path, interleaved; writes JSON"),
+}
+SURVEY_COMMANDS = {
+    "build": ("maskcycle.survey.page", "pick images and write survey.html + key.csv"),
+    "simulate": ("maskcycle.survey.simulate", "simulated participants (files named simulated_*)"),
+    "analyse": ("maskcycle.survey.analysis", "read response CSVs against the key and print the analysis"),
+}
 DESCRIPTIONS = {"sweep": "Exit status: number of failed trials; 125 when nothing could start."}
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _add(sub, name: str, module: str, helptext: str, load: bool) -> None:
+    p = sub.add_parser(name, help=helptext, description=DESCRIPTIONS.get(name, helptext))
+    if load:
+        m = importlib.import_module(module)
+        m.add_arguments(p)
+        p.set_defaults(func=m.run_command)
+
+
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    """The parser; with `argv`, only the named command's module is imported (all without)."""
+    words = [a for a in (argv or []) if not a.startswith("-")]
+    chosen = words[0] if argv is not None and words else None
     parser = argparse.ArgumentParser(prog="maskcycle", description="CycleGAN for masked / unmasked faces")
     sub = parser.add_subparsers(dest="command", required=True)
-    for name, module, helptext in COMMANDS:
-        p = sub.add_parser(name, help=helptext, description=DESCRIPTIONS.get(name, helptext))
-        module.add_arguments(p)
-        p.set_defaults(func=module.run_command)
+    for name, (module, helptext) in COMMANDS.items():
+        _add(sub, name, module, helptext, argv is None or name == chosen)
     p = sub.add_parser("survey", help="real-vs-fake quiz: build the page, simulate answers, analyse answers")
     survey = p.add_subparsers(dest="survey_command", required=True)
-    for name, module, helptext in SURVEY_COMMANDS:
-        q = survey.add_parser(name, help=helptext, description=helptext)
-        module.add_arguments(q)
-        q.set_defaults(func=module.run_command)
+    for name, (module, helptext) in SURVEY_COMMANDS.items():
+        _add(survey, name, module, helptext, argv is None or chosen == "survey")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = build_parser(argv).parse_args(argv)
     command = " ".join(filter(None, [args.command, getattr(args, "survey_command", None)]))
     try:
         return args.func(args)
-    except (ValueError, CheckpointError, FileNotFoundError) as exc:  # ConfigError, SurveyDataError, ... are ValueErrors
+    except (ValueError, FileNotFoundError) as exc:  # ConfigError, CheckpointError, SurveyDataError, ...
         print(f"maskcycle {command}: error: {exc}", file=sys.stderr)
         return 2
-    except (LaunchError, trainer.NonFiniteLossError) as exc:  # the run failed; its checkpoint is kept
+    except (LaunchError, NonFiniteLossError) as exc:  # the run failed; its checkpoint is kept
         print(f"maskcycle {command}: failed: {exc}", file=sys.stderr)
         return 1
 

@@ -18,10 +18,7 @@ import time
 from pathlib import Path
 
 from maskcycle.config import ConfigError, TrialConfig
-
-
-class LaunchError(RuntimeError):
-    """torchrun (or one of its workers) failed; the message ends with the tail of the output."""
+from maskcycle.training.errors import LaunchError
 
 
 def torchrun_command(cfg: TrialConfig, config_path: str | Path, out_dir: str | Path,

@@ -38,14 +38,11 @@ from maskcycle.models.cyclegan import (
 )
 from maskcycle.models.optim import step_scheduler
 from maskcycle.training import ddp
+from maskcycle.training.errors import NonFiniteLossError
 from maskcycle.training.launch import launch
 
 LOSS_COLUMNS = ("epoch", "batch", "images", "lr") + LOSS_NAMES
 G_LOSS_TERMS = ("G_AB", "G_BA", "cycle_A", "cycle_B", "idt_AB", "idt_BA")  # summed into loss_G
-
-
-class NonFiniteLossError(FloatingPointError):
-    """A loss became NaN or inf; the message names the loss and the iteration."""
 
 
 class LossLog:
