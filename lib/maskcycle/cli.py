@@ -258,18 +258,10 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--n-boot", type=int, default=2000)
     q.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=_survey)
-    p = sub.add_parser("bench", help="training speed: plain fp32 vs fast path, interleaved; writes JSON")
-    p.add_argument("--configs", default="C1,C2",
-                   help="comma list of tiny, T32, C1, C2, C4, GPU (maskcycle.training.bench.CONFIGS)")
-    p.add_argument("--paths", default="plain,fast",
-                   help="comma list of maskcycle.training.bench.PATHS; ratios are vs the first")
-    p.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda"])
-    p.add_argument("--rounds", type=int, default=5, help="interleaved rounds (medians over them)")
-    p.add_argument("--iters", type=int, default=2, help="iterations per path per round")
-    p.add_argument("--warmup", type=int, default=1, help="untimed iterations per path first (>= 1)")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
-    p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="override config fields")
-    p.add_argument("--out", default=None, help="write the JSON here")
+    p = sub.add_parser("bench", help="training speed: plain fp32 vs fast and batched paths, interleaved; writes JSON")
+    from maskcycle.training.bench import add_arguments as _bench_arguments  # argparse only, no heavy imports
+
+    _bench_arguments(p)
     p.set_defaults(func=_bench)
     return parser
 

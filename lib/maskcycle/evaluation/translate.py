@@ -69,14 +69,34 @@ def translate_folder(G: nn.Module, cfg: TrialConfig, input_dir: str | Path, outp
     return report
 
 
-def translate_array(G: nn.Module, images: np.ndarray, cfg: TrialConfig, batch_size: int = 16,
+# translate_array's first batch when asked for "the largest that fits" (batch_size 0 or None):
+# on CUDA it halves on out-of-memory from here; on CPU larger batches gain little and cost memory
+AUTO_BATCH = {"cuda": 128, "cpu": 16}
+
+
+def translate_array(G: nn.Module, images: np.ndarray, cfg: TrialConfig, batch_size: int | None = 16,
                     progress: bool = False, desc: str = "translate") -> np.ndarray:
-    """G applied to NxHxWx3 uint8 images in batches -> NxHxWx3 uint8."""
+    """G applied to NxHxWx3 uint8 images in batches -> NxHxWx3 uint8, in the trial's precision and
+    layout. batch_size 0 or None: the largest that fits (AUTO_BATCH); a batch that runs out of
+    CUDA memory is retried at half the size, whatever was asked."""
     import tqdm
 
     device = next(G.parameters()).device
-    out = []
-    for start in tqdm.trange(0, len(images), batch_size, disable=not progress, desc=desc, leave=False):
-        x = to_tensor(np.array(images[start:start + batch_size])).to(device)  # a writable copy of a memmap
-        out.append(to_uint8(translate_batch(G, x, cfg)))
+    batch_size = batch_size or AUTO_BATCH.get(device.type, 16)
+    out, start = [], 0
+    with tqdm.tqdm(total=len(images), disable=not progress, desc=desc, leave=False) as bar:
+        while start < len(images):
+            x = to_tensor(np.array(images[start:start + batch_size])).to(device)  # a writable copy of a memmap
+            try:
+                y = translate_batch(G, x, cfg)
+            except torch.cuda.OutOfMemoryError:
+                if batch_size == 1:
+                    raise
+                del x
+                torch.cuda.empty_cache()
+                batch_size //= 2
+                continue
+            out.append(to_uint8(y))
+            start += len(y)
+            bar.update(len(y))
     return np.concatenate(out)

@@ -15,6 +15,7 @@ start, so the recorded losses also compare their trajectories (windowed means, s
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
@@ -24,14 +25,11 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-import torch
-
 from maskcycle.config import ConfigError, TrialConfig
-from maskcycle.data.images import write_png
-from maskcycle.data.unpaired import UnpairedData
 from maskcycle.io import atomic_write_text
-from maskcycle.models.cyclegan import LOSS_NAMES, build_cyclegan, configure_backends, train_step
+
+# torch, numpy and the model are imported inside the functions: `add_arguments` is imported by
+# cli.py while it builds the parser, and `maskcycle --help` needs no torch.
 
 # The issue's named configs (reference CycleGAN otherwise: ngf = ndf = 64, instance norm, lsgan).
 CONFIGS: dict[str, dict] = {
@@ -55,12 +53,39 @@ PATHS: dict[str, dict] = {
     "bf16_cl": dict(precision="bf16", channels_last=True, compile=False),
     "fp32_compile": dict(precision="fp32", channels_last=False, compile=True),
     "bf16_compile": dict(precision="bf16", channels_last=False, compile=True),
+    # batched passes (3 generator calls, one call per D step); "batched" keeps the per-tensor
+    # Adam so that its ratio to plain is the batching alone
+    "batched": dict(precision="fp32", channels_last=False, compile=False, batched_passes=True, fused=False),
+    "bf16_batched": dict(precision="bf16", channels_last=False, compile=False, batched_passes=True),
+    "fast_batched": dict(precision="bf16", channels_last=True, compile=False, batched_passes=True),
+    # the GPU candidate: fast_batched under torch.compile with CUDA graphs (static shapes)
+    "compiled": dict(precision="bf16", channels_last=True, compile=True, compile_mode="reduce-overhead",
+                     batched_passes=True),
 }
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """Every `maskcycle bench` flag (argparse only: no heavy imports here)."""
+    p.add_argument("--configs", default="C1,C2", help=f"comma list of {', '.join(CONFIGS)} (CONFIGS)")
+    p.add_argument("--paths", default="plain,fast",
+                   help=f"comma list of {', '.join(PATHS)} (PATHS); ratios are vs the first")
+    p.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--rounds", type=int, default=5, help="interleaved rounds (medians over them)")
+    p.add_argument("--iters", type=int, default=2, help="iterations per path per round")
+    p.add_argument("--warmup", type=int, default=1, help="untimed iterations per path first (>= 1)")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="override config fields")
+    p.add_argument("--out", default=None, help="write the JSON here")
 
 
 def synthetic_data(root: Path, size: int, n: int, seed: int = 0) -> Path:
     """n images per domain in root/trainA, root/trainB: smooth random colour fields (A) and the
     same kind with a light-blue lower-face patch (B), so losses move as on faces, not on noise."""
+    import numpy as np
+    import torch
+
+    from maskcycle.data.images import write_png
+
     rng = np.random.default_rng(seed)
     for domain in "AB":
         for i in range(n):
@@ -82,7 +107,9 @@ def _rss_mb() -> float:
         return float("nan")
 
 
-def _sync(device: torch.device) -> None:
+def _sync(device) -> None:
+    import torch
+
     if device.type == "cuda":
         torch.cuda.synchronize(device)
 
@@ -90,7 +117,10 @@ def _sync(device: torch.device) -> None:
 class _Runner:
     """One path: its model, data and iteration counter; `run(k)` does k training iterations."""
 
-    def __init__(self, cfg: TrialConfig, device: torch.device, fused: bool | None = None):
+    def __init__(self, cfg: TrialConfig, device, fused: bool | None = None):
+        from maskcycle.data.unpaired import UnpairedData
+        from maskcycle.models.cyclegan import build_cyclegan
+
         self.cfg, self.device = cfg, device
         self.data = UnpairedData(cfg.dataroot, cfg)
         self.model = build_cyclegan(cfg, device, fused)
@@ -98,6 +128,10 @@ class _Runner:
         self.losses: list[list[float]] = []
 
     def run(self, k: int) -> float:
+        import torch
+
+        from maskcycle.models.cyclegan import LOSS_NAMES, configure_backends, train_step
+
         configure_backends(self.cfg, self.device)
         pending = []
         _sync(self.device)
@@ -117,10 +151,12 @@ class _Runner:
         return elapsed
 
 
-def bench_config(name: str, paths: list[str], device: torch.device, rounds: int, iters: int,
+def bench_config(name: str, paths: list[str], device, rounds: int, iters: int,
                  warmup: int, work: Path, n_images: int = 16, overrides: dict | None = None,
                  log=print) -> dict:
     """Interleaved timing of `paths` on the named config; see the module docstring."""
+    import torch
+
     if name not in CONFIGS:
         raise ConfigError(f"bench config {name!r} is not one of {', '.join(CONFIGS)}")
     unknown = [p for p in paths if p not in PATHS]
@@ -176,6 +212,10 @@ def compare(ref: list[list[float]], other: list[list[float]], window: int = 50) 
     """How far `other`'s losses are from `ref`'s over the same iterations: per loss, the largest
     difference of windowed means (windows of `window` iterations), absolute and relative to the
     reference window's mean. Single steps of a GAN diverge chaotically; window means should not."""
+    import numpy as np
+
+    from maskcycle.models.cyclegan import LOSS_NAMES
+
     n = min(len(ref), len(other))
     if n == 0:
         return {}
@@ -192,8 +232,10 @@ def compare(ref: list[list[float]], other: list[list[float]], window: int = 50) 
     return out
 
 
-def machine_info(device: torch.device) -> dict:
+def machine_info(device) -> dict:
     """What the numbers were measured on."""
+    import torch
+
     cpu = platform.processor() or ""
     try:
         for line in open("/proc/cpuinfo"):
@@ -210,7 +252,7 @@ def machine_info(device: torch.device) -> dict:
     return info
 
 
-def run(configs: list[str], paths: list[str], device: torch.device, rounds: int, iters: int,
+def run(configs: list[str], paths: list[str], device, rounds: int, iters: int,
         warmup: int, out: Path | None, overrides: dict | None = None, log=print) -> dict:
     """Bench every config, write JSON to `out` (atomically) and return it."""
     result = {"machine": machine_info(device), "configs": {}}
@@ -240,6 +282,8 @@ def summary_lines(result: dict) -> list[str]:
 
 
 def main_args(args) -> int:
+    import torch
+
     from maskcycle.config import parse_overrides, resolve_device
 
     if min(args.rounds, args.iters, args.warmup) < 1:
@@ -260,7 +304,7 @@ def main_args(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m maskcycle.training.bench ARGS` is `maskcycle bench ARGS` (the options live in cli.py)."""
+    """`python -m maskcycle.training.bench ARGS` is `maskcycle bench ARGS`."""
     import sys
 
     from maskcycle.cli import main as cli_main
