@@ -1,8 +1,9 @@
-"""Training speed: the plain fp32 path against the fast path, interleaved in one process.
+"""Training speed: the plain fp32 path against the fast and batched paths, interleaved in one process.
 
-    maskcycle bench --configs C1,C2 --out results/bench/cpu.json
-    python -m maskcycle.training.bench --configs GPU --device cuda --out results/bench/h200.json
+    maskcycle bench --configs C1,C2 --paths plain,fast,batched,fast_batched --out results/bench/cpu.json
+    python -m maskcycle.training.bench --configs GPU --device cuda --paths plain,fast_batched,compiled
     maskcycle bench --configs C1 --paths plain,fast,bf16_unfused,bf16_cl,fp32_cl   # what each means adds
+    bash scripts/gpu_check.sh    # the whole GPU check (bench, norm check, a trial, translate)
 
 Each config gets one synthetic unpaired data set (smooth colour fields; B adds a "mask" patch)
 decoded into the uint8 cache, and one fresh CycleGAN per path from the same seed. Every round
