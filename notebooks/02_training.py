@@ -73,6 +73,8 @@ device = 'auto'
 precision = 'fp32'
 channels_last = False
 compile = False
+compile_mode = 'default'
+batched_passes = False
 nproc = 1
 nnodes = 1
 

@@ -53,13 +53,15 @@ PlateauMetric = Literal["reference", "loss_G"]
 Preprocess = Literal["resize_and_crop", "resize"]  # resize: straight to crop_size, no crop
 Device = Literal["auto", "cpu", "cuda"]
 Precision = Literal["fp32", "bf16"]
+CompileMode = Literal["default", "reduce-overhead", "max-autotune"]  # torch.compile's modes
 
 
 # Fields that never change a trial's numbers: a checkpoint may be resumed with other values.
 RUN_CONTROL_FIELDS = frozenset({"name", "dataroot", "num_threads", "log_freq", "save_latest_freq", "save_epoch_freq"})
 # ...and what tables of a sweep's trials leave out of the "varied hyper-parameters" (where the run
-# happened, how many sample images it drew, whether it was compiled).
-NOT_HYPERPARAMETERS = RUN_CONTROL_FIELDS | {"device", "n_samples", "compile"}
+# happened, how many sample images it drew, whether and how it was compiled, whether its passes
+# were batched: these change rounding only).
+NOT_HYPERPARAMETERS = RUN_CONTROL_FIELDS | {"device", "n_samples", "compile", "compile_mode", "batched_passes"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -120,6 +122,10 @@ class TrialConfig:
     precision: Precision = "fp32"
     channels_last: bool = False
     compile: bool = False
+    compile_mode: CompileMode = "default"  # with compile; "reduce-overhead" = CUDA graphs (CUDA only)
+    # 3 generator calls on concatenated batches instead of 6, one D call on [real; fake]; same
+    # numbers up to rounding; ignored with norm batch (its statistics would mix the images)
+    batched_passes: bool = False
     nproc: int = 1  # processes per node for one trial (DDP via torchrun); batch_size is the global batch
     nnodes: int = 1
 

@@ -4,18 +4,19 @@
 from __future__ import annotations
 
 import dataclasses
+import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
+import torch
+import tqdm
+from torch import nn
 
-from maskcycle.config import ConfigError, TrialConfig, size_multiple
+from maskcycle.config import ConfigError, TrialConfig, resolve_device, size_multiple
 from maskcycle.data import faces as facelib
 from maskcycle.data.images import ImageReadError, list_inputs, read_rgb, to_tensor, to_uint8, write_image
-
-if TYPE_CHECKING:  # torch is imported where it is used, so that `maskcycle --help` needs none
-    import torch
-    from torch import nn
+from maskcycle.models import checkpoints
+from maskcycle.models.cyclegan import translate_batch
 
 
 def load_generator(checkpoint: str | Path, direction: str, device: torch.device | str = "cpu",
@@ -24,8 +25,6 @@ def load_generator(checkpoint: str | Path, direction: str, device: torch.device 
 
     Our checkpoints hold both. A reference checkpoint (`*_net_G_A.pth` = AB, `*_net_G_B.pth` = BA)
     needs `reference_cfg` for the architecture (default: the reference defaults)."""
-    from maskcycle.models import checkpoints
-
     if direction not in ("AB", "BA"):
         raise ValueError(f"direction must be 'AB' or 'BA', got {direction!r}")
     name = Path(checkpoint).name
@@ -40,18 +39,34 @@ def load_generator(checkpoint: str | Path, direction: str, device: torch.device 
     return cfg, (G_AB if direction == "AB" else G_BA)
 
 
-def translate_array(G: nn.Module, images: np.ndarray, cfg: TrialConfig, batch_size: int = 16,
+# translate_array's first batch when asked for "the largest that fits" (batch_size 0 or None):
+# on CUDA it halves on out-of-memory from here; on CPU larger batches gain little and cost memory
+AUTO_BATCH = {"cuda": 128, "cpu": 16}
+
+
+def translate_array(G: nn.Module, images: np.ndarray, cfg: TrialConfig, batch_size: int | None = 16,
                     progress: bool = False, desc: str = "translate") -> np.ndarray:
-    """G applied to NxHxWx3 uint8 images in batches -> NxHxWx3 uint8."""
-    import tqdm
-
-    from maskcycle.models.cyclegan import translate_batch
-
+    """G applied to NxHxWx3 uint8 images in batches -> NxHxWx3 uint8, in the trial's precision and
+    layout. batch_size 0 or None: the largest that fits (AUTO_BATCH); a batch that runs out of
+    CUDA memory is retried at half the size, whatever was asked."""
     device = next(G.parameters()).device
-    out = []
-    for start in tqdm.trange(0, len(images), batch_size, disable=not progress, desc=desc, leave=False):
-        x = to_tensor(np.array(images[start:start + batch_size])).to(device)  # a writable copy of a memmap
-        out.append(to_uint8(translate_batch(G, x, cfg)))
+    batch_size = batch_size or AUTO_BATCH.get(device.type, 16)
+    out, start = [], 0
+    with tqdm.tqdm(total=len(images), disable=not progress, desc=desc, leave=False) as bar:
+        while start < len(images):
+            x = to_tensor(np.array(images[start:start + batch_size])).to(device)  # a writable copy of a memmap
+            try:
+                y = translate_batch(G, x, cfg)
+            except torch.cuda.OutOfMemoryError:
+                if batch_size == 1:
+                    raise
+                del x
+                torch.cuda.empty_cache()
+                batch_size //= 2
+                continue
+            out.append(to_uint8(y))
+            start += len(y)
+            bar.update(len(y))
     return np.concatenate(out)
 
 
@@ -151,8 +166,6 @@ def translate_files(G: nn.Module, cfg: TrialConfig, inputs: list[str | Path], ou
     own size. Photo mode (default): every face (or the largest) is FFHQ-aligned at `size` (default
     the model's crop_size), translated and pasted back. `aligned`: the inputs are aligned crops,
     translated whole. A file without a face or that cannot be read is reported, not written."""
-    import tqdm
-
     if which not in ("all", "largest"):
         raise ConfigError(f"--faces must be 'all' or 'largest', got {which!r}")
     size = check_size(cfg, size)
@@ -187,9 +200,7 @@ def add_arguments(p) -> None:
 
 def run_command(args) -> int:
     """Run `maskcycle translate`: one report line per file; exit 1 when any file was not written."""
-    import sys
 
-    from maskcycle.config import resolve_device
 
     cfg, G = load_generator(args.checkpoint, args.direction, resolve_device(args.device))
     report = translate_files(G, cfg, args.input, args.output, size=args.size, aligned=args.aligned,

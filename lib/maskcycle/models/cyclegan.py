@@ -80,9 +80,10 @@ class CycleGAN:
 
 
 def is_plain(cfg: TrialConfig) -> bool:
-    """The plain path: fp32, contiguous, eager. It is the exactness reference; any fast switch
-    (precision bf16, channels_last, compile) also takes the fused optimiser."""
-    return cfg.precision == "fp32" and not cfg.channels_last and not cfg.compile
+    """The plain path: fp32, contiguous, eager, separate passes. It is the exactness reference;
+    any fast switch (precision bf16, channels_last, compile, batched_passes) also takes the
+    fused optimiser."""
+    return cfg.precision == "fp32" and not cfg.channels_last and not cfg.compile and not cfg.batched_passes
 
 
 def build_cyclegan(cfg: TrialConfig, device: torch.device | str = "cpu", fused: bool | None = None) -> CycleGAN:
@@ -136,13 +137,15 @@ def _swap_instance_norms(net: nn.Module) -> None:
 
 def prepare_network(net: nn.Module, cfg: TrialConfig, device: torch.device | str = "cpu") -> nn.Module:
     """Move a network to `device` in the layout the trial asks for: channels_last (with the
-    batch-1 instance-norm fix) and `torch.compile` (in place, so state-dict keys stay plain)."""
+    batch-1 instance-norm fix) and `torch.compile` (in place, so state-dict keys stay plain).
+    Mode "reduce-overhead" records CUDA graphs, one per call site and shape (the batched step
+    has static shapes: 2n, 3n and n per generator; a short last batch records once more)."""
     net = net.to(device)
     if cfg.channels_last:
         _swap_instance_norms(net)
         net = net.to(memory_format=torch.channels_last)
     if cfg.compile:
-        net.compile()
+        net.compile(mode=cfg.compile_mode)
     return net
 
 
@@ -164,12 +167,56 @@ def _set_requires_grad(nets, flag: bool) -> None:
             p.requires_grad_(flag)
 
 
+def uses_batched_passes(cfg: TrialConfig) -> bool:
+    """Whether the step concatenates passes (`batched_passes`): only where every norm is
+    per-sample. Batch norm's statistics would mix the concatenated images, so it keeps the
+    separate passes. (With `use_dropout` the batched call draws its dropout masks in another
+    order: same distribution, other numbers.)"""
+    return cfg.batched_passes and cfg.norm != "batch"
+
+
+def _cat(tensors, cfg: TrialConfig) -> torch.Tensor:
+    # cat keeps channels_last when every part has it; to_layout makes sure (a no-op then)
+    return to_layout(torch.cat(tensors), cfg)
+
+
 def _discriminator_loss(m: CycleGAN, netD: nn.Module, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+    """0.5 x (GAN(D(real), real) + GAN(D(fake), fake)). Batched: one D call on [real; fake],
+    each loss still a mean over its own part of the prediction (not one mean over both)."""
     cfg = m.cfg
-    loss = 0.5 * (gan_loss(netD(real), True, cfg.gan_mode) + gan_loss(netD(fake.detach()), False, cfg.gan_mode))
-    if cfg.gan_mode == "wgangp" and cfg.lambda_gp > 0:
-        loss = loss + cfg.lambda_gp * gradient_penalty(netD, real, fake.detach(), m.gp_rng)
+    fake = fake.detach()
+    if uses_batched_passes(cfg):
+        pred = netD(_cat([real, fake], cfg))
+        pred_real, pred_fake = pred[:len(real)], pred[len(real):]
+    else:
+        pred_real, pred_fake = netD(real), netD(fake)
+    loss = 0.5 * (gan_loss(pred_real, True, cfg.gan_mode) + gan_loss(pred_fake, False, cfg.gan_mode))
+    if cfg.gan_mode == "wgangp" and cfg.lambda_gp > 0:  # the penalty keeps its own pass
+        loss = loss + cfg.lambda_gp * gradient_penalty(netD, real, fake, m.gp_rng)
     return loss
+
+
+def _separate_passes(m: CycleGAN, real_A: torch.Tensor, real_B: torch.Tensor, identity: bool):
+    """The reference's six generator calls, in its order."""
+    fake_B = m.G_AB(real_A)
+    rec_A = m.G_BA(fake_B)
+    fake_A = m.G_BA(real_B)
+    rec_B = m.G_AB(fake_A)
+    idt_B = m.G_AB(real_B) if identity else None  # G_AB(B), compared with B
+    idt_A = m.G_BA(real_A) if identity else None  # G_BA(A), compared with A
+    return fake_B, rec_A, fake_A, rec_B, idt_B, idt_A
+
+
+def _batched_passes(m: CycleGAN, real_A: torch.Tensor, real_B: torch.Tensor, identity: bool):
+    """The same six outputs from three calls: G_AB on [A; B], G_BA on [fake_B; B; A], G_AB on
+    fake_A (it needs G_BA's output). Per-sample norms make each part equal to its own call."""
+    cfg, n = m.cfg, len(real_A)
+    out = m.G_AB(_cat([real_A, real_B], cfg) if identity else real_A)
+    fake_B, idt_B = out[:n], (out[n:] if identity else None)
+    out = m.G_BA(_cat([fake_B, real_B, real_A] if identity else [fake_B, real_B], cfg))
+    rec_A, fake_A, idt_A = out[:n], out[n:2 * n], (out[2 * n:] if identity else None)
+    rec_B = m.G_AB(fake_A)
+    return fake_B, rec_A, fake_A, rec_B, idt_B, idt_A
 
 
 def generator_loss(m: CycleGAN, real_A: torch.Tensor, real_B: torch.Tensor):
@@ -178,17 +225,16 @@ def generator_loss(m: CycleGAN, real_A: torch.Tensor, real_B: torch.Tensor):
     cfg = m.cfg
     amp = autocast(cfg, real_A.device)
     real_A, real_B = to_layout(real_A, cfg), to_layout(real_B, cfg)
+    identity = cfg.lambda_identity > 0
+    passes = _batched_passes if uses_batched_passes(cfg) else _separate_passes
     with amp:
-        fake_B = m.G_AB(real_A)
-        rec_A = m.G_BA(fake_B)
-        fake_A = m.G_BA(real_B)
-        rec_B = m.G_AB(fake_A)
+        fake_B, rec_A, fake_A, rec_B, idt_B, idt_A = passes(m, real_A, real_B, identity)
 
     _set_requires_grad((m.D_A, m.D_B), False)
     with amp:
-        if cfg.lambda_identity > 0:
-            idt_AB = F.l1_loss(m.G_AB(real_B), real_B) * cfg.lambda_B * cfg.lambda_identity
-            idt_BA = F.l1_loss(m.G_BA(real_A), real_A) * cfg.lambda_A * cfg.lambda_identity
+        if identity:
+            idt_AB = F.l1_loss(idt_B, real_B) * cfg.lambda_B * cfg.lambda_identity
+            idt_BA = F.l1_loss(idt_A, real_A) * cfg.lambda_A * cfg.lambda_identity
         else:
             idt_AB = idt_BA = real_A.new_zeros(())
         adv_AB = gan_loss(m.D_B(fake_B), True, cfg.gan_mode)
@@ -204,6 +250,9 @@ def train_step(m: CycleGAN, real_A: torch.Tensor, real_B: torch.Tensor) -> dict[
     """One iteration: G_AB and G_BA step with both D frozen, then D_A and D_B step on real vs
     pooled fakes. Returns the eight detached losses (on the device; no host sync)."""
     cfg = m.cfg
+    if cfg.compile and cfg.compile_mode == "reduce-overhead" and real_A.is_cuda:
+        # a new step: CUDA-graph outputs of the last one may be overwritten (nothing keeps them)
+        torch.compiler.cudagraph_mark_step_begin()
     amp = autocast(cfg, real_A.device)
     real_A, real_B = to_layout(real_A, cfg), to_layout(real_B, cfg)
     m.opt_G.zero_grad(set_to_none=True)

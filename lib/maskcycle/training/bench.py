@@ -1,8 +1,9 @@
-"""Training speed: the plain fp32 path against the fast path, interleaved in one process.
+"""Training speed: the plain fp32 path against the fast and batched paths, interleaved in one process.
 
-    maskcycle bench --configs C1,C2 --out results/bench/cpu.json
-    python -m maskcycle.training.bench --configs GPU --device cuda --out results/bench/h200.json
+    maskcycle bench --configs C1,C2 --paths plain,fast,batched,fast_batched --out results/bench/cpu.json
+    python -m maskcycle.training.bench --configs GPU --device cuda --paths plain,fast_batched,compiled
     maskcycle bench --configs C1 --paths plain,fast,bf16_unfused,bf16_cl,fp32_cl   # what each means adds
+    bash scripts/gpu_check.sh    # the whole GPU check (bench, norm check, a trial, translate)
 
 Each config gets one synthetic unpaired data set (smooth colour fields; B adds a "mask" patch)
 decoded into the uint8 cache, and one fresh CycleGAN per path from the same seed. Every round
@@ -56,12 +57,35 @@ PATHS: dict[str, dict] = {
     "bf16_cl": dict(precision="bf16", channels_last=True, compile=False),
     "fp32_compile": dict(precision="fp32", channels_last=False, compile=True),
     "bf16_compile": dict(precision="bf16", channels_last=False, compile=True),
+    # batched passes (3 generator calls, one call per D step); "batched" keeps the per-tensor
+    # Adam so that its ratio to plain is the batching alone
+    "batched": dict(precision="fp32", channels_last=False, compile=False, batched_passes=True, fused=False),
+    "bf16_batched": dict(precision="bf16", channels_last=False, compile=False, batched_passes=True),
+    "fast_batched": dict(precision="bf16", channels_last=True, compile=False, batched_passes=True),
+    # the GPU candidate: fast_batched under torch.compile with CUDA graphs (static shapes)
+    "compiled": dict(precision="bf16", channels_last=True, compile=True, compile_mode="reduce-overhead",
+                     batched_passes=True),
 }
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """Every `maskcycle bench` flag."""
+    p.add_argument("--configs", default="C1,C2", help=f"comma list of {', '.join(CONFIGS)} (CONFIGS)")
+    p.add_argument("--paths", default="plain,fast",
+                   help=f"comma list of {', '.join(PATHS)} (PATHS); ratios are vs the first")
+    p.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--rounds", type=int, default=5, help="interleaved rounds (medians over them)")
+    p.add_argument("--iters", type=int, default=2, help="iterations per path per round")
+    p.add_argument("--warmup", type=int, default=1, help="untimed iterations per path first (>= 1)")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    p.add_argument("--set", nargs="*", action="extend", default=[], metavar="KEY=VALUE", help="override config fields")
+    p.add_argument("--out", default=None, help="write the JSON here")
 
 
 def synthetic_data(root: Path, size: int, n: int, seed: int = 0) -> Path:
     """n images per domain in root/trainA, root/trainB: smooth random colour fields (A) and the
     same kind with a light-blue lower-face patch (B), so losses move as on faces, not on noise."""
+
     rng = np.random.default_rng(seed)
     for domain in "AB":
         for i in range(n):
@@ -83,15 +107,14 @@ def _rss_mb() -> float:
         return float("nan")
 
 
-def _sync(device: torch.device) -> None:
+def _sync(device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
 
 
 class _Runner:
     """One path: its model, data and iteration counter; `run(k)` does k training iterations."""
-
-    def __init__(self, cfg: TrialConfig, device: torch.device, fused: bool | None = None):
+    def __init__(self, cfg: TrialConfig, device, fused: bool | None = None):
         self.cfg, self.device = cfg, device
         self.data = UnpairedData(cfg.dataroot, cfg)
         self.model = build_cyclegan(cfg, device, fused)
@@ -118,7 +141,7 @@ class _Runner:
         return elapsed
 
 
-def bench_config(name: str, paths: list[str], device: torch.device, rounds: int, iters: int,
+def bench_config(name: str, paths: list[str], device, rounds: int, iters: int,
                  warmup: int, work: Path, n_images: int = 16, overrides: dict | None = None,
                  log=print) -> dict:
     """Interleaved timing of `paths` on the named config; see the module docstring."""
@@ -177,6 +200,7 @@ def compare(ref: list[list[float]], other: list[list[float]], window: int = 50) 
     """How far `other`'s losses are from `ref`'s over the same iterations: per loss, the largest
     difference of windowed means (windows of `window` iterations), absolute and relative to the
     reference window's mean. Single steps of a GAN diverge chaotically; window means should not."""
+
     n = min(len(ref), len(other))
     if n == 0:
         return {}
@@ -193,7 +217,7 @@ def compare(ref: list[list[float]], other: list[list[float]], window: int = 50) 
     return out
 
 
-def machine_info(device: torch.device) -> dict:
+def machine_info(device) -> dict:
     """What the numbers were measured on."""
     cpu = platform.processor() or ""
     try:
@@ -211,7 +235,7 @@ def machine_info(device: torch.device) -> dict:
     return info
 
 
-def run(configs: list[str], paths: list[str], device: torch.device, rounds: int, iters: int,
+def run(configs: list[str], paths: list[str], device, rounds: int, iters: int,
         warmup: int, out: Path | None, overrides: dict | None = None, log=print) -> dict:
     """Bench every config, write JSON to `out` (atomically) and return it."""
     result = {"machine": machine_info(device), "configs": {}}
@@ -241,6 +265,7 @@ def summary_lines(result: dict) -> list[str]:
 
 
 def run_command(args) -> int:
+
     if min(args.rounds, args.iters, args.warmup) < 1:
         raise ConfigError("--rounds, --iters and --warmup must be >= 1 (the first iteration is the warmup)")
     threads = torch.get_num_threads()
@@ -258,20 +283,8 @@ def run_command(args) -> int:
     return 0
 
 
-def add_arguments(p) -> None:
-    """`maskcycle bench` (= `python -m maskcycle.training.bench`)."""
-    p.add_argument("--configs", default="C1,C2", help=f"comma list of {', '.join(CONFIGS)}")
-    p.add_argument("--paths", default="plain,fast", help=f"comma list of {', '.join(PATHS)}; ratios are vs the first")
-    p.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda"])
-    p.add_argument("--rounds", type=int, default=5, help="interleaved rounds (medians over them)")
-    p.add_argument("--iters", type=int, default=2, help="iterations per path per round")
-    p.add_argument("--warmup", type=int, default=1, help="untimed iterations per path first (>= 1)")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
-    p.add_argument("--set", nargs="*", action="extend", default=[], metavar="KEY=VALUE", help="override config fields")
-    p.add_argument("--out", default=None, help="write the JSON here")
-
-
 def main(argv: list[str] | None = None) -> int:
+    """`python -m maskcycle.training.bench ARGS` is `maskcycle bench ARGS`."""
     parser = argparse.ArgumentParser(prog="python -m maskcycle.training.bench", description=__doc__.split("\n")[0])
     add_arguments(parser)
     return run_command(parser.parse_args(argv))
