@@ -197,14 +197,19 @@ def _discriminator_loss(m: CycleGAN, netD: nn.Module, real: torch.Tensor, fake: 
 
 
 def _separate_passes(m: CycleGAN, real_A: torch.Tensor, real_B: torch.Tensor, identity: bool):
-    """The reference's six generator calls, in its order."""
+    """The reference's four cycle calls; its two identity calls come later (`_identity_passes`)."""
     fake_B = m.G_AB(real_A)
     rec_A = m.G_BA(fake_B)
     fake_A = m.G_BA(real_B)
     rec_B = m.G_AB(fake_A)
-    idt_B = m.G_AB(real_B) if identity else None  # G_AB(B), compared with B
-    idt_A = m.G_BA(real_A) if identity else None  # G_BA(A), compared with A
-    return fake_B, rec_A, fake_A, rec_B, idt_B, idt_A
+    return fake_B, rec_A, fake_A, rec_B, None, None
+
+
+def _identity_passes(m: CycleGAN, real_A: torch.Tensor, real_B: torch.Tensor):
+    """G_AB(B) and G_BA(A), in the reference's place: after the D are frozen, in an autocast region
+    of their own. Under bf16 that region casts the weights afresh, so their gradients reach fp32
+    separately from the cycle calls'; moving these calls changes the bf16 numbers (not fp32's)."""
+    return m.G_AB(real_B), m.G_BA(real_A)
 
 
 def _batched_passes(m: CycleGAN, real_A: torch.Tensor, real_B: torch.Tensor, identity: bool):
@@ -232,6 +237,8 @@ def generator_loss(m: CycleGAN, real_A: torch.Tensor, real_B: torch.Tensor):
 
     _set_requires_grad((m.D_A, m.D_B), False)
     with amp:
+        if identity and idt_B is None:
+            idt_B, idt_A = _identity_passes(m, real_A, real_B)
         if identity:
             idt_AB = F.l1_loss(idt_B, real_B) * cfg.lambda_B * cfg.lambda_identity
             idt_BA = F.l1_loss(idt_A, real_A) * cfg.lambda_A * cfg.lambda_identity
