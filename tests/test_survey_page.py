@@ -122,9 +122,11 @@ def test_quiz_is_the_same_in_another_process_and_guards_its_key(tmp_path):
 def test_build_rejects_too_few_images(tmp_path):
     f = make_folders(tmp_path / "src", n=3)
     with pytest.raises(ValueError, match="need .* images"):
-        page_mod.build_survey(f["testA"], f["testB"], f["fakes_AB"], f["fakes_BA"], tmp_path / "q", n=22, allow_unpaired=True)
+        page_mod.build_survey(f["testA"], f["testB"], f["fakes_AB"], f["fakes_BA"], tmp_path / "q", n=22,
+                              allow_unpaired=True)
     with pytest.raises(ValueError, match="even"):
-        page_mod.build_survey(f["testA"], f["testB"], f["fakes_AB"], f["fakes_BA"], tmp_path / "q", n=5, allow_unpaired=True)
+        page_mod.build_survey(f["testA"], f["testB"], f["fakes_AB"], f["fakes_BA"], tmp_path / "q", n=5,
+                              allow_unpaired=True)
 
 
 def find_chromium() -> str | None:

@@ -554,7 +554,7 @@ def _hint(reason: str, m: pd.DataFrame, domain: str, s: Settings) -> str:
                 f"to upscale them to {s.load_size}")
     return {"blurry": "--sharpness-tail (lower k keeps more) or --sharpness-min (the floor)",
             "multiple_faces": "--max-faces 2, or look at figures/rejected_*_multiple_faces.png",
-            "no_face": "--require-face false, or --detector cnn (finds more masked faces)",
+            "no_face": "--no-require-face, or --detector cnn (finds more masked faces)",
             "not_rgb": "grayscale images are not used; convert them or leave them out",
             "unreadable": "the files named in manifest.csv do not decode",
             }.get(reason, "see manifest.csv")

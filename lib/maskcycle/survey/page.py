@@ -45,9 +45,9 @@ class Stimulus:
     direction: str  # AB or BA for generated images, "" otherwise
     trial: str
     source_file: str
-    expected_response: str = ""
+    expected_response: str = ""  # attention checks: the button the image asks for
     source: str = ""  # which producer of fakes (a trial or an external folder); "real" for reals
-    identity: str = ""  # who the image shows, where known: a real and its own fake share it  # attention checks: the button the image asks for
+    identity: str = ""  # who the image shows, where known: a real and its own fake share it
     sha256: str = ""  # of the PNG shown in the page: ties answers to the exact pixels
 
 
@@ -149,7 +149,7 @@ def sweep_identities(curated: str | Path, fake_dirs: dict[str, list]) -> dict[st
         m = pd.read_csv(manifest, dtype=str, keep_default_na=False)
         if "identity" in m:
             known = dict(zip(m.out_file, m.identity))
-    for d, sub in (("A", "testA"), ("B", "testB")):
+    for sub in ("testA", "testB"):
         for p in list_images(curated / sub):
             ident[_key(p)] = known.get(f"{sub}/{p.name}") or f"{sub}/{p.name}"
     for direction, sub in (("AB", "testA"), ("BA", "testB")):
