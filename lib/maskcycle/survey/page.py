@@ -3,7 +3,8 @@
 The page (`survey.html`) embeds every image as a PNG data URI under an opaque random id and holds
 no answer: which id is real or generated, its source file and direction are written only to the
 analyst's key (`key.csv`) beside it. Every image is re-encoded at one size, so neither pixel size
-nor file metadata gives the answer away. Practice images (unscored, with feedback) are the one
+nor file metadata nor the byte count gives the answer away (PNGs are stored uncompressed).
+Practice images (unscored, with feedback) are the one
 exception: their answers are in the page, since feedback needs them; they never appear as scored
 trials.
 """
@@ -192,7 +193,9 @@ def _opaque_ids(rng: np.random.Generator, k: int) -> list[str]:
 
 def _png(img: np.ndarray) -> bytes:
     buf = io.BytesIO()
-    Image.fromarray(img).save(buf, format="PNG", optimize=False)  # Pillow writes no text chunks here
+    # Stored, not deflated: the byte count is then fixed by the pixel size alone. Compressed PNGs
+    # told the demo quiz's fakes from its reals by size with AUC 1.0 (BENCHMARKS.md, survey).
+    Image.fromarray(img).save(buf, format="PNG", compress_level=0)  # Pillow writes no text chunks here
     return buf.getvalue()
 
 
