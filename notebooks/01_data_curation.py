@@ -35,12 +35,21 @@ n_test = 50              # per domain (the study: 1000)
 load_size = 72           # side of the curated images (the study: 286)
 seed = 0
 min_size = 0             # smallest accepted side (0: use load_size)
-sharpness_min = 8.0      # variance of the Laplacian at work_size
+allow_upscale = False    # accept images smaller than load_size and upscale them
+sharpness_min = 8.0      # absolute floor of the blur threshold (variance of the Laplacian at work_size)
+sharpness_tail = 3.0     # per-domain threshold: median - k robust sigmas of log sharpness (0: floor only)
+detector = 'hog'         # face counter: 'hog', 'cnn' (dlib, face module) or 'haar' (OpenCV)
 max_faces = 1            # images with more detected faces are rejected
 require_face = False     # also reject images where the detector finds no face
 placements = ['correct']  # MaskedFace-Net classes kept; add 'nose_uncovered', 'chin_uncovered', ...
 work_size = 256          # side at which sharpness and faces are measured
 exclusions = 'params/curation/manual_exclusions.csv'
+pairs = ''               # curated folders only: CSV a,b of files showing one person
+pair_share_min = 0.05    # plausible mask share of a pair's image
+pair_share_max = 0.45
+pair_faces = True        # check pairs with dlib: same upper face, nose and mouth inside the mask
+hit_rate_detectors = ['haar', 'hog']  # detectors compared on a sample (add 'cnn': ~1-2 s per image on CPU)
+hit_rate_n = 24          # images per domain in that sample
 workers = 0              # processes (0: all cores)
 sheet_n = 16             # images per contact sheet
 
@@ -66,13 +75,17 @@ from maskcycle.data.curate import Settings
 
 # The parameters above are the curation Settings' fields: validated here, passed on as the same flags.
 settings = Settings(n_train=n_train, n_test=n_test, load_size=load_size, seed=seed, min_size=min_size,
-                    sharpness_min=sharpness_min, max_faces=max_faces, require_face=require_face,
-                    placements=tuple(placements), work_size=work_size, exclusions=exclusions)
-cmd = [sys.executable, '-m', 'maskcycle', 'curate', '--out', out_dir, '--workers', str(workers), *field_flags(settings)]
+                    allow_upscale=allow_upscale, sharpness_min=sharpness_min, sharpness_tail=sharpness_tail,
+                    detector=detector, max_faces=max_faces, require_face=require_face,
+                    placements=tuple(placements), work_size=work_size, exclusions=exclusions, pairs=pairs,
+                    pair_share_min=pair_share_min, pair_share_max=pair_share_max, pair_faces=pair_faces)
+cmd = [sys.executable, '-m', 'maskcycle', 'curate', '--out', out_dir, '--workers', str(workers), '--no-sheets',
+       *field_flags(settings)]
 cmd += ['--curated', curated_root] if curated_root else ['--ffhq', ffhq_root, '--maskedfacenet', maskedfacenet_root]
 print(' '.join(cmd))
 proc = subprocess.run(cmd, capture_output=True, text=True)
 print(proc.stdout[-3000:])
+print(proc.stderr[-3000:])  # warnings: a reason rejecting > 25 % of a domain, a split filled only in part
 if proc.returncode:
     raise RuntimeError(f'curation failed:\n{proc.stderr[-3000:]}')
 out = Path(out_dir)
@@ -104,22 +117,26 @@ ax.set_title('masked images per placement class'); plt.tight_layout(); plt.show(
 
 # %% [markdown]
 # ## Sharpness
-# Variance of the Laplacian of a 256-px grayscale copy; images left of the dashed threshold are rejected as blurry.
+# Variance of the Laplacian of a 256-px grayscale copy. The threshold is set per domain from its own distribution (median minus `sharpness_tail` robust sigmas of log sharpness: drawn faces and real photos differ by orders of magnitude) and never below the absolute floor `sharpness_min`; images left of their domain's line are rejected as blurry.
 
 # %%
 d = m[m.sharpness.notna() & (m.sharpness > 0)]
 fig, ax = plt.subplots(figsize=(8, 3.5))
-sns.histplot(data=d, x='sharpness', hue='domain', bins=60, log_scale=True, element='step', ax=ax)
-ax.axvline(sharpness_min, color='k', ls='--')
-ax.set_title(f'sharpness (variance of the Laplacian); dashed: threshold {sharpness_min}')
+sns.histplot(data=d, x='sharpness', hue='domain', hue_order=['A', 'B'], bins=60, log_scale=True, element='step', ax=ax)
+colors = dict(zip('AB', sns.color_palette()[:2]))
+for dom, thr in info['sharpness_threshold'].items():
+    ax.axvline(thr, color=colors[dom], ls='--', label=f'threshold {dom}: {thr:g}')
+ax.axvline(sharpness_min, color='k', ls=':', label=f'floor: {sharpness_min:g}')
+ax.legend(); ax.set_title('sharpness (variance of the Laplacian)')
 plt.tight_layout(); plt.show()
 
 # %% [markdown]
 # ## Face detector
-# OpenCV's frontal-face Haar cascade (shipped in opencv-python-headless 4.x). Hit rate = share of measured images with at least one face found. Images with two or more faces are rejected; images with none are rejected only with `require_face` (Haar cascades, trained on bare faces, miss many masked ones).
+# Faces are counted with `detector` (dlib HOG by default, from the face module). A masked image with an FFHQ counterpart is counted on the counterpart (`faces_source`): the mask hides only the main face, and detectors miss many masked faces. Images with two or more faces are rejected; images with none only with `require_face`. Below: the decisive count, then each detector's hit rate (share of images with >= 1 face) on the same sample of kept images per domain, counted on the image itself.
 
 # %%
 display(report.hit_rates(m))
+display(report.detector_hit_rates(m, hit_rate_detectors, n=hit_rate_n, seed=seed))
 truth = Path(ffhq_root).parent / 'demo_truth.csv'
 if not curated_root and truth.exists():
     print('The demo set plants defects; what the filters caught:')
@@ -134,6 +151,14 @@ sheets = report.review_sheets(m, out, n=sheet_n, seed=seed)
 for name, path in sheets.items():
     print(name, path)
     display(Image(filename=str(path)))
+
+# %% [markdown]
+# ## Pairs
+# Each test pair (a masked image and its unmasked counterpart) is checked before evaluation trusts it: the region where they differ must be a plausible mask (`pair_share_min`..`pair_share_max` of the image), and where dlib finds the face, the upper faces (mask region greyed out) must be one person (descriptor distance < 0.6) and, for a correctly worn mask, nose and mouth landmarks must lie in the region. Failing pairs are flagged in `pairs_test.csv` (column `check`) and left out of paired metrics. The landmarks also give the placement class independently of the file name.
+
+# %%
+display(report.pair_checks(out))
+print(json.dumps(info['pair_checks']), '| identities:', info['identities'])
 
 # %% [markdown]
 # ## Split

@@ -115,8 +115,16 @@ pairs = evaluate.paired_table(sweep)
 if 'n_pairs_skipped' in table and table['n_pairs_skipped'].fillna(0).gt(0).any():
     print('pairs left out, counterpart not decodable (see eval/metrics.json):',
           table.set_index('trial')['n_pairs_skipped'].to_dict())
-display(figures.paired_summary(pairs))
-fig = figures.paired_plot(pairs, save=figure_dir / 'paired_psnr.png')
+if 'n_pairs_flagged' in table and table['n_pairs_flagged'].fillna(0).gt(0).any():
+    print("pairs left out, they failed curation's pair checks (pairs_test.csv, column check):",
+          table.set_index('trial')['n_pairs_flagged'].to_dict())
+if pairs.empty:
+    reasons = set(table['paired_unavailable_reason'].dropna()) if 'paired_unavailable_reason' in table else set()
+    print('No paired metrics: no test image has a known, checked counterpart'
+          + (f" ({'; '.join(sorted(map(str, reasons)))})" if reasons else '') + '. The other sections stand without them.')
+else:
+    display(figures.paired_summary(pairs))
+    fig = figures.paired_plot(pairs, save=figure_dir / 'paired_psnr.png')
 
 # %%
 evaluated = table[table['evaluated']] if len(table) else table

@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from PIL import Image
 
@@ -39,7 +40,9 @@ def make_folders(root: Path, n: int = 10, sizes=None) -> dict[str, Path]:
 
 def build(tmp_path: Path, n_images: int = 10, **kw) -> Path:
     f = make_folders(tmp_path / "src", n=n_images)
-    kw = {"n": 8, "n_practice": 2, "n_attention": 2, "seed": 3, "size": 32, "trial": "trialX"} | kw
+    # as our evaluation writes them: fakes_AB/X is G_AB(testA/X), so they show one person
+    ident = page_mod.sweep_identities(tmp_path / "src", {"AB": [f["fakes_AB"]], "BA": [f["fakes_BA"]]})
+    kw = {"n": 8, "n_practice": 2, "n_attention": 2, "seed": 3, "size": 32, "trial": "trialX", "identity": ident} | kw
     return page_mod.build_survey(f["testA"], f["testB"], f["fakes_AB"], f["fakes_BA"], tmp_path / "quiz", **kw)
 
 
@@ -56,9 +59,12 @@ def test_selection_is_balanced_seeded_and_counterpart_free(tmp_path):
     assert sorted(main["direction"][main["truth"] == "fake"]) == ["AB", "AB", "BA", "BA"]
     assert sorted(main["domain"][main["truth"] == "real"]) == ["A", "A", "B", "B"]
     assert (key["role"] == "practice").sum() == 2 and (key["role"] == "attention").sum() == 2
-    # a real image never appears with the fake made from it
+    # a real image never appears with the fake made from it, by identity
     stems = lambda d: {Path(p).stem for p in key["source_file"] if f"/{d}/" in p}  # noqa: E731
     assert not stems("testA") & stems("fakes_AB") and not stems("testB") & stems("fakes_BA")
+    scored = key[key["truth"] != "attention"]
+    assert (scored["identity"] != "").all()
+    assert not set(scored.identity[scored.truth == "real"]) & set(scored.identity[scored.truth == "fake"])
     again = analysis.read_key(build(tmp_path / "again").parent)
     assert list(again["image_id"]) == list(key["image_id"])  # same seed, same quiz
     other = analysis.read_key(build(tmp_path / "other", seed=4).parent)
@@ -101,9 +107,11 @@ def test_quiz_is_the_same_in_another_process_and_guards_its_key(tmp_path):
     # a different quiz in the same folder would orphan answers collected with the first
     f = {d: tmp_path / "src" / d for d in ("testA", "testB", "fakes_AB", "fakes_BA")}
     with pytest.raises(ValueError, match="a different survey already lives here"):
-        page_mod.build_survey(f["testA"], f["testB"], f["fakes_AB"], f["fakes_BA"], page.parent, n=8, seed=99)
+        page_mod.build_survey(f["testA"], f["testB"], f["fakes_AB"], f["fakes_BA"], page.parent, n=8, seed=99,
+                              allow_unpaired=True)
     assert (page.parent / "key.csv").read_text() == key
-    page_mod.build_survey(f["testA"], f["testB"], f["fakes_AB"], f["fakes_BA"], page.parent, n=8, seed=99, force=True)
+    page_mod.build_survey(f["testA"], f["testB"], f["fakes_AB"], f["fakes_BA"], page.parent, n=8, seed=99, force=True,
+                          allow_unpaired=True)
     assert (page.parent / "key.csv").read_text() != key
     # default display size: the generated images' own size (16 px here), reals resized to it
     data = page_data(page.read_text())
@@ -114,9 +122,11 @@ def test_quiz_is_the_same_in_another_process_and_guards_its_key(tmp_path):
 def test_build_rejects_too_few_images(tmp_path):
     f = make_folders(tmp_path / "src", n=3)
     with pytest.raises(ValueError, match="need .* images"):
-        page_mod.build_survey(f["testA"], f["testB"], f["fakes_AB"], f["fakes_BA"], tmp_path / "q", n=22)
+        page_mod.build_survey(f["testA"], f["testB"], f["fakes_AB"], f["fakes_BA"], tmp_path / "q", n=22,
+                              allow_unpaired=True)
     with pytest.raises(ValueError, match="even"):
-        page_mod.build_survey(f["testA"], f["testB"], f["fakes_AB"], f["fakes_BA"], tmp_path / "q", n=5)
+        page_mod.build_survey(f["testA"], f["testB"], f["fakes_AB"], f["fakes_BA"], tmp_path / "q", n=5,
+                              allow_unpaired=True)
 
 
 def find_chromium() -> str | None:
@@ -204,3 +214,61 @@ def test_choose_trial_prefers_lowest_fid(tmp_path):
     assert page_mod.choose_trial(tmp_path) == "b_trial"  # c_noeval has no fakes to show
     with pytest.raises(FileNotFoundError, match="no trial folder"):
         page_mod.choose_trial(tmp_path / "c_noeval")
+
+
+def _renamed_fakes(tmp_path: Path, f: dict, n: int) -> tuple[Path, Path]:
+    """The other team's fakes: G_AB(testA/faceK) saved as fakeAB_K.png, with a pairs CSV fake,real."""
+    out = tmp_path / "theirs"
+    rows = ["fake,real"]
+    for k in range(n):
+        out.mkdir(exist_ok=True)
+        (out / f"fakeAB_{k}.png").write_bytes((f["fakes_AB"] / f"face{k:03d}.png").read_bytes())
+        rows.append(f"theirs/fakeAB_{k}.png,src/testA/face{k:03d}.png")
+    (tmp_path / "pairs.csv").write_text("\n".join(rows) + "\n")
+    return out, tmp_path / "pairs.csv"
+
+
+def test_external_fakes_need_pairs_and_identity_keeps_real_and_own_fake_apart(tmp_path):
+    n = 6
+    f = make_folders(tmp_path / "src", n=n)
+    theirs, pairs_csv = _renamed_fakes(tmp_path, f, n)
+    with pytest.raises(ValueError, match="--pairs CSV .* or --allow-unpaired"):
+        page_mod.build_survey(f["testA"], f["testB"], theirs, f["fakes_BA"], tmp_path / "q", n=8, size=16)
+    ident = page_mod.csv_identities(pairs_csv)
+    for seed in range(8):  # 3 of 6 reals of A drawn next to 2 of 6 fakes made from them: often clash by chance
+        page = page_mod.build_survey(f["testA"], f["testB"], theirs, f["fakes_BA"], tmp_path / f"q{seed}", n=8,
+                                     n_practice=0, size=16, seed=seed, identity=ident)
+        key = analysis.read_key(page.parent)
+        fakes = {ident[page_mod._key(p)] for p in key.source_file[key.direction == "AB"]}
+        reals = {ident.get(page_mod._key(p)) for p in key.source_file[(key.truth == "real") & (key.domain == "A")]}
+        assert not fakes & reals  # different names, same person: still never both
+
+
+def test_several_sources_recorded_and_scored_per_source(tmp_path):
+    f = make_folders(tmp_path / "src", n=12)
+    theirs, pairs_csv = _renamed_fakes(tmp_path, f, 12)
+    ident = page_mod.sweep_identities(tmp_path / "src", {"AB": [f["fakes_AB"]], "BA": [f["fakes_BA"]]})
+    ident.update(page_mod.csv_identities(pairs_csv))
+    page = page_mod.build_survey(f["testA"], f["testB"], [f["fakes_AB"], theirs], f["fakes_BA"], tmp_path / "q",
+                                 n=12, n_practice=0, size=16, identity=ident)
+    key = analysis.read_key(page.parent)
+    ab = key[key.direction == "AB"]
+    assert set(ab.source) == {str(f["fakes_AB"]), str(theirs)}
+    assert set(key.source[key.truth == "real"]) == {"real"}
+    main = key[key.role == "main"]
+    answers = pd.concat([main.assign(participant_id=p, error=e) for p, e in (("p1", True), ("p2", False))])
+    rates = analysis.rate_table(answers, n_boot=50)
+    assert {f"fool rate: source {s}" for s in ab.source} <= set(rates.measure)
+
+
+def test_every_image_same_size_and_file_size_auc_recorded(tmp_path):
+    page = build(tmp_path, size=24)
+    data = page_data(page.read_text())
+    for item in data["main"] + data["practice"] + data["attention"]:
+        with Image.open(io.BytesIO(base64.b64decode(item["src"].split(",", 1)[1]))) as im:
+            assert im.size == (24, 24) and im.format == "PNG" and im.mode == "RGB"
+    info = json.loads((page.parent / "survey.json").read_text())
+    assert info["file_size_auc"] == 0.5  # stored PNGs of one size: the byte count says nothing
+    stim = [page_mod.Stimulus(str(k), "main", t, "A", "", "", "") for k, t in enumerate(["real", "real", "fake"])]
+    assert page_mod.file_size_auc(stim, {"0": b"xx", "1": b"xxx", "2": b"x"}) == 0.0  # fakes smallest: perfect
+    assert "DATA.main.length + DATA.attention.length" in page.read_text()  # intro counts what the progress counts

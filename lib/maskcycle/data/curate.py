@@ -9,9 +9,12 @@ Steps (each rerunnable; an interrupted run resumes):
 2. measure every other file once in a process pool (`measures.measure`), appending to
    `judgments.csv` so that a rerun skips files already judged (same path, size and mtime);
 3. turn measurements into reasons with the thresholds, add the manual exclusion list;
-4. split: n_test then n_train ids per domain, seeded, identity-disjoint (an FFHQ id used in A
-   never appears in B, since MaskedFace-Net image N is FFHQ image N with a mask); test images
-   are drawn among ids whose counterpart exists in the other raw set (`pairs_test.csv`);
+4. split: n_test then n_train identities per domain, seeded, identity-disjoint. Ids are identities
+   only where the data set says so (MaskedFace-Net image N is FFHQ image N with a mask); a curated
+   folder's file names mean nothing, so there each file is its own identity unless `--pairs CSV`
+   pairs files. Test images are drawn among identities with a counterpart in the other raw set;
+   each pair is checked (`pairs.check_pair`) and flagged in `pairs_test.csv` when it fails;
+   a split that cannot be filled is an error naming it, the counts and the top reasons;
 5. write `<split><domain>/<id>.png` resized to load_size (skipping those already written from the
    same source and size), remove stale ones, and build the uint8 cache the trainer reads.
 """
@@ -26,21 +29,29 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import pandas as pd
 
 from maskcycle.config import add_field_arguments, check_field_types, from_arguments
 from maskcycle.data import measures, readers
+from maskcycle.data import pairs as pairs_mod
 from maskcycle.data.cache import cached_images
-from maskcycle.data.images import read_rgb, write_png
+from maskcycle.data.images import ImageReadError, read_rgb, write_png
 from maskcycle.data.parallel import parallel_map
 from maskcycle.io import atomic_write_text
 
 MEASURE_COLUMNS = ["source_path", "bytes", "mtime_ns", "error", "width", "height", "mode", "gray_content",
-                   "sharpness", "faces"]
+                   "sharpness", "faces", "faces_dlib"]
 MANIFEST_COLUMNS = ["id", "domain", "source_path", "placement", "split", "reason", "note", "out_file", "width",
-                    "height", "mode", "sharpness", "faces", "ffhq_category"]
+                    "height", "mode", "sharpness", "faces", "faces_source", "faces_haar", "identity",
+                    "identity_source", "ffhq_category"]
+PAIR_COLUMNS = ["domain", "file", "id", "counterpart_path", *pairs_mod.CHECK_COLUMNS]
+# How identities were decided (the manifest's identity_source)
+IDENTITY_DATASET = "dataset ids (MaskedFace-Net N is FFHQ N)"
+IDENTITY_NONE = "none (file names of a curated folder mean nothing)"
+IDENTITY_PAIRS = "pairs CSV"
 SPLIT_BUCKETS = (("test", "A"), ("test", "B"), ("train", "A"), ("train", "B"))
 
 
@@ -61,36 +72,57 @@ class Settings:
     n_test: int = _field(1000, "test images per domain")
     load_size: int = _field(286, "side of the written images")
     seed: int = _field(0, "seed of the split")
-    min_size: int = _field(0, "smallest accepted shorter side (0: load_size, i.e. never upscale)")
-    sharpness_min: float = _field(8.0, "variance-of-Laplacian threshold at work_size")
-    max_faces: int = _field(1, "images with more detected faces are rejected")
-    require_face: bool = _field(False, "also reject images where no face is detected (Haar misses many masked faces)")
+    min_size: int = _field(0, "smallest accepted shorter side (0: load_size, or any size with allow_upscale)")
+    allow_upscale: bool = _field(False, "accept images smaller than load_size and upscale them (a choice: "
+                                        "upscaled images are softer than real ones)")
+    sharpness_min: float = _field(8.0, "absolute floor of the blur threshold (variance of the Laplacian at "
+                                       "work_size)")
+    sharpness_tail: float = _field(3.0, "per-domain blur threshold: median - k robust sigmas of log sharpness, "
+                                        "never below sharpness_min (0: the floor only)")
+    detector: Literal["hog", "cnn", "haar"] = _field("hog", "face counter: dlib HOG (face module), dlib CNN "
+                                                            "(slow on CPU) or OpenCV's Haar cascade")
+    max_faces: int = _field(1, "images with more detected faces are rejected (masked images with an FFHQ "
+                               "counterpart are counted on the counterpart)")
+    require_face: bool = _field(False, "also reject images where no face is detected")
     placements: tuple[readers.Placement, ...] = _field(("correct",), "MaskedFace-Net placement classes kept "
                                                        "(IMFD classes are opt-in)")
-    work_size: int = _field(256, "grayscale side at which sharpness and faces are measured")
+    work_size: int = _field(256, "side at which sharpness, faces and pairs are measured")
     exclusions: str = _field("", "manual exclusion list (id,reason[,domain]); empty: none")
+    pairs: str = _field("", "curated folders only: CSV a,b of files (relative to the folder) that show one "
+                            "person; without it a curated folder has no pairs and no identity exclusion")
+    pair_share_min: float = _field(pairs_mod.SHARE_RANGE[0], "smallest plausible mask share of a pair's image")
+    pair_share_max: float = _field(pairs_mod.SHARE_RANGE[1], "largest plausible mask share of a pair's image")
+    pair_faces: bool = _field(True, "check pairs with dlib too: same upper face, nose and mouth in the mask")
 
     def __post_init__(self) -> None:
         check_field_types(self, CurationError)
         for name in ("n_train", "load_size", "work_size", "max_faces"):
             if getattr(self, name) < 1:
                 raise CurationError(f"curation setting {name}={getattr(self, name)} must be >= 1")
-        for name in ("n_test", "min_size", "sharpness_min"):
+        for name in ("n_test", "min_size", "sharpness_min", "sharpness_tail"):
             if getattr(self, name) < 0:
                 raise CurationError(f"curation setting {name}={getattr(self, name)} must be >= 0")
+        if not 0 <= self.pair_share_min < self.pair_share_max <= 1:
+            raise CurationError(f"curation settings pair_share_min={self.pair_share_min}, pair_share_max="
+                                f"{self.pair_share_max}: need 0 <= min < max <= 1")
 
-    def thresholds(self) -> measures.Thresholds:
-        return measures.Thresholds(min_size=self.min_size or self.load_size, sharpness_min=self.sharpness_min,
-                                   max_faces=self.max_faces, require_face=self.require_face)
+    def thresholds(self, sharpness_min: float | None = None) -> measures.Thresholds:
+        min_size = self.min_size or (1 if self.allow_upscale else self.load_size)
+        return measures.Thresholds(min_size=min_size, max_faces=self.max_faces, require_face=self.require_face,
+                                   sharpness_min=self.sharpness_min if sharpness_min is None else sharpness_min)
+
+    @property
+    def dlib_detector(self) -> str:
+        return "" if self.detector == "haar" else self.detector
 
 
 # --- step 2: measuring, resumable -----------------------------------------------------------------
 
 def _measure_one(args) -> dict:
-    path, work_size = args
+    path, work_size, detector = args
     st = os.stat(path)
     row = {"source_path": str(path), "bytes": st.st_size, "mtime_ns": st.st_mtime_ns}
-    row.update(measures.measure(path, work_size))
+    row.update(measures.measure(path, work_size, detector))
     return row
 
 
@@ -103,19 +135,22 @@ def _read_log(path: Path) -> pd.DataFrame:
     if lines and not lines[-1].endswith("\n"):
         lines = lines[:-1]
     df = pd.read_csv(io.StringIO("".join(lines)), dtype=str, keep_default_na=False)
-    for col in ("bytes", "mtime_ns", "width", "height", "faces"):
+    for col in ("bytes", "mtime_ns", "width", "height", "faces", "faces_dlib"):
         df[col] = pd.to_numeric(df[col]).astype("int64")
     df["sharpness"] = pd.to_numeric(df.sharpness, errors="coerce")  # nan for unreadable files
     df["gray_content"] = df.gray_content == "True"
     return df.drop_duplicates("source_path", keep="last")
 
 
-def judge(paths: list[Path], out: Path, work_size: int = 256, workers: int = 0, progress: bool = True) -> tuple[
-        pd.DataFrame, dict]:
-    """Measurements of every path, reusing `out/judgments.csv`; returns them and timing figures."""
+def judge(paths: list[Path], out: Path, work_size: int = 256, workers: int = 0, progress: bool = True,
+          detector: str = "", no_dlib: set[str] = frozenset()) -> tuple[pd.DataFrame, dict]:
+    """Measurements of every path, reusing `out/judgments.csv`; returns them and timing figures.
+    `detector` ('hog', 'cnn' or '') also counts faces with dlib, except on paths in `no_dlib`
+    (masked images whose faces are counted on their unmasked counterpart)."""
     log = out / "judgments.csv"
     stamp = out / "judgments.json"
-    want = {"measure_version": measures.MEASURE_VERSION, "work_size": work_size, **measures.DETECT}
+    want = {"measure_version": measures.MEASURE_VERSION, "work_size": work_size, "dlib": detector,
+            **measures.DETECT}
     if log.exists() and (not stamp.exists() or json.loads(stamp.read_text()) != want):
         log.unlink()  # measured differently before: start again
     out.mkdir(parents=True, exist_ok=True)
@@ -129,7 +164,8 @@ def judge(paths: list[Path], out: Path, work_size: int = 256, workers: int = 0, 
             todo.append(p)
     t0 = time.perf_counter()
     if todo:
-        _run_measurements(todo, log, work_size, workers, progress)
+        jobs = [(p, work_size, "" if str(p) in no_dlib else detector) for p in todo]
+        _run_measurements(jobs, log, workers, progress)
     seconds = time.perf_counter() - t0
     df = _read_log(log)
     df = df[df.source_path.isin({str(p) for p in paths})]
@@ -138,13 +174,12 @@ def judge(paths: list[Path], out: Path, work_size: int = 256, workers: int = 0, 
     return df, timing
 
 
-def _run_measurements(todo: list[Path], log: Path, work_size: int, workers: int, progress: bool) -> None:
+def _run_measurements(jobs: list[tuple], log: Path, workers: int, progress: bool) -> None:
     new_file = not log.exists() or log.stat().st_size == 0
     with open(log, "a", newline="") as fh:
         w = csv.DictWriter(fh, fieldnames=MEASURE_COLUMNS)
         if new_file:
             w.writeheader()
-        jobs = [(p, work_size) for p in todo]
         for k, row in enumerate(parallel_map(_measure_one, jobs, workers, "measuring", progress)):
             w.writerow(row)
             if k % 64 == 63:
@@ -174,40 +209,67 @@ def read_exclusions(path: str | Path) -> dict[tuple[str, str], str]:
     return out
 
 
+def sharpness_thresholds(records: list[readers.Record], measured: pd.DataFrame, s: Settings) -> dict[str, float]:
+    """Per domain, the blur threshold from that domain's measured, readable images (`measures.sharpness_threshold`)."""
+    value = dict(zip(measured.source_path, measured.sharpness)) if len(measured) else {}
+    out = {}
+    for d in ("A", "B"):
+        v = [value[str(r.path)] for r in records if r.domain == d and str(r.path) in value]
+        out[d] = measures.sharpness_threshold(v, s.sharpness_min, s.sharpness_tail)
+    return out
+
+
+def _face_count(m: dict, counterpart: dict | None, detector: str) -> tuple[int, str]:
+    """(faces, where counted): a masked image with a readable unmasked counterpart is counted there,
+    since the mask hides only the main face and the detectors miss many masked faces."""
+    def count(x):
+        return int(x["faces"]) if detector == "haar" or int(x.get("faces_dlib", -1)) < 0 else int(x["faces_dlib"])
+
+    if counterpart is not None and not counterpart.get("error"):
+        return count(counterpart), "counterpart"
+    return count(m), "self"
+
+
 def judge_records(records: list[readers.Record], measured: pd.DataFrame, s: Settings,
-                  exclusions: dict[tuple[str, str], str]) -> pd.DataFrame:
-    """One row per record with its measurements and rejection reason ('' when kept)."""
+                  exclusions: dict[tuple[str, str], str], counterparts: dict[str, Path] | None = None,
+                  sharpness: dict[str, float] | None = None) -> pd.DataFrame:
+    """One row per record with its measurements and rejection reason ('' when kept). `counterparts`
+    maps a masked file to its unmasked counterpart (known identities only); `sharpness` the
+    per-domain blur threshold (default: sharpness_thresholds)."""
     by_path = measured.set_index("source_path").to_dict("index") if len(measured) else {}
-    t = s.thresholds()
+    counterparts = counterparts or {}
+    sharpness = sharpness or sharpness_thresholds(records, measured, s)
     rows = []
     for r in records:
         m = by_path.get(str(r.path))
-        why = []
+        why, faces, source = [], None, ""
         if r.domain == "B" and r.placement not in s.placements:
             why.append(f"placement:{r.placement}")
         elif m is None:
             why.append("not_measured")
         else:
-            why.extend(measures.reasons(m, t))
+            other = by_path.get(str(counterparts.get(str(r.path), "")))
+            faces, source = _face_count(m, other, s.detector) if not m.get("error") else (m["faces"], "self")
+            why.extend(measures.reasons({**m, "faces": faces}, s.thresholds(sharpness[r.domain])))
         manual = exclusions.get((r.id, r.domain)) or exclusions.get((r.id, ""))
         if manual and not why:
             why.append(f"manual:{manual}")
         m = m or {}
         rows.append({"id": r.id, "domain": r.domain, "source_path": str(r.path), "placement": r.placement,
                      "reason": ";".join(why), "width": m.get("width"), "height": m.get("height"),
-                     "mode": m.get("mode"), "sharpness": m.get("sharpness"), "faces": m.get("faces"),
-                     "given_split": r.split})
+                     "mode": m.get("mode"), "sharpness": m.get("sharpness"), "faces": faces,
+                     "faces_source": source, "faces_haar": m.get("faces"), "given_split": r.split})
     return pd.DataFrame(rows)
 
 
 # --- step 4: the split ----------------------------------------------------------------------------
 
 def choose_b(kept_b: pd.DataFrame, seed: int) -> pd.DataFrame:
-    """One B image per id: a correctly worn mask when there is one, else a seeded choice."""
+    """One B image per identity: a correctly worn mask when there is one, else a seeded choice."""
     rng = np.random.default_rng([seed, 1])
     kept_b = kept_b.assign(_pref=(kept_b.placement != "correct").astype(int),
                            _r=rng.random(len(kept_b)))
-    return kept_b.sort_values(["id", "_pref", "_r"]).drop_duplicates("id").drop(columns=["_pref", "_r"])
+    return kept_b.sort_values(["identity", "_pref", "_r"]).drop_duplicates("identity").drop(columns=["_pref", "_r"])
 
 
 def split_ids(ids_a: set[str], ids_b: set[str], n_train: int, n_test: int, seed: int,
@@ -241,57 +303,115 @@ def split_ids(ids_a: set[str], ids_b: set[str], n_train: int, n_test: int, seed:
     return {b: sorted(v) for b, v in out.items()}
 
 
+def read_pairs_csv(path: str | Path, root: Path, records: list[readers.Record]) -> dict[str, str]:
+    """A curated folder's pairs CSV (columns a,b: files relative to the folder, one person each) ->
+    {source path: identity} for both files of every pair; bad rows are errors naming the line."""
+    path = Path(path)
+    if not path.is_file():
+        raise CurationError(f"{path}: pairs CSV not found")
+    known = {str(r.path.relative_to(root)): r for r in records}
+    with path.open(newline="") as f:
+        reader = csv.DictReader(f)
+        if not {"a", "b"} <= set(reader.fieldnames or []):
+            raise CurationError(f"{path}: needs the columns a,b (found {', '.join(reader.fieldnames or [])})")
+        rows = list(reader)
+    out = {}
+    for line, row in enumerate(rows, start=2):
+        ra, rb = known.get(row["a"].strip()), known.get(row["b"].strip())
+        if ra is None or rb is None or ra.domain != "A" or rb.domain != "B":
+            bad = "a" if ra is None or ra.domain != "A" else "b"
+            raise CurationError(f"{path} line {line}: {bad}={row[bad]!r} is not an image of "
+                                f"{'trainA/ or testA/' if bad == 'a' else 'trainB/ or testB/'} in {root}")
+        out[str(ra.path)] = out[str(rb.path)] = f"pair:{row['a'].strip()}"
+    return out
+
+
+def identities(records: list[readers.Record], curated_root: Path | None, pairs_csv: str) -> tuple[dict, str]:
+    """{source path: identity} and how they were decided. The raw readers' ids are identities (the
+    data sets say so); a curated folder's file names are not: each file is its own identity unless
+    a pairs CSV says two files show one person."""
+    if curated_root is None:
+        if pairs_csv:
+            raise CurationError("--pairs is for --curated folders (FFHQ and MaskedFace-Net ids already pair)")
+        return {str(r.path): r.id for r in records}, IDENTITY_DATASET
+    own = {str(r.path): f"{r.split}{r.domain}/{r.path.name}" for r in records}
+    if not pairs_csv:
+        return own, IDENTITY_NONE
+    return {**own, **read_pairs_csv(pairs_csv, curated_root, records)}, IDENTITY_PAIRS
+
+
 def assign(table: pd.DataFrame, s: Settings, all_records: list[readers.Record]) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Fill `split`, `note`, `out_file` in the judged table; returns it and the pairs table."""
+    """Fill `split`, `note`, `out_file` in the judged table (which has an `identity` column);
+    returns it and the pairs table (test images whose counterpart, same identity, is in the other domain)."""
     table = table.copy()
     table["split"] = np.where(table.reason == "", "unused", "rejected")
     table["note"] = ""
     table["out_file"] = ""
+    ident = dict(zip(table.source_path, table.identity))
     kept = table[table.reason == ""]
-    kept_a = kept[kept.domain == "A"].drop_duplicates("id")
+    kept_a = kept[kept.domain == "A"].drop_duplicates("identity")
     kept_b = choose_b(kept[kept.domain == "B"], s.seed)
     # A counterpart must decode (it is read at evaluation); rejected for blur etc. is still a true pair.
     decodable = set(table.source_path[table.width.notna() & ~table.reason.str.contains("unreadable")])
     candidates = [r for r in all_records if str(r.path) in decodable]
-    raw_a = {r.id: r for r in candidates if r.domain == "A"}
-    raw_b = {}
-    for r in sorted((r for r in candidates if r.domain == "B"), key=lambda r: (r.placement != "correct", str(r.path))):
-        raw_b.setdefault(r.id, r)
+    raw = {"A": {}, "B": {}}
+    for r in sorted(candidates, key=lambda r: (r.placement not in ("", "correct"), str(r.path))):
+        raw[r.domain].setdefault(ident[str(r.path)], r)
     if (table.given_split != "").any():  # an already-curated folder keeps its split
         chosen = {}
         for (sp, d) in SPLIT_BUCKETS:
             src = kept_a if d == "A" else kept_b
-            chosen[(sp, d)] = sorted(src[src.given_split == sp].id)
+            chosen[(sp, d)] = sorted(src[src.given_split == sp].identity)
     else:
-        chosen = split_ids(set(kept_a.id), set(kept_b.id), s.n_train, s.n_test, s.seed,
-                           test_ok_a=set(raw_b), test_ok_b=set(raw_a))
-    used = {}
-    for (sp, d), ids in chosen.items():
-        for i in ids:
-            used[(i, d)] = sp
-    pick_b = set(kept_b.source_path)
+        chosen = split_ids(set(kept_a.identity), set(kept_b.identity), s.n_train, s.n_test, s.seed,
+                           test_ok_a=set(raw["B"]), test_ok_b=set(raw["A"]))
+    used = {(i, d): sp for (sp, d), ids in chosen.items() for i in ids}
+    pick = set(kept_b.source_path) | set(kept_a.source_path)
     for k, r in table.iterrows():
         if r.reason:
             continue
-        sp = used.get((r.id, r.domain))
-        if r.domain == "B" and r.source_path not in pick_b:
-            table.at[k, "note"] = "another image of this id chosen"
+        sp = used.get((r.identity, r.domain))
+        if r.source_path not in pick:
+            table.at[k, "note"] = "another image of this identity chosen"
         elif sp:
             table.at[k, "split"] = sp
             table.at[k, "out_file"] = f"{sp}{r.domain}/{r.id}.png"
-        elif any((r.id, d) in used for d in "AB"):
+        elif any((r.identity, d) in used for d in "AB"):
             table.at[k, "note"] = "identity used in the other domain"
         else:
             table.at[k, "note"] = "not drawn (beyond n_train)"
+    written = table[table.out_file != ""]
     pairs = []
-    for (sp, d), ids in chosen.items():
-        if sp != "test":
-            continue
-        other = raw_b if d == "A" else raw_a
-        for i in ids:
-            if i in other:
-                pairs.append({"domain": d, "file": f"{i}.png", "id": i, "counterpart_path": str(other[i].path)})
-    return table, pd.DataFrame(pairs, columns=["domain", "file", "id", "counterpart_path"])
+    for r in written[written.split == "test"].itertuples():
+        other = raw["B" if r.domain == "A" else "A"].get(r.identity)
+        if other is not None:
+            pairs.append({"domain": r.domain, "file": Path(r.out_file).name, "id": r.id,
+                          "counterpart_path": str(other.path), "src_path": r.source_path,
+                          "named": r.placement if r.domain == "B" else other.placement})
+    return table, pd.DataFrame(pairs, columns=["domain", "file", "id", "counterpart_path", "src_path", "named"])
+
+
+def _check_one(args) -> dict:
+    masked, unmasked, placement, size, share_range, use_faces = args
+    try:
+        b, a = read_rgb(masked, size), read_rgb(unmasked, size)
+    except ImageReadError as exc:
+        return {c: "" for c in pairs_mod.CHECK_COLUMNS} | {"check": "unreadable", "error": str(exc)}
+    return pairs_mod.check_pair(b, a, placement or "correct", share_range, use_faces)
+
+
+def check_pairs(pairs: pd.DataFrame, s: Settings, workers: int = 0, progress: bool = True) -> tuple[pd.DataFrame, dict]:
+    """Add the pair checks (`pairs.CHECK_COLUMNS`) to the pairs table; returns it and the summary."""
+    jobs = []
+    for r in pairs.itertuples():
+        masked, unmasked = (r.counterpart_path, r.src_path) if r.domain == "A" else (r.src_path, r.counterpart_path)
+        jobs.append((masked, unmasked, r.named, s.work_size, (s.pair_share_min, s.pair_share_max),
+                     s.pair_faces))
+    rows = list(parallel_map(_check_one, jobs, workers, "checking pairs", progress, min_pool_jobs=17)) if jobs else []
+    checked = pairs.drop(columns=["src_path", "named"]).reset_index(drop=True)
+    for c in pairs_mod.CHECK_COLUMNS:
+        checked[c] = [row.get(c, "") for row in rows]
+    return checked.reindex(columns=PAIR_COLUMNS), pairs_mod.summary(rows, list(pairs.named))
 
 
 # --- step 5: writing ------------------------------------------------------------------------------
@@ -341,26 +461,46 @@ def build_cache(out: Path, load_size: int) -> dict[str, list[int]]:
 
 # --- the whole step -------------------------------------------------------------------------------
 
-def curate(out: str | Path, ffhq: str | Path | None = None, maskedfacenet: str | Path | None = None,
-           curated: str | Path | None = None, settings: Settings = Settings(), workers: int = 0,
-           progress: bool = True) -> pd.DataFrame:
-    """Curate raw FFHQ + MaskedFace-Net (or re-check an already-curated folder) into `out`.
-    Returns the manifest; writes manifest.csv, pairs_test.csv, curation.json, the folders, the cache."""
-    out = Path(out)
+def _records(ffhq, maskedfacenet, curated) -> list[readers.Record]:
     if curated is not None:
         if ffhq is not None or maskedfacenet is not None:
             raise CurationError("give either --curated or --ffhq and --maskedfacenet, not both")
-        records = readers.read_curated(curated)
-    else:
-        if ffhq is None or maskedfacenet is None:
-            raise CurationError("curation needs both --ffhq and --maskedfacenet (or --curated)")
-        records = readers.read_ffhq(ffhq) + readers.read_maskedfacenet(maskedfacenet)
+        return readers.read_curated(curated)
+    if ffhq is None or maskedfacenet is None:
+        raise CurationError("curation needs both --ffhq and --maskedfacenet (or --curated)")
+    return readers.read_ffhq(ffhq) + readers.read_maskedfacenet(maskedfacenet)
+
+
+def _counterparts(records: list[readers.Record], ident: dict[str, str]) -> dict[str, Path]:
+    """masked file -> its unmasked counterpart (same identity), where identities are known."""
+    a = {ident[str(r.path)]: r.path for r in records if r.domain == "A"}
+    return {str(r.path): a[ident[str(r.path)]] for r in records if r.domain == "B" and ident[str(r.path)] in a}
+
+
+def curate(out: str | Path, ffhq: str | Path | None = None, maskedfacenet: str | Path | None = None,
+           curated: str | Path | None = None, settings: Settings = Settings(), workers: int = 0,
+           progress: bool = True, sheets: bool = False) -> pd.DataFrame:
+    """Curate raw FFHQ + MaskedFace-Net (or re-check an already-curated folder) into `out`.
+    Returns the manifest; writes manifest.csv, pairs_test.csv, curation.json, the folders, the cache
+    (and contact sheets under figures/ with `sheets`). A split that cannot be filled raises
+    CurationError after the manifest is written (so it can be inspected)."""
+    out = Path(out)
+    records = _records(ffhq, maskedfacenet, curated)
     exclusions = read_exclusions(settings.exclusions) if settings.exclusions else {}
+    ident, identity_source = identities(records, Path(curated) if curated is not None else None, settings.pairs)
+    counterparts = _counterparts(records, ident) if identity_source != IDENTITY_NONE else {}
     t_start = time.perf_counter()
     to_measure = [r.path for r in records if r.domain == "A" or r.placement in settings.placements]
-    measured, timing = judge(to_measure, out, settings.work_size, workers, progress)
-    table = judge_records(records, measured, settings, exclusions)
+    measured, timing = judge(to_measure, out, settings.work_size, workers, progress, settings.dlib_detector,
+                             no_dlib=set(counterparts))
+    blur = sharpness_thresholds(records, measured, settings)
+    table = judge_records(records, measured, settings, exclusions, counterparts, blur)
+    table["identity"] = [ident[p] for p in table.source_path]
+    table["identity_source"] = identity_source
     table, pairs = assign(table, settings, records)
+    t0 = time.perf_counter()
+    pairs, pair_summary = check_pairs(pairs, settings, workers, progress)
+    timing["pair_check_seconds"] = round(time.perf_counter() - t0, 2)
     meta = readers.ffhq_metadata(ffhq) if ffhq is not None else {}
     table["ffhq_category"] = [meta.get(i, "") for i in table.id]  # training / validation (ffhq-dataset-v2.json)
     timing.update(write_images(table, out, settings.load_size, workers, progress))
@@ -368,28 +508,86 @@ def curate(out: str | Path, ffhq: str | Path | None = None, maskedfacenet: str |
     timing["total_seconds"] = round(time.perf_counter() - t_start, 2)
     manifest = table.reindex(columns=MANIFEST_COLUMNS)
     manifest["out_file"] = manifest.out_file.fillna("")
-    for col in ("width", "height", "faces"):
+    for col in ("width", "height", "faces", "faces_haar"):
         manifest[col] = manifest[col].astype("Int64")
     _write_csv(out / "manifest.csv", manifest)
     _write_csv(out / "pairs_test.csv", pairs)
+    problems, warnings = shortfalls(manifest, settings, curated is not None, records)
+    info = _info(manifest, settings, (ffhq, maskedfacenet, curated), timing, cache)
+    info.update(identities=identity_source, sharpness_threshold=blur, pair_checks=pair_summary,
+                warnings=warnings, problems=problems)
+    if sheets:
+        from maskcycle.data import report
+
+        info["sheets"] = {k: str(v) for k, v in report.review_sheets(manifest, out, seed=settings.seed).items()}
+    atomic_write_text(out / "curation.json", json.dumps(info, indent=2) + "\n")
+    for w in warnings:
+        print(f"curate: warning: {w}", file=sys.stderr)
+    if problems:
+        raise CurationError("\n".join(problems))
+    return manifest
+
+
+def _info(manifest: pd.DataFrame, settings: Settings, sources: tuple, timing: dict, cache: dict) -> dict:
     counts = manifest.groupby(["domain", "split"]).size().unstack(fill_value=0)
-    short = {f"{sp}{d}": int(len(manifest[(manifest.split == sp) & (manifest.domain == d)]))
-             for sp, d in SPLIT_BUCKETS}
-    info = {"settings": {**dataclasses.asdict(settings), "placements": list(settings.placements)},
-            "sources": {"ffhq": str(ffhq or ""), "maskedfacenet": str(maskedfacenet or ""),
-                        "curated": str(curated or "")},
+    short = {f"{sp}{d}": int(len(manifest[(manifest.split == sp) & (manifest.domain == d)])) for sp, d in SPLIT_BUCKETS}
+    return {"settings": {**dataclasses.asdict(settings), "placements": list(settings.placements)},
+            "sources": dict(zip(("ffhq", "maskedfacenet", "curated"), (str(x or "") for x in sources))),
             "timing": timing, "counts": short, "cache": cache,
             "per_domain_split": {d: {k: int(v) for k, v in row.items()} for d, row in counts.iterrows()}}
-    atomic_write_text(out / "curation.json", json.dumps(info, indent=2) + "\n")
-    if curated is None:
-        wanted = {"train": settings.n_train, "test": settings.n_test}
-        for b, n in short.items():
-            if n == 0:
-                raise CurationError(f"{out}: no images left for {b} after filtering (see manifest.csv)")
-            if n < wanted[b[:-1]]:
-                print(f"curate: warning: {b} has {n} images, fewer than the {wanted[b[:-1]]} asked for "
-                      f"(an identity-disjoint split needs 2 x (n_train + n_test) distinct kept ids)")
-    return manifest
+
+
+# --- saying what went wrong -----------------------------------------------------------------------
+
+def top_reasons(m: pd.DataFrame, domain: str, k: int = 3) -> list[tuple[str, int]]:
+    """The domain's most frequent rejection reasons (placement choices and manual ones aside)."""
+    r = m[(m.domain == domain) & (m.reason != "")].reason.str.split(";").explode()
+    r = r[~r.str.startswith("placement:")].str.replace(r"^manual:.*", "manual", regex=True)
+    return [(str(a), int(b)) for a, b in r.value_counts().head(k).items()]
+
+
+def _hint(reason: str, m: pd.DataFrame, domain: str, s: Settings) -> str:
+    if reason == "too_small":
+        d = m[(m.domain == domain) & m.reason.str.contains("too_small")]
+        side = int(np.median(np.minimum(d.width.astype(float), d.height.astype(float))))
+        return (f"--load-size {side} (the median shorter side of those images), or --allow-upscale "
+                f"to upscale them to {s.load_size}")
+    return {"blurry": "--sharpness-tail (lower k keeps more) or --sharpness-min (the floor)",
+            "multiple_faces": "--max-faces 2, or look at figures/rejected_*_multiple_faces.png",
+            "no_face": "--no-require-face, or --detector cnn (finds more masked faces)",
+            "not_rgb": "grayscale images are not used; convert them or leave them out",
+            "unreadable": "the files named in manifest.csv do not decode",
+            }.get(reason, "see manifest.csv")
+
+
+def shortfalls(m: pd.DataFrame, s: Settings, curated: bool, records: list[readers.Record]) -> tuple[list, list]:
+    """(problems, warnings): a split that cannot be filled (none found where some were asked for)
+    is a problem; a split filled only in part, and a reason that rejects more than a quarter of a
+    domain, are warnings. Each names the split or domain, the counts, the top reasons and what to change."""
+    problems, warnings = [], []
+    for d in "AB":
+        considered = m[(m.domain == d) & ~m.reason.str.startswith("placement:")]
+        for why, n in top_reasons(m, d):
+            if len(considered) and n > 0.25 * len(considered):
+                warnings.append(f"{why} rejects {n} of {len(considered)} images of domain {d}; to change: "
+                                f"{_hint(why, m, d, s)}")
+    for sp, d in SPLIT_BUCKETS:
+        asked = (sum(1 for r in records if r.domain == d and r.split == sp) if curated
+                 else (s.n_train if sp == "train" else s.n_test))
+        found = int(((m.split == sp) & (m.domain == d)).sum())
+        if asked == 0 or found >= asked:
+            continue
+        why = top_reasons(m, d)
+        text = (f"{sp}{d}: {found} images of the {asked} asked for; top rejection reasons in {d}: "
+                + (", ".join(f"{r} {n}" for r, n in why) or "none"))
+        if why:
+            text += f"; to change: {_hint(why[0][0], m, d, s)}"
+        if sp == "test" and not curated:
+            text += (f"; test images need a counterpart in the other raw set "
+                     f"({int((m[m.domain == d].note == 'identity used in the other domain').sum())} kept ids "
+                     f"went to the other domain)")
+        (problems if found == 0 else warnings).append(text)
+    return problems, warnings
 
 
 def _write_csv(path: Path, df: pd.DataFrame) -> None:
@@ -404,6 +602,7 @@ def add_arguments(p) -> None:
     p.add_argument("--curated", default=None, help="an already-curated trainA/trainB/testA/testB folder instead")
     p.add_argument("--out", required=True)
     p.add_argument("--workers", type=int, default=0, help="processes (0 = all cores)")
+    p.add_argument("--no-sheets", action="store_true", help="skip the contact sheets (figures/*.png)")
     add_field_arguments(p.add_argument_group("curation settings"), Settings)
 
 
@@ -411,9 +610,17 @@ def run_command(args) -> int:
     try:
         s = from_arguments(Settings, args)
         m = curate(args.out, ffhq=args.ffhq, maskedfacenet=args.maskedfacenet, curated=args.curated, settings=s,
-                   workers=args.workers)
+                   workers=args.workers, sheets=not args.no_sheets)
     except (readers.LayoutError, CurationError) as exc:
         print(f"maskcycle curate: error: {exc}", file=sys.stderr)
         return 2
     print(m.groupby(["domain", "split"]).size().unstack(fill_value=0).to_string())
+    info = json.loads((Path(args.out) / "curation.json").read_text())
+    pc = info["pair_checks"]
+    print(f"identities: {info['identities']}; pairs: {pc['checked']} checked, {pc['ok']} ok, flagged "
+          f"{pc['flagged'] or 'none'}; placement from landmarks agrees with the file name for "
+          f"{pc['placement_agreement']} of {pc['with_face']} pairs with a face")
+    print(f"blur thresholds (variance of the Laplacian): {info['sharpness_threshold']}")
+    if info.get("sheets"):
+        print(f"contact sheets: {Path(args.out) / 'figures'}/ ({len(info['sheets'])} files)")
     return 0

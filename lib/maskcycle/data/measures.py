@@ -5,9 +5,11 @@
 is done once per file (curation keeps a log of measurements); thresholds can change afterwards
 without decoding again.
 
-Sharpness is the variance of the Laplacian and faces are counted with OpenCV's frontal-face Haar
-cascade (shipped in opencv-python-headless 4.x), both on a grayscale copy resized to
-`work_size`, so that thresholds mean the same for 128-px thumbnails and 1024-px originals.
+Sharpness is the variance of the Laplacian on a grayscale copy resized to `work_size`, so that
+thresholds mean the same for 128-px thumbnails and 1024-px originals; its threshold comes from each
+domain's own distribution (`sharpness_threshold`), above an absolute floor. Faces are counted twice:
+with OpenCV's frontal-face Haar cascade (cheap; kept for comparison) and with the face module's dlib
+detector (`faces_dlib`, HOG or CNN) on the RGB copy at `work_size`, which is what curation uses.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageOps
 
-MEASURE_VERSION = 1  # bump when measure() changes meaning: logged measurements are then redone
+MEASURE_VERSION = 2  # bump when measure() changes meaning: logged measurements are then redone
 CASCADE = "haarcascade_frontalface_alt2.xml"  # no double hits on one face in our checks
 # detectMultiScale settings; part of the measurement key, so changing them re-measures
 DETECT = {"cascade": CASCADE, "scale_factor": 1.15, "min_neighbors": 3, "min_size_fraction": 1 / 8}
@@ -32,6 +34,19 @@ class Thresholds:
     sharpness_min: float = 8.0  # variance of the Laplacian at work_size
     max_faces: int = 1
     require_face: bool = False  # reject images where the detector finds no face (misses many masked faces)
+
+
+def sharpness_threshold(values, floor: float, k: float) -> float:
+    """A domain's blur threshold: the robust low tail of log sharpness, median - k * 1.4826 * MAD
+    (a normal's k-sigma tail that a few planted or real outliers do not move), never below `floor`.
+    Drawn faces and real photos differ by orders of magnitude, so no one constant fits both."""
+    v = np.asarray(values, dtype=np.float64)
+    v = np.log(v[np.isfinite(v) & (v > 0)])
+    if k <= 0 or len(v) < 10:  # too few images to estimate a tail
+        return float(floor)
+    med = float(np.median(v))
+    sigma = 1.4826 * float(np.median(np.abs(v - med)))
+    return round(max(float(floor), float(np.exp(med - k * sigma))), 3)
 
 
 @functools.cache
@@ -72,10 +87,24 @@ def count_faces(gray: np.ndarray) -> int:
     return int(len(found))
 
 
-def measure(path, work_size: int = 256) -> dict:
-    """Decode one file and measure it. Never raises for a bad file: `error` says what went wrong."""
+def count_faces_dlib(rgb: np.ndarray, work_size: int, detector: str) -> int:
+    """Faces found by the face module's detector on an RGB copy at work_size (-1: not counted)."""
+    if detector not in ("hog", "cnn"):
+        return -1
+    from PIL import Image as _Image
+
+    from maskcycle.data import faces
+
+    if rgb.shape[:2] != (work_size, work_size):
+        rgb = np.asarray(_Image.fromarray(rgb).resize((work_size, work_size), _Image.BICUBIC))
+    return len(faces.detect(rgb, detector))
+
+
+def measure(path, work_size: int = 256, detector: str = "") -> dict:
+    """Decode one file and measure it. Never raises for a bad file: `error` says what went wrong.
+    `detector` ('hog', 'cnn' or '' for none) also counts faces with dlib (`faces_dlib`)."""
     out = {"error": "", "width": 0, "height": 0, "mode": "", "gray_content": False, "sharpness": np.nan,
-           "faces": -1}
+           "faces": -1, "faces_dlib": -1}
     try:
         with Image.open(path) as im:
             im.load()
@@ -91,6 +120,7 @@ def measure(path, work_size: int = 256) -> dict:
     g = gray_work(rgb, work_size)
     out["sharpness"] = round(sharpness(g), 3)
     out["faces"] = count_faces(g)
+    out["faces_dlib"] = count_faces_dlib(rgb, work_size, detector)
     return out
 
 

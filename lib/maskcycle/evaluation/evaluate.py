@@ -76,6 +76,7 @@ class TestSets:
     pairs_skipped: list[str]  # counterparts that cannot be decoded, each with the reason
     key: str  # fingerprint of what the sets were built from
     faces: dict = dataclasses.field(default_factory=dict)  # descriptors of the real sets, computed once
+    pairs_flagged: int = 0  # rows of pairs_test.csv left out: they failed curation's pair checks
 
 
 def _resolve_counterpart(value: str, root: Path) -> Path | None:
@@ -102,8 +103,11 @@ def read_pairs(root: str | Path, names_A: list[str], names_B: list[str]) -> tupl
             raise ValueError(f"{path}: missing column(s) {', '.join(missing)} (expected {','.join(PAIRS_COLUMNS)})")
         rows = list(reader)
     known = {"A": set(names_A), "B": set(names_B)}
-    out = []
+    out, flagged = [], 0
     for line, row in enumerate(rows, start=2):
+        if row.get("check", "ok") not in ("", "ok"):  # curation's pair checks failed: not a true pair
+            flagged += 1
+            continue
         domain = row["domain"].strip()
         if domain not in known:
             raise ValueError(f"{path} line {line}: domain {domain!r} is not 'A' or 'B'")
@@ -114,7 +118,19 @@ def read_pairs(root: str | Path, names_A: list[str], names_B: list[str]) -> tupl
             raise FileNotFoundError(f"{path} line {line}: counterpart_path {row['counterpart_path']!r} not found "
                                     f"(tried under {root}, every folder above it and the working directory)")
         out.append({"domain": domain, "file": row["file"], "id": row["id"], "counterpart": counterpart})
-    return out, (None if out else f"{path} lists no pairs")
+    if out:
+        return out, None
+    return out, (f"{path}: all {flagged} pairs failed curation's checks (column check)" if flagged
+                 else f"{path} lists no pairs (no test image has a known counterpart)")
+
+
+def flagged_pairs(root: str | Path) -> int:
+    """Rows of `<root>/pairs_test.csv` that failed curation's pair checks (column `check`)."""
+    path = Path(root) / "pairs_test.csv"
+    if not path.is_file():
+        return 0
+    with path.open(newline="") as f:
+        return sum(1 for row in csv.DictReader(f) if row.get("check", "ok") not in ("", "ok"))
 
 
 def _fingerprint(paths: list[Path], extra: str = "") -> str:
@@ -153,7 +169,7 @@ def load_test_sets(root: str | Path, size: int) -> TestSets:
         note = f"no counterpart in {root / 'pairs_test.csv'} could be decoded"
     pairs_file = [root / "pairs_test.csv"] if (root / "pairs_test.csv").is_file() else []
     key = _fingerprint(files_A + files_B + pairs_file, f"size={size}")
-    return TestSets(root, size, A, B, names_A, names_B, kept, note, skipped, key)
+    return TestSets(root, size, A, B, names_A, names_B, kept, note, skipped, key, pairs_flagged=flagged_pairs(root))
 
 
 # ---------------------------------------------------------------- FID scorer
@@ -359,6 +375,7 @@ def evaluate_snapshots(out_dir: Path, name: str, cfg: TrialConfig, snaps: list[S
         "fid_available": scorer.extractor is not None, "fid_unavailable_reason": scorer.unavailable,
         "paired_available": bool(test.pairs), "paired_unavailable_reason": test.pairs_note,
         "n_pairs_skipped": len(test.pairs_skipped), "pairs_skipped": test.pairs_skipped,
+        "n_pairs_flagged": test.pairs_flagged,
         **{k: v for k, v in final_entry.items() if k not in ("epoch", "checkpoint", "key")},
         "eval_wall_s": round(time.perf_counter() - t0, 3), "evaluated_at": utc_now(),
         "by_epoch": by_epoch,

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from maskcycle.data.pairs import mask_region  # noqa: F401 - one definition, shared with curation
+
 DATA_RANGE = 255.0
 
 
@@ -66,25 +68,6 @@ def _ssim_of(mean: float, full: np.ndarray, mask: np.ndarray | None) -> float:
     if not mask.any():
         return float("nan")
     return float(full.mean(axis=2)[mask].mean())
-
-
-def mask_region(real_masked: np.ndarray, real_unmasked: np.ndarray, threshold: int = 40) -> np.ndarray:
-    """Boolean HxW map of where a true pair differs: the drawn mask.
-
-    The per-pixel largest channel difference goes through a 3x3 median (JPEG noise and resampling
-    differ pixel by pixel, a mask differs in a solid area; a median keeps the mask's edge where a
-    mean would grow it), is thresholded, cleaned by a 3x3 closing and opening, and its holes are filled (a
-    mask's own texture can match the face it covers)."""
-    from scipy import ndimage
-
-    _check_pair(real_masked, real_unmasked)
-    diff = np.abs(real_masked.astype(np.int16) - real_unmasked.astype(np.int16)).max(axis=2).astype(np.float64)
-    diff = ndimage.median_filter(diff, size=3, mode="nearest")
-    square = np.ones((3, 3), bool)
-    # Padded by edge copies so that a mask reaching the border is not eaten by the closing.
-    region = np.pad(diff > threshold, 2, mode="edge")
-    region = ndimage.binary_opening(ndimage.binary_closing(region, square), square)[2:-2, 2:-2]
-    return ndimage.binary_fill_holes(region)
 
 
 def pair_metrics(fake: np.ndarray, truth: np.ndarray, source: np.ndarray, region: np.ndarray) -> dict:

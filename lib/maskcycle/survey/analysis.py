@@ -49,6 +49,9 @@ def read_key(path: str | Path) -> pd.DataFrame:
     if not path.is_file():
         raise FileNotFoundError(f"{path}: survey key not found")
     key = pd.read_csv(path, dtype=str, keep_default_na=False)
+    for optional in ("source", "identity"):  # keys written before sources and identities were recorded
+        if optional not in key.columns:
+            key[optional] = ""
     missing = [c for c in KEY_COLUMNS if c not in key.columns]
     if missing:
         raise SurveyDataError(f"{path}: key lacks columns {missing}")
@@ -176,6 +179,9 @@ def rate_table(answers: pd.DataFrame, n_boot: int = 2000, seed: int = 0) -> pd.D
         "fool rate: fakes judged real": answers[answers["truth"] == "fake"],
         "fool rate: masking fakes (G_AB, shows B)": answers[answers["direction"] == "AB"],
         "fool rate: unmasking fakes (G_BA, shows A)": answers[answers["direction"] == "BA"],
+        **{f"fool rate: source {src}": answers[(answers["truth"] == "fake") & (answers["source"] == src)]
+           for src in (sorted(set(answers.loc[answers["truth"] == "fake", "source"])) if "source" in answers else [])
+           if src},
         "real error rate: reals judged fake": answers[answers["truth"] == "real"],
         "real error rate: unmasked reals (A)": answers[(answers["truth"] == "real") & (answers["domain"] == "A")],
         "real error rate: masked reals (B)": answers[(answers["truth"] == "real") & (answers["domain"] == "B")],

@@ -3,7 +3,8 @@
 The page (`survey.html`) embeds every image as a PNG data URI under an opaque random id and holds
 no answer: which id is real or generated, its source file and direction are written only to the
 analyst's key (`key.csv`) beside it. Every image is re-encoded at one size, so neither pixel size
-nor file metadata gives the answer away. Practice images (unscored, with feedback) are the one
+nor file metadata nor the byte count gives the answer away (PNGs are stored uncompressed).
+Practice images (unscored, with feedback) are the one
 exception: their answers are in the page, since feedback needs them; they never appear as scored
 trials.
 """
@@ -16,6 +17,7 @@ import dataclasses
 import hashlib
 import io
 import json
+import os
 import sys
 from importlib import resources
 from pathlib import Path
@@ -26,8 +28,8 @@ from PIL import Image, ImageDraw
 from maskcycle.data.images import list_images, read_rgb
 from maskcycle.io import atomic_write_text
 
-KEY_COLUMNS = ["image_id", "role", "truth", "domain", "direction", "trial", "source_file", "expected_response",
-               "sha256"]
+KEY_COLUMNS = ["image_id", "role", "truth", "domain", "direction", "trial", "source", "source_file", "identity",
+               "expected_response", "sha256"]
 PAGE_NAME = "survey.html"
 KEY_NAME = "key.csv"
 INFO_NAME = "survey.json"
@@ -45,6 +47,8 @@ class Stimulus:
     trial: str
     source_file: str
     expected_response: str = ""  # attention checks: the button the image asks for
+    source: str = ""  # which producer of fakes (a trial or an external folder); "real" for reals
+    identity: str = ""  # who the image shows, where known: a real and its own fake share it
     sha256: str = ""  # of the PNG shown in the page: ties answers to the exact pixels
 
 
@@ -53,54 +57,130 @@ def _quota(n: int, parts: int) -> list[int]:
     return [n // parts + (1 if i < n % parts else 0) for i in range(parts)]
 
 
-def _pick(rng: np.random.Generator, files: list[Path], k: int, what: str, exclude_stems: set[str]) -> list[Path]:
-    pool = [f for f in files if f.stem not in exclude_stems]
+def _key(path) -> str:
+    """How identity maps name a file: its absolute path (folders may be given relative or not)."""
+    return os.path.abspath(path)
+
+
+def _pick(rng: np.random.Generator, files: list[tuple[Path, str]], k: int, what: str, avoid: set[str],
+          identity: dict[str, str]) -> list[tuple[Path, str]]:
+    pool = [f for f in files if identity.get(_key(f[0])) not in avoid]
     if len(pool) < k:
         raise ValueError(f"{what}: need {k} images, found {len(pool)} usable of {len(files)} "
-                         f"(images whose counterpart is already in the quiz are left out); use a smaller --n")
+                         f"(images of a person whose real or fake is already in the quiz are left out); "
+                         f"use a smaller --n")
     idx = rng.choice(len(pool), size=k, replace=False)
     return [pool[i] for i in sorted(idx)]
 
 
-def select_stimuli(real_a: str | Path, real_b: str | Path, fakes_ab: str | Path, fakes_ba: str | Path,
+def _sources(folders, label: str) -> list[tuple[str, Path]]:
+    """(source name, folder) of one or several folders of fakes; names are the folders as given."""
+    folders = [folders] if isinstance(folders, (str, Path)) else list(folders)
+
+    def name(f: Path) -> str:  # our trial's eval/fakes_XX folder is named by the trial
+        ours = f.parent.name == "eval" and f.parent.parent.name == label
+        return label if label and (ours or len(folders) == 1) else str(f)
+
+    return [(name(Path(f)), Path(f)) for f in folders]
+
+
+def _pool(sources: list[tuple[str, Path]], k: int, rng, what: str, avoid: set, identity: dict) -> list:
+    """k fakes spread evenly over the sources (each source's share drawn from its own folder)."""
+    out = []
+    for (name, folder), share in zip(sources, _quota(k, len(sources))):
+        files = [(p, name) for p in list_images(folder)]
+        out += _pick(rng, files, share, f"{what} {name}", avoid, identity)
+    return out
+
+
+def select_stimuli(real_a: str | Path, real_b: str | Path, fakes_ab, fakes_ba,
                    n: int = 22, n_practice: int = 2, n_attention: int = 2, seed: int = 0,
-                   trial: str = "") -> list[Stimulus]:
-    """Choose a balanced quiz: n/2 real (test A and test B) and n/2 generated (G_AB and G_BA outputs),
-    plus practice images from the same four pools. A real image and the image generated from it
-    (same file stem) never both appear, so one cannot be judged against the other."""
+                   trial: str = "", identity: dict[str, str] | None = None) -> list[Stimulus]:
+    """Choose a balanced quiz: n/2 real (test A and test B) and n/2 generated (G_AB and G_BA outputs,
+    from one folder each or several: `fakes_ab`/`fakes_ba` may be lists, spread evenly), plus
+    practice images from the same pools. `identity` maps a file (str path) to the person it shows;
+    a real image never appears with a fake of the same identity, so one cannot be judged against
+    the other. Files without an identity are never excluded (see build_survey's allow_unpaired)."""
     if n < 4 or n % 2:
         raise ValueError(f"n must be an even number >= 4 (half real, half generated), got {n}")
     if n_practice < 0 or n_attention < 0:
         raise ValueError("n_practice and n_attention must be >= 0")
+    identity = identity or {}
     rng = np.random.default_rng(seed)
-    pools = {"fakeB": list_images(fakes_ab), "fakeA": list_images(fakes_ba),
-             "realA": list_images(real_a), "realB": list_images(real_b)}
     want = dict(zip(["fakeB", "fakeA"], _quota(n // 2, 2))) | dict(zip(["realA", "realB"], _quota(n // 2, 2)))
     practice = dict(zip(["realA", "fakeB", "realB", "fakeA"], _quota(n_practice, 4)))
-    chosen: dict[str, list[Path]] = {}
-    # Generated first; then reals whose generated counterpart is not in the quiz.
-    for name in ["fakeB", "fakeA", "realA", "realB"]:
-        avoid = set()
-        if name == "realA":
-            avoid = {p.stem for p in chosen["fakeB"]}
-        elif name == "realB":
-            avoid = {p.stem for p in chosen["fakeA"]}
-        chosen[name] = _pick(rng, pools[name], want[name] + practice[name], f"{name} pool", avoid)
+    chosen: dict[str, list] = {}
+    # Generated first; then reals of people none of whose fakes is in the quiz.
+    for name, folders in (("fakeB", fakes_ab), ("fakeA", fakes_ba)):
+        chosen[name] = _pool(_sources(folders, trial), want[name] + practice[name], rng, f"{name} pool", set(),
+                             identity)
+    avoid = {identity.get(_key(p)) for name in ("fakeB", "fakeA") for p, _ in chosen[name]} - {None}
+    for name, folder in (("realA", real_a), ("realB", real_b)):
+        files = [(p, "real") for p in list_images(folder)]
+        chosen[name] = _pick(rng, files, want[name] + practice[name], f"{name} pool", avoid, identity)
     ids = _opaque_ids(rng, n + n_practice + n_attention)
     out: list[Stimulus] = []
     meta = {"realA": ("real", "A", ""), "realB": ("real", "B", ""),
             "fakeB": ("fake", "B", "AB"), "fakeA": ("fake", "A", "BA")}
     for name, files in chosen.items():
         truth, domain, direction = meta[name]
-        for j, path in enumerate(files):
+        for j, (path, source) in enumerate(files):
             role = "practice" if j < practice[name] else "main"
-            out.append(Stimulus(ids.pop(), role, truth, domain, direction, trial if truth == "fake" else "",
-                                str(path)))
+            out.append(Stimulus(ids.pop(), role, truth, domain, direction,
+                                trial if truth == "fake" and source == trial else "",
+                                str(path), source=source, identity=identity.get(_key(path), "")))
     for k in range(n_attention):
         expected = "real" if k % 2 == 0 else "fake"
         out.append(Stimulus(ids.pop(), "attention", "attention", "", "", "", "", expected))
     # Sorted by the random id, so the key's row order tells nothing either.
     return sorted(out, key=lambda s: (s.role, s.image_id))
+
+
+def sweep_identities(curated: str | Path, fake_dirs: dict[str, list]) -> dict[str, str]:
+    """Identities for our own trials: a fake in eval/fakes_AB is G_AB of the test A image of the same
+    name (the evaluation writes it so), and each test image's identity is the curated manifest's
+    (else the file itself). `fake_dirs` = {"AB": [dirs], "BA": [dirs]}."""
+    import pandas as pd
+
+    curated = Path(curated)
+    ident = {}
+    manifest = curated / "manifest.csv"
+    known = {}
+    if manifest.is_file():
+        m = pd.read_csv(manifest, dtype=str, keep_default_na=False)
+        if "identity" in m:
+            known = dict(zip(m.out_file, m.identity))
+    for sub in ("testA", "testB"):
+        for p in list_images(curated / sub):
+            ident[_key(p)] = known.get(f"{sub}/{p.name}") or f"{sub}/{p.name}"
+    for direction, sub in (("AB", "testA"), ("BA", "testB")):
+        for folder in fake_dirs.get(direction, []):
+            for p in list_images(folder):
+                source = _key(curated / sub / p.name)
+                if source in ident:
+                    ident[_key(p)] = ident[source]
+    return ident
+
+
+def csv_identities(path: str | Path) -> dict[str, str]:
+    """Identities from a pairs CSV (columns fake,real: a fake and the real photo it was made from,
+    paths absolute or relative to the CSV's folder): the fake shares the real's identity."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"{path}: no such pairs file")
+    with path.open(newline="") as f:
+        reader = csv.DictReader(f)
+        if not {"fake", "real"} <= set(reader.fieldnames or []):
+            raise ValueError(f"{path}: needs the columns fake,real (found {', '.join(reader.fieldnames or [])})")
+        rows = list(reader)
+    ident = {}
+    for line, row in enumerate(rows, start=2):
+        fake, real = (Path(row[c]) if Path(row[c]).is_absolute() else path.parent / row[c] for c in ("fake", "real"))
+        for what, p in (("fake", fake), ("real", real)):
+            if not p.is_file():
+                raise ValueError(f"{path} line {line}: {what} file {row[what]!r} not found")
+        ident[_key(fake)] = ident[_key(real)] = f"pair:{_key(real)}"
+    return ident
 
 
 def _opaque_ids(rng: np.random.Generator, k: int) -> list[str]:
@@ -113,7 +193,9 @@ def _opaque_ids(rng: np.random.Generator, k: int) -> list[str]:
 
 def _png(img: np.ndarray) -> bytes:
     buf = io.BytesIO()
-    Image.fromarray(img).save(buf, format="PNG", optimize=False)  # Pillow writes no text chunks here
+    # Stored, not deflated: the byte count is then fixed by the pixel size alone. Compressed PNGs
+    # told the demo quiz's fakes from its reals by size with AUC 1.0 (BENCHMARKS.md, survey).
+    Image.fromarray(img).save(buf, format="PNG", compress_level=0)  # Pillow writes no text chunks here
     return buf.getvalue()
 
 
@@ -131,8 +213,8 @@ def attention_image(expected: str, size: int) -> np.ndarray:
 
 
 def _stimulus_pixels(s: Stimulus, size: int) -> np.ndarray:
-    if s.role == "attention":  # drawn large enough to read; its size may differ, it is no face anyway
-        return attention_image(s.expected_response, max(size, 256))
+    if s.role == "attention":  # drawn large enough to read, then brought to the quiz's size like every image
+        return attention_image(s.expected_response, size)
     return read_rgb(s.source_file, size)
 
 
@@ -170,18 +252,27 @@ def render_page(stimuli: list[Stimulus], pngs: dict[str, bytes], survey_id: str,
     return template.replace("__TITLE__", title).replace("__SURVEY_DATA__", blob)
 
 
-def build_survey(real_a: str | Path, real_b: str | Path, fakes_ab: str | Path, fakes_ba: str | Path,
+def build_survey(real_a: str | Path, real_b: str | Path, fakes_ab, fakes_ba,
                  out_dir: str | Path, n: int = 22, n_practice: int = 2, n_attention: int = 2, seed: int = 0,
-                 size: int | None = None, trial: str = "", title: str = "Real or fake?", force: bool = False) -> Path:
+                 size: int | None = None, trial: str = "", title: str = "Real or fake?", force: bool = False,
+                 identity: dict[str, str] | None = None, allow_unpaired: bool = False) -> Path:
     """Write `survey.html` (for participants), `key.csv` and `survey.json` (for the analyst) into
-    out_dir; returns the page's path. Explicit folders, so any producer of fakes works.
+    out_dir; returns the page's path. Explicit folders, so any producer of fakes works; `fakes_ab`
+    and `fakes_ba` may each be a list of folders (sources, recorded in the key).
+
+    `identity` (file -> person: `sweep_identities`, `csv_identities`) keeps a real and its own fake
+    out of one quiz; without it that rule cannot be enforced, which must be asked for with
+    `allow_unpaired` (file names are not identities).
 
     `size`: every image is shown at size x size; default the generated images' size (reals are
     resized to it, bicubic, as for FID). An existing key that differs is not overwritten unless
     `force`: answers already collected against it would be joined to the wrong images."""
     out_dir = Path(out_dir)
+    if identity is None and not allow_unpaired:
+        raise ValueError("the real and fake folders carry no pairing, so a real image and its own fake could both "
+                         "appear: give --pairs CSV (columns fake,real) or --allow-unpaired")
     stimuli = select_stimuli(real_a, real_b, fakes_ab, fakes_ba, n=n, n_practice=n_practice,
-                             n_attention=n_attention, seed=seed, trial=trial)
+                             n_attention=n_attention, seed=seed, trial=trial, identity=identity)
     if size is None:
         fake = next(s for s in stimuli if s.truth == "fake")
         size = read_rgb(fake.source_file).shape[0]
@@ -199,11 +290,24 @@ def build_survey(real_a: str | Path, real_b: str | Path, fakes_ab: str | Path, f
     atomic_write_text(old, key)
     info = {"survey_id": survey_id, "seed": seed, "n_main": n, "n_practice": n_practice,
             "n_attention": n_attention, "image_size": size, "trial": trial,
-            "sources": {"real_A": str(real_a), "real_B": str(real_b), "fakes_AB": str(fakes_ab),
-                        "fakes_BA": str(fakes_ba)}}
+            "identities": "none (allowed unpaired)" if identity is None else "known",
+            "file_size_auc": file_size_auc(stimuli, pngs),
+            "sources": {"real_A": str(real_a), "real_B": str(real_b),
+                        "fakes_AB": [name for name, _ in _sources(fakes_ab, trial)],
+                        "fakes_BA": [name for name, _ in _sources(fakes_ba, trial)]}}
     atomic_write_text(out_dir / INFO_NAME, json.dumps(info, indent=2) + "\n")
     atomic_write_text(out_dir / PAGE_NAME, html)
     return out_dir / PAGE_NAME
+
+
+def file_size_auc(stimuli: list[Stimulus], pngs: dict[str, bytes]) -> float | None:
+    """How well the PNG's byte count alone tells fake from real among the scored images: the AUC
+    (0.5: not at all; 1 or 0: perfectly), ties counted half."""
+    sizes = {t: [len(pngs[s.image_id]) for s in stimuli if s.role == "main" and s.truth == t] for t in ("fake", "real")}
+    if not sizes["fake"] or not sizes["real"]:
+        return None
+    f, r = np.array(sizes["fake"])[:, None], np.array(sizes["real"])[None, :]
+    return round(float(((f > r) + 0.5 * (f == r)).mean()), 4)
 
 
 def choose_trial(sweep_dir: str | Path) -> str:
@@ -240,8 +344,13 @@ def add_arguments(p) -> None:
     p.add_argument("--curated", help="curated folder with testA/testB (with --sweep; default results/demo/curated)")
     p.add_argument("--real-a", help="real unmasked test images")
     p.add_argument("--real-b", help="real masked test images")
-    p.add_argument("--fakes-ab", help="G_AB outputs (masks put on)")
-    p.add_argument("--fakes-ba", help="G_BA outputs (masks taken off)")
+    p.add_argument("--fakes-ab", action="append", default=[], metavar="DIR",
+                   help="G_AB outputs (masks put on); repeat for several sources (with --sweep: added to the trial's)")
+    p.add_argument("--fakes-ba", action="append", default=[], metavar="DIR", help="G_BA outputs (masks taken off)")
+    p.add_argument("--pairs", help="CSV fake,real: which real photo each external fake was made from (keeps a real "
+                   "and its own fake out of one quiz)")
+    p.add_argument("--allow-unpaired", action="store_true",
+                   help="external fakes without --pairs: accept that a real and its own fake may both appear")
     p.add_argument("--n", type=int, default=22, help="scored images, half real and half generated")
     p.add_argument("--practice", type=int, default=2, help="practice images with feedback (unscored)")
     p.add_argument("--attention", type=int, default=2, help="attention checks")
@@ -250,20 +359,41 @@ def add_arguments(p) -> None:
     p.add_argument("--force", action="store_true", help="replace a different survey already in --out")
 
 
-def run_command(args) -> int:
-    folders = [args.real_a, args.real_b, args.fakes_ab, args.fakes_ba]
+def _folders_and_identity(args) -> tuple[list, dict | None, str]:
+    """(real A, real B, fakes AB list, fakes BA list), the identity map and the trial name."""
     trial = args.trial or ""
+    real_a, real_b, ab, ba = args.real_a, args.real_b, list(args.fakes_ab), list(args.fakes_ba)
+    identity = None
     if args.sweep:
         trial = trial or choose_trial(args.sweep)
         ev = f"{args.sweep}/{trial}/eval"
         cur = args.curated or "results/demo/curated"
-        folders = [f or d for f, d in zip(folders, [f"{cur}/testA", f"{cur}/testB", f"{ev}/fakes_AB",
-                                                    f"{ev}/fakes_BA"])]
-    if not all(folders):
-        print("maskcycle survey build: error: give --sweep (and --curated) or all of --real-a --real-b "
-              "--fakes-ab --fakes-ba", file=sys.stderr)
+        real_a, real_b = real_a or f"{cur}/testA", real_b or f"{cur}/testB"
+        identity = sweep_identities(cur, {"AB": [f"{ev}/fakes_AB"], "BA": [f"{ev}/fakes_BA"]})
+        ab, ba = [f"{ev}/fakes_AB", *ab], [f"{ev}/fakes_BA", *ba]
+    external = bool(args.fakes_ab or args.fakes_ba)
+    if not (real_a and real_b and ab and ba):
+        raise ValueError("give --sweep (and --curated) or all of --real-a --real-b --fakes-ab --fakes-ba")
+    if args.pairs:
+        identity = {**(identity or {}), **csv_identities(args.pairs)}
+    elif external and not args.allow_unpaired:
+        raise ValueError("the external fake folders carry no pairing with the reals, so a real image and its own "
+                         "fake could both appear: give --pairs CSV (columns fake,real) or --allow-unpaired")
+    if identity is None and not args.allow_unpaired:
+        raise ValueError("no identities known: give --pairs CSV or --allow-unpaired")
+    return [real_a, real_b, ab if len(ab) > 1 else ab[0], ba if len(ba) > 1 else ba[0]], identity, trial
+
+
+def run_command(args) -> int:
+    try:
+        folders, identity, trial = _folders_and_identity(args)
+        page = build_survey(*folders, args.out, n=args.n, n_practice=args.practice, n_attention=args.attention,
+                            seed=args.seed, size=args.size, trial=trial, force=args.force, identity=identity,
+                            allow_unpaired=args.allow_unpaired)
+    except ValueError as exc:
+        print(f"maskcycle survey build: error: {exc}", file=sys.stderr)
         return 2
-    page = build_survey(*folders, args.out, n=args.n, n_practice=args.practice, n_attention=args.attention,
-                        seed=args.seed, size=args.size, trial=trial, force=args.force)
     print(f"wrote {page} (for participants) and {page.parent / KEY_NAME} (for the analyst only)")
+    info = json.loads((page.parent / INFO_NAME).read_text())
+    print(f"file size alone separates real from fake with AUC {info['file_size_auc']} (0.5: not at all)")
     return 0
