@@ -180,7 +180,7 @@ def rank_items(n_items: int, batch_size: int, b: int, r: Rank) -> torch.Tensor:
 
 
 def select(plan: EpochPlan, positions: torch.Tensor) -> EpochPlan:
-    return EpochPlan(**{f.name: getattr(plan, f.name)[positions] for f in dataclasses.fields(plan)})
+    return type(plan)(**{f.name: getattr(plan, f.name)[positions] for f in dataclasses.fields(plan)})
 
 
 class ShardedData:
@@ -218,13 +218,15 @@ def wrap(m, r: Rank, device: torch.device):
     Reseeds m's per-rank random streams (pools, gradient penalty) for this rank."""
     if not r.active:
         return m
-    if r.rank:
+    if r.rank and hasattr(m, "pool_A"):  # CycleGAN
         m.pool_A.rng.manual_seed(rank_seed(m.cfg.seed, r.rank, 1))
         m.pool_B.rng.manual_seed(rank_seed(m.cfg.seed, r.rank, 2))
         m.gp_rng.manual_seed(rank_seed(m.cfg.seed, r.rank, 3))
+    elif r.rank and hasattr(m, "pool"):  # pix2pix
+        m.pool.rng.manual_seed(rank_seed(m.cfg.seed, r.rank, 1))
     kwargs = {"device_ids": [device.index]} if device.type == "cuda" else {}
     wrapped = {}
-    for name in NETWORKS:
+    for name in (m.networks() if hasattr(m, "networks") else NETWORKS):
         net: nn.Module = getattr(m, name)
         if m.cfg.norm == "batch":
             # in place for our networks (their top module is not a norm layer); the same

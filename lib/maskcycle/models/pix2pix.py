@@ -1,0 +1,126 @@
+"""pix2pix (Isola et al., CVPR 2017), the paired oracle: a generator (the reference's unet_256)
+trained on pairs with a conditional PatchGAN that judges (input, output) concatenated, vanilla
+GAN + lambda_L1 * L1 to the true counterpart.
+
+One direction per trial (`cfg.direction`): AB maps unmasked -> masked (src = A), BA the reverse.
+Batches come from the curated pair list (maskcycle.data.paired). The step follows the reference
+`Pix2PixModel.optimize_parameters`: G(src); D on pool((src, fake)) vs (src, tgt), 0.5 x the sum;
+then G on GAN((src, fake), real) + lambda_L1 * |fake - tgt|. The reference's defaults that are
+shared TrialConfig fields (unet_256, batch norm, vanilla, pool 0, dropout) are set in its params
+YAMLs. Dropout draws from the global RNG, so its state is part of the saved state.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from maskcycle.config import TrialConfig
+from maskcycle.models.cyclegan import _set_requires_grad, autocast, is_plain, prepare_network, to_layout
+from maskcycle.models.losses import gan_loss
+from maskcycle.models.networks import build_discriminator, build_generator
+from maskcycle.models.optim import build_optimizer, build_scheduler
+from maskcycle.models.pool import ImagePool
+
+LOSS_NAMES = ("G_GAN", "G_L1", "D_real", "D_fake")  # the reference's, in its order
+G_LOSS_TERMS = ("G_GAN", "G_L1")
+
+
+@dataclasses.dataclass
+class Pix2Pix:
+    """Everything a step changes: networks, optimisers, schedulers, the pool of fake pairs."""
+
+    cfg: TrialConfig
+    G: nn.Module
+    D: nn.Module
+    opt_G: torch.optim.Optimizer
+    opt_D: torch.optim.Optimizer
+    sched_G: object
+    sched_D: object
+    pool: ImagePool  # of (input, fake) pairs, 6 channels; size 0 in the reference
+
+    @property
+    def G_AB(self) -> nn.Module | None:
+        return self.G if self.cfg.direction == "AB" else None
+
+    @property
+    def G_BA(self) -> nn.Module | None:
+        return self.G if self.cfg.direction == "BA" else None
+
+    def networks(self) -> dict[str, nn.Module]:
+        return {"G": self.G, "D": self.D}
+
+    def schedulers(self) -> list:
+        return [self.sched_G, self.sched_D]
+
+    def state_dict(self) -> dict:
+        return {f"G_{self.cfg.direction}": self.G.state_dict(), "D": self.D.state_dict(),
+                "opt_G": self.opt_G.state_dict(), "opt_D": self.opt_D.state_dict(),
+                "sched_G": self.sched_G.state_dict(), "sched_D": self.sched_D.state_dict(), **self.rank_state()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.G.load_state_dict(state[f"G_{self.cfg.direction}"])
+        self.D.load_state_dict(state["D"])
+        for name in ("opt_G", "opt_D", "sched_G", "sched_D"):
+            getattr(self, name).load_state_dict(state[name])
+        self.load_rank_state(state)
+
+    def rank_state(self) -> dict:
+        """Per process: the pool and the global RNG (dropout), CUDA's too on a GPU."""
+        state = {"pool": self.pool.state_dict(), "torch_rng": torch.get_rng_state()}
+        device = next(self.G.parameters()).device
+        if device.type == "cuda":
+            state["cuda_rng"] = torch.cuda.get_rng_state(device)
+        return state
+
+    def load_rank_state(self, state: dict) -> None:
+        device = next(self.G.parameters()).device
+        self.pool.load_state_dict(state["pool"], device)
+        torch.set_rng_state(state["torch_rng"])
+        if device.type == "cuda" and "cuda_rng" in state:
+            torch.cuda.set_rng_state(state["cuda_rng"], device)
+
+
+def build(cfg: TrialConfig, device: torch.device | str = "cpu", fused: bool | None = None) -> Pix2Pix:
+    """Fresh G and the 6-channel conditional D (seeded by cfg.seed), one Adam each."""
+    fused = not is_plain(cfg) if fused is None else fused
+    init_rng = torch.Generator().manual_seed(cfg.seed)
+    G = prepare_network(build_generator(cfg, init_rng), cfg, device)
+    D = prepare_network(build_discriminator(cfg, init_rng), cfg, device)
+    opt_G, opt_D = build_optimizer(G.parameters(), cfg, fused), build_optimizer(D.parameters(), cfg, fused)
+    return Pix2Pix(cfg, G, D, opt_G, opt_D, build_scheduler(opt_G, cfg), build_scheduler(opt_D, cfg),
+                   ImagePool(cfg.pool_size, seed=cfg.seed + 1))
+
+
+def train_step(m: Pix2Pix, real_A: torch.Tensor, real_B: torch.Tensor) -> dict[str, torch.Tensor]:
+    """One iteration on a batch of pairs (real_A[i] and real_B[i] show one face), D then G."""
+    cfg = m.cfg
+    src, tgt = (real_A, real_B) if cfg.direction == "AB" else (real_B, real_A)
+    src, tgt = to_layout(src, cfg), to_layout(tgt, cfg)
+    amp = autocast(cfg, src.device)
+    with amp:
+        fake = m.G(src)
+
+    _set_requires_grad((m.D,), True)
+    m.opt_D.zero_grad(set_to_none=True)
+    fake_pair = m.pool.query(torch.cat((src, fake), 1))
+    with amp:
+        loss_D_fake = gan_loss(m.D(fake_pair.detach()), False, cfg.gan_mode)
+        loss_D_real = gan_loss(m.D(torch.cat((src, tgt), 1)), True, cfg.gan_mode)
+        loss_D = 0.5 * (loss_D_fake + loss_D_real)
+    loss_D.backward()
+    m.opt_D.step()
+
+    _set_requires_grad((m.D,), False)
+    m.opt_G.zero_grad(set_to_none=True)
+    with amp:
+        loss_G_GAN = gan_loss(m.D(torch.cat((src, fake), 1)), True, cfg.gan_mode)
+        loss_G_L1 = F.l1_loss(fake, tgt) * cfg.lambda_L1
+        loss_G = loss_G_GAN + loss_G_L1
+    loss_G.backward()
+    m.opt_G.step()
+    values = dict(G_GAN=loss_G_GAN, G_L1=loss_G_L1, D_real=loss_D_real, D_fake=loss_D_fake)
+    return {k: values[k].detach().float() for k in LOSS_NAMES}
