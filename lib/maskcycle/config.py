@@ -7,8 +7,8 @@ names. `model` picks the family (models/families.py); the fields only one family
 Three CUT fields default to None, "the CUT_mode's value": CUT lambda_NCE 1, nce_idt true,
 flip_equivariance false; FastCUT 10, false, true (resolved when the config is built, so
 config.yaml holds numbers). Shared fields keep CycleGAN's defaults for every model: the params
-YAMLs of CUT and pix2pix set their references' values (init_type, pool_size, norm, ...). Every invalid key or value raises `ConfigError` naming it, before any
-work starts.
+YAMLs of CUT and pix2pix set their references' values (init_type, pool_size, norm, ...).
+Every invalid key or value raises `ConfigError` naming it, before any work starts.
 """
 
 from __future__ import annotations

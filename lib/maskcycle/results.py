@@ -23,8 +23,8 @@ EVAL_METRICS = Path("eval") / "metrics.json"
 # eval/metrics.json keys that describe the run rather than score it
 _NOT_SCORES = {"trial", "test_root", "inception_weights", "key", "model", "directions"}
 # model and directions come from config.yaml: which family, and which FID columns it can fill
-_BASE = ["trial", "model", "directions", "status", "epochs", "epochs_total", "train_wall_s", "notebook_wall_s", "img_per_s",
-         "error", "evaluated", "eval_error"]
+_BASE = ["trial", "model", "directions", "status", "epochs", "epochs_total", "train_wall_s", "notebook_wall_s",
+         "img_per_s", "error", "evaluated", "eval_error"]
 
 
 def read_json(path: Path) -> dict:
