@@ -7,7 +7,8 @@ Batches come from the curated pair list (maskcycle.data.paired). The step follow
 `Pix2PixModel.optimize_parameters`: G(src); D on pool((src, fake)) vs (src, tgt), 0.5 x the sum;
 then G on GAN((src, fake), real) + lambda_L1 * |fake - tgt|. The reference's defaults that are
 shared TrialConfig fields (unet_256, batch norm, vanilla, pool 0, dropout) are set in its params
-YAMLs. Dropout draws from the global RNG, so its state is part of the saved state.
+YAMLs. Dropout draws from the global RNG; G's forward runs on the model's own RNG state instead
+(swapped in and out around it, saved with the model), so runs repeat and resume exactly.
 """
 
 from __future__ import annotations
@@ -41,6 +42,8 @@ class Pix2Pix:
     sched_G: object
     sched_D: object
     pool: ImagePool  # of (input, fake) pairs, 6 channels; size 0 in the reference
+    rng_cpu: torch.Tensor  # the RNG state G's dropout draws from (CPU generator format)
+    rng_cuda: torch.Tensor | None = None  # on a GPU: the CUDA generator's (set on first use)
 
     @property
     def G_AB(self) -> nn.Module | None:
@@ -69,19 +72,14 @@ class Pix2Pix:
         self.load_rank_state(state)
 
     def rank_state(self) -> dict:
-        """Per process: the pool and the global RNG (dropout), CUDA's too on a GPU."""
-        state = {"pool": self.pool.state_dict(), "torch_rng": torch.get_rng_state()}
-        device = next(self.G.parameters()).device
-        if device.type == "cuda":
-            state["cuda_rng"] = torch.cuda.get_rng_state(device)
-        return state
+        """Per process: the pool and the dropout RNG state(s)."""
+        state = {"pool": self.pool.state_dict(), "rng_cpu": self.rng_cpu}
+        return state | ({"rng_cuda": self.rng_cuda} if self.rng_cuda is not None else {})
 
     def load_rank_state(self, state: dict) -> None:
-        device = next(self.G.parameters()).device
-        self.pool.load_state_dict(state["pool"], device)
-        torch.set_rng_state(state["torch_rng"])
-        if device.type == "cuda" and "cuda_rng" in state:
-            torch.cuda.set_rng_state(state["cuda_rng"], device)
+        self.pool.load_state_dict(state["pool"], next(self.G.parameters()).device)
+        self.rng_cpu = state["rng_cpu"]
+        self.rng_cuda = state.get("rng_cuda")
 
 
 def build(cfg: TrialConfig, device: torch.device | str = "cpu", fused: bool | None = None) -> Pix2Pix:
@@ -92,7 +90,23 @@ def build(cfg: TrialConfig, device: torch.device | str = "cpu", fused: bool | No
     D = prepare_network(build_discriminator(cfg, init_rng), cfg, device)
     opt_G, opt_D = build_optimizer(G.parameters(), cfg, fused), build_optimizer(D.parameters(), cfg, fused)
     return Pix2Pix(cfg, G, D, opt_G, opt_D, build_scheduler(opt_G, cfg), build_scheduler(opt_D, cfg),
-                   ImagePool(cfg.pool_size, seed=cfg.seed + 1))
+                   ImagePool(cfg.pool_size, seed=cfg.seed + 1), torch.Generator().manual_seed(cfg.seed + 7).get_state())
+
+
+def _generate(m: Pix2Pix, src: torch.Tensor) -> torch.Tensor:
+    """G(src) with dropout drawing from the model's RNG state, the global RNG left as it was."""
+    cuda = src.device.type == "cuda"
+    with torch.random.fork_rng(devices=[src.device] if cuda else []):
+        torch.set_rng_state(m.rng_cpu)
+        if cuda and m.rng_cuda is None:
+            torch.cuda.manual_seed(m.cfg.seed + 7)
+        elif cuda:
+            torch.cuda.set_rng_state(m.rng_cuda, src.device)
+        fake = m.G(src)
+        m.rng_cpu = torch.get_rng_state()
+        if cuda:
+            m.rng_cuda = torch.cuda.get_rng_state(src.device)
+    return fake
 
 
 def train_step(m: Pix2Pix, real_A: torch.Tensor, real_B: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -102,7 +116,7 @@ def train_step(m: Pix2Pix, real_A: torch.Tensor, real_B: torch.Tensor) -> dict[s
     src, tgt = to_layout(src, cfg), to_layout(tgt, cfg)
     amp = autocast(cfg, src.device)
     with amp:
-        fake = m.G(src)
+        fake = _generate(m, src)
 
     _set_requires_grad((m.D,), True)
     m.opt_D.zero_grad(set_to_none=True)

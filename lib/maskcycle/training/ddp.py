@@ -222,8 +222,9 @@ def wrap(m, r: Rank, device: torch.device):
         m.pool_A.rng.manual_seed(rank_seed(m.cfg.seed, r.rank, 1))
         m.pool_B.rng.manual_seed(rank_seed(m.cfg.seed, r.rank, 2))
         m.gp_rng.manual_seed(rank_seed(m.cfg.seed, r.rank, 3))
-    elif r.rank and hasattr(m, "pool"):  # pix2pix
+    elif r.rank and hasattr(m, "pool"):  # pix2pix: its pool and dropout streams
         m.pool.rng.manual_seed(rank_seed(m.cfg.seed, r.rank, 1))
+        m.rng_cpu = torch.Generator().manual_seed(rank_seed(m.cfg.seed, r.rank, 7)).get_state()
     kwargs = {"device_ids": [device.index]} if device.type == "cuda" else {}
     wrapped = {}
     for name in (m.networks() if hasattr(m, "networks") else NETWORKS):
