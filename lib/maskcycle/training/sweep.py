@@ -33,7 +33,7 @@ from maskcycle.config import ConfigError, TrialConfig, parse_overrides
 from maskcycle.io import update_run_json, utc_now
 from maskcycle.training import slurm
 
-NOTEBOOK = Path(__file__).resolve().parents[2] / "notebooks" / "02_training.ipynb"
+NOTEBOOK = Path(__file__).resolve().parents[3] / "notebooks" / "02_training.ipynb"
 RENDERED = "02_training.ipynb"
 EXIT_NOT_STARTED = 125  # exit status when nothing ran; otherwise the number of failed trials
 
