@@ -14,7 +14,7 @@
 # ---
 
 # %% [markdown]
-# # 02 Training: one CycleGAN trial
+# # 02 Training: one trial (CycleGAN, CUT, FastCUT or pix2pix)
 #
 # One trial = one params YAML. Run it headless with
 #
@@ -27,6 +27,8 @@
 # %% tags=["parameters"]
 # Parameters: every TrialConfig field (literal defaults; papermill -f params/...yaml overrides)
 name = 'trial'
+model = 'cyclegan'
+direction = 'AB'
 dataroot = 'data/curated'
 max_dataset_size = 0
 netG = 'resnet_9blocks'
@@ -45,6 +47,17 @@ lambda_identity = 0.5
 cycle_loss = 'l1'
 lambda_gp = 10.0
 pool_size = 50
+lambda_GAN = 1.0
+lambda_NCE = None
+nce_idt = None
+flip_equivariance = None
+nce_layers = '0,4,8,12,16'
+num_patches = 256
+nce_T = 0.07
+netF_nc = 256
+no_antialias = False
+no_antialias_up = False
+lambda_L1 = 100.0
 optimizer = 'adam'
 lr = 0.0002
 beta1 = 0.5
@@ -113,7 +126,7 @@ print((out / 'run.json').read_text())
 
 # %% [markdown]
 # ## Losses
-# Mean of each of the eight losses per epoch (D_A/D_B: discriminators; G_AB/G_BA: adversarial; cycle_A/cycle_B: cycle consistency; idt_AB/idt_BA: identity).
+# Mean of each loss per epoch. CycleGAN: D_A/D_B discriminators; G_AB/G_BA adversarial; cycle_A/cycle_B cycle consistency; idt_AB/idt_BA identity. CUT/FastCUT: G_GAN, D_real, D_fake, G, NCE (PatchNCE of input vs output), NCE_Y (identity term). pix2pix: G_GAN, G_L1, D_real, D_fake.
 
 # %%
 fig = figures.loss_curves(out, save=out / 'figures' / 'loss_curves.png')
@@ -127,7 +140,7 @@ fig = figures.fakes_by_epoch(out, save=out / 'figures' / 'fakes_by_epoch.png')
 
 # %% [markdown]
 # ## Final samples
-# Rows: real A, fake B (mask on), reconstructed A, real B, fake A (mask off), reconstructed B.
+# Rows: real A, fake B (mask on), reconstructed A, real B, fake A (mask off), reconstructed B. A one-way model (CUT, FastCUT, pix2pix) learns one direction; the rows it cannot fill are grey.
 
 # %%
 fig = figures.final_samples(out, save=out / 'figures' / 'final_samples.png')

@@ -118,6 +118,31 @@ def make_paired_curated(root: Path, n_train: int = 6, n_test: int = 4, load_size
     return curated
 
 
+def add_train_pairs(curated: Path, n: int = 4, size: int = 36) -> Path:
+    """Give a curated folder what the curation writes for pix2pix: pairs_train.csv and
+    pairs_trainA/B with the same file names (B = A with a light box drawn on)."""
+    rng = np.random.default_rng(9)
+    rows = ["id,file,source_A,source_B"]
+    for i in range(n):
+        base = rng.integers(40, 200, (5, 5, 3)).astype(np.uint8)
+        a = np.asarray(Image.fromarray(base).resize((size, size), Image.BILINEAR))
+        b = a.copy()
+        b[size // 2:size * 7 // 8, size // 5:size * 4 // 5] = (215, 225, 245)
+        for folder, img in (("pairs_trainA", a), ("pairs_trainB", b)):
+            (curated / folder).mkdir(parents=True, exist_ok=True)
+            Image.fromarray(img).save(curated / folder / f"{100 + i:04d}.png")
+        rows.append(f"{100 + i},{100 + i:04d}.png,raw/a/{i}.png,raw/b/{i}.png")
+    (curated / "pairs_train.csv").write_text("\n".join(rows) + "\n")
+    return curated
+
+
+# One-way families at tiny sizes: CUT reads layers 0,4,8,12,16 of a 6-block ResNet (it has 22);
+# pix2pix's unet_256 needs 256-px crops, so its nets are made narrow instead.
+TINY_CUT = dict(model="cut", init_type="xavier", pool_size=0, num_patches=16, netF_nc=16)
+TINY_PIX2PIX = dict(model="pix2pix", netG="unet_256", norm="batch", gan_mode="vanilla", pool_size=0,
+                    use_dropout=True, ngf=4, ndf=4, load_size=256, crop_size=256)
+
+
 def make_tiny_sweep(root: Path, trials: dict[str, dict] | None = None) -> tuple[Path, Path]:
     """(sweep folder, curated folder): tiny trials trained for 2 epochs at 32 px on a paired
     curated set; `trials` maps a trial name to its TrialConfig changes."""

@@ -166,3 +166,34 @@ def test_manual_exclusion_rejects_a_kept_image(curated, demo_raw, tmp_path):
     assert list(row.reason) == ["manual:mask looks pasted"] and list(row.split) == ["rejected"]
     assert not m2[(m2.id == victim) & (m2.domain == "A")].reason.str.startswith("manual").any()
     assert victim not in {p.stem for p in list_images(tmp_path / "cur" / "trainB")}
+
+
+def test_training_pairs_are_identity_disjoint_from_test(curated):
+    out, m, s = curated
+    pairs = pd.read_csv(out / "pairs_train.csv", dtype=str)
+    assert 0 < len(pairs) <= s.n_train
+    test_ids = set(m[m.split == "test"].id)
+    assert not set(pairs.id) & test_ids  # no identity of any test image
+    kept = m[m.reason == ""]
+    assert set(pairs.source_A) <= set(kept.source_path) and set(pairs.source_B) <= set(kept.source_path)
+    for folder, col in (("pairs_trainA", "source_A"), ("pairs_trainB", "source_B")):
+        assert sorted(p.name for p in list_images(out / folder)) == sorted(pairs.file)
+        row = pairs.iloc[0]
+        assert np.array_equal(read_rgb(out / folder / row.file), read_rgb(row[col], s.load_size))
+    from maskcycle.config import TrialConfig
+    from maskcycle.data.paired import PairedData
+
+    data = PairedData(out, TrialConfig(model="pix2pix", load_size=s.load_size, crop_size=32, netG="resnet_6blocks"))
+    assert len(data) == len(pairs)
+
+
+def test_an_already_curated_folder_gets_no_pair_list(curated, tmp_path):
+    out, _, _ = curated
+    again = tmp_path / "again"
+    C.curate(again, curated=out, settings=C.Settings(load_size=40, sharpness_min=0), workers=1, progress=False)
+    assert not (again / "pairs_train.csv").exists()
+    from maskcycle.config import TrialConfig
+    from maskcycle.data.paired import NoPairsError, PairedData
+
+    with pytest.raises(NoPairsError, match="pairs_train.csv"):
+        PairedData(again, TrialConfig(model="pix2pix", load_size=40, crop_size=32, netG="resnet_6blocks"))

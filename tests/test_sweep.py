@@ -194,3 +194,33 @@ def test_one_rule_for_finished_in_every_table(tmp_path):
     assert not sweep.is_finished(tmp_path / "done")  # the sweep also needs its rendered notebook
     (tmp_path / "done" / sweep.RENDERED).write_text("{}")
     assert sweep.is_finished(tmp_path / "done")
+
+
+@pytest.mark.slow
+def test_one_trial_of_each_model_through_papermill(tmp_path):
+    """A sweep of CycleGAN, CUT, FastCUT and pix2pix (1 epoch each, tiny), evaluated: each
+    one-way trial fills only its direction's columns and the table says which."""
+    from conftest import TINY_CUT, TINY_PIX2PIX, add_train_pairs, make_paired_curated, register_tiny_extractor
+    from maskcycle.evaluation.evaluate import evaluate_sweep
+
+    data = add_train_pairs(make_paired_curated(tmp_path / "data", n_train=4, n_test=2))
+    one = dict(TINY, n_epochs=1, n_epochs_decay=0, dataroot=str(data))
+    params = tmp_path / "params"
+    files = [write_params(params, "cyclegan", **one),
+             write_params(params, "cut_AB", **one, **TINY_CUT, direction="AB"),
+             write_params(params, "fastcut_BA", **one, **dict(TINY_CUT, model="fastcut"), direction="BA"),
+             write_params(params, "pix2pix_BA", **{**one, **TINY_PIX2PIX}, direction="BA")]
+    out = tmp_path / "sweep"
+    assert cli_main(["sweep", *map(str, files), "--out", str(out)]) == 0
+    table = evaluate_sweep(out, feature_extractor=register_tiny_extractor(), device="cpu", progress=False)
+    rows = table.set_index("trial")
+    assert rows.loc["cyclegan", "directions"] == "AB,BA" and rows.loc["cut_AB", "directions"] == "AB"
+    assert list(rows["model"]) == ["cut", "cyclegan", "fastcut", "pix2pix"]
+    assert (rows["status"] == "finished").all()
+    for trial, filled in (("cyclegan", "AB,BA"), ("cut_AB", "AB"), ("fastcut_BA", "BA"), ("pix2pix_BA", "BA")):
+        for d in ("AB", "BA"):
+            assert pd.notna(rows.loc[trial, f"FID_{d}"]) == (d in filled), (trial, d)
+            assert pd.notna(rows.loc[trial, f"psnr_{d}"]) == (d in filled), (trial, d)
+        assert (out / trial / "eval" / "fakes_AB").is_dir() == ("AB" in filled)
+    losses = pd.read_csv(out / "cut_AB" / "losses.csv")
+    assert {"NCE", "NCE_Y", "G_GAN"} <= set(losses.columns)

@@ -1,9 +1,14 @@
 """TrialConfig: the one schema of a trial, shared by notebooks, CLI and sweep.
 
 Defaults equal the reference CycleGAN (junyanz/pytorch-CycleGAN-and-pix2pix, `train.py` with
-`--model cycle_gan`). Field names follow the reference's option names where one exists; new
-fields get plain names. Every invalid key or value raises `ConfigError` naming it, before any
-work starts.
+`--model cycle_gan`). Field names follow the reference's option names where one exists (CUT's
+options for the CUT fields: taesungp/contrastive-unpaired-translation); new fields get plain
+names. `model` picks the family (models/families.py); the fields only one family reads say so.
+Three CUT fields default to None, "the CUT_mode's value": CUT lambda_NCE 1, nce_idt true,
+flip_equivariance false; FastCUT 10, false, true (resolved when the config is built, so
+config.yaml holds numbers). Shared fields keep CycleGAN's defaults for every model: the params
+YAMLs of CUT and pix2pix set their references' values (init_type, pool_size, norm, ...).
+Every invalid key or value raises `ConfigError` naming it, before any work starts.
 """
 
 from __future__ import annotations
@@ -52,6 +57,12 @@ LrStepAt = Literal["start", "end"]
 PlateauMetric = Literal["reference", "loss_G"]
 Preprocess = Literal["resize_and_crop", "resize"]  # resize: straight to crop_size, no crop
 Device = Literal["auto", "cpu", "cuda"]
+Model = Literal["cyclegan", "cut", "fastcut", "pix2pix"]
+Direction = Literal["AB", "BA"]
+CUT_MODELS = ("cut", "fastcut")
+# The CUT_mode presets of the None-defaulted CUT fields (reference cut_model.py).
+CUT_MODE_DEFAULTS = {"cut": {"lambda_NCE": 1.0, "nce_idt": True, "flip_equivariance": False},
+                     "fastcut": {"lambda_NCE": 10.0, "nce_idt": False, "flip_equivariance": True}}
 Precision = Literal["fp32", "bf16"]
 CompileMode = Literal["default", "reduce-overhead", "max-autotune"]  # torch.compile's modes
 
@@ -60,8 +71,10 @@ CompileMode = Literal["default", "reduce-overhead", "max-autotune"]  # torch.com
 RUN_CONTROL_FIELDS = frozenset({"name", "dataroot", "num_threads", "log_freq", "save_latest_freq", "save_epoch_freq"})
 # ...and what tables of a sweep's trials leave out of the "varied hyper-parameters" (where the run
 # happened, how many sample images it drew, whether and how it was compiled, whether its passes
-# were batched: these change rounding only).
-NOT_HYPERPARAMETERS = RUN_CONTROL_FIELDS | {"device", "n_samples", "compile", "compile_mode", "batched_passes"}
+# were batched: these change rounding only). `direction` too: summary.csv has a `directions`
+# column that is right for CycleGAN (both) as well.
+NOT_HYPERPARAMETERS = RUN_CONTROL_FIELDS | {"device", "n_samples", "compile", "compile_mode", "batched_passes",
+                                            "direction"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,6 +83,8 @@ class TrialConfig:
 
     # identity and data
     name: str = "trial"
+    model: Model = "cyclegan"  # cyclegan | cut | fastcut | pix2pix (models/families.py)
+    direction: Direction = "AB"  # what a one-way model (CUT, FastCUT, pix2pix) learns; CycleGAN learns both
     dataroot: str = "data/curated"  # folder with trainA/trainB[/testA/testB]
     max_dataset_size: int = 0  # 0 = all images (reference: inf)
     # networks
@@ -89,7 +104,20 @@ class TrialConfig:
     lambda_identity: float = 0.5
     cycle_loss: CycleLoss = "l1"
     lambda_gp: float = 10.0  # only with wgangp; the reference never applies its penalty (0 = as it)
-    pool_size: int = 50
+    pool_size: int = 50  # CycleGAN and pix2pix (its reference: 0); CUT keeps no pool
+    # CUT / FastCUT (their option names; read only when model is cut or fastcut)
+    lambda_GAN: float = 1.0
+    lambda_NCE: float | None = None  # None: CUT 1, FastCUT 10
+    nce_idt: bool | None = None  # the NCE term also on G(B) vs B; None: CUT true, FastCUT false
+    flip_equivariance: bool | None = None  # None: CUT false, FastCUT true
+    nce_layers: str = "0,4,8,12,16"  # generator layers (indices into its Sequential) PatchNCE reads
+    num_patches: int = 256  # patches sampled per layer
+    nce_T: float = 0.07
+    netF_nc: int = 256  # units of the 2-layer MLP head per layer
+    no_antialias: bool = False  # CUT's G and D downsample with a blur filter unless set
+    no_antialias_up: bool = False  # CUT's G upsamples with a fixed filter + conv unless set
+    # pix2pix (read only when model is pix2pix)
+    lambda_L1: float = 100.0
     # optimisation
     optimizer: Optimizer = "adam"
     lr: float = 0.0002
@@ -130,6 +158,9 @@ class TrialConfig:
     nnodes: int = 1
 
     def __post_init__(self) -> None:
+        for key, value in CUT_MODE_DEFAULTS.get(self.model, {}).items():
+            if getattr(self, key) is None:
+                object.__setattr__(self, key, value)  # frozen: resolved once, here
         check_field_types(self)
         _check_values(self)
 
@@ -182,6 +213,15 @@ class TrialConfig:
     @property
     def total_epochs(self) -> int:
         return self.n_epochs + self.n_epochs_decay
+
+    @property
+    def directions(self) -> tuple[str, ...]:
+        """The translation directions this trial trains: both for CycleGAN, else `direction`."""
+        return ("AB", "BA") if self.model == "cyclegan" else (self.direction,)
+
+    @property
+    def nce_layer_ids(self) -> list[int]:
+        return [int(i) for i in self.nce_layers.split(",")]
 
 
 def check_processes(cfg: TrialConfig, device_type: str) -> None:
@@ -237,6 +277,8 @@ def _coerce(key: str, value: Any, source: str) -> Any:
     """Accept an int where a float is expected (YAML writes 10 for 10.0), and a float written
     without a dot (`2e-4`: YAML 1.1 reads it as a string)."""
     hint = _hints(TrialConfig).get(key)
+    if get_origin(hint) is types.UnionType:  # `float | None`
+        hint = next(h for h in get_args(hint) if h is not type(None))
     if hint is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     if hint is float and isinstance(value, str):
@@ -372,3 +414,28 @@ def _check_values(cfg: TrialConfig) -> None:
         check_processes(cfg, "cpu")
     if not cfg.name or any(c in cfg.name for c in "/\\\0"):
         bad("name", "must be a non-empty file name")
+    _check_model_values(cfg, bad)
+
+
+def _check_model_values(cfg: TrialConfig, bad) -> None:
+    """The CUT and pix2pix fields (checked whatever the model, so a typo never waits for a run)."""
+    for key in ("lambda_GAN", "lambda_NCE", "lambda_L1"):
+        value = getattr(cfg, key)
+        if value is not None and value < 0:
+            bad(key, "must be >= 0")
+    for key in ("num_patches", "netF_nc"):
+        if getattr(cfg, key) < 1:
+            bad(key, "must be >= 1")
+    if not cfg.nce_T > 0:
+        bad("nce_T", "must be > 0")
+    try:
+        ids = cfg.nce_layer_ids
+    except ValueError:
+        ids = []
+    if not ids or any(i < 0 for i in ids) or ids != sorted(set(ids)):
+        bad("nce_layers", "must be increasing layer indices separated by commas, e.g. '0,4,8,12,16'")
+    if cfg.model in CUT_MODELS:
+        if not cfg.netG.startswith("resnet_"):
+            bad("netG", f"must be a ResNet generator for {cfg.model} (PatchNCE reads its encoder layers)")
+        if cfg.nproc * cfg.nnodes > 1:
+            bad("nproc", f"must be 1 for {cfg.model}: its lazily built NCE head is not wrapped for DDP")

@@ -21,9 +21,10 @@ from maskcycle.io import atomic_write_text
 SUMMARY = "summary.csv"
 EVAL_METRICS = Path("eval") / "metrics.json"
 # eval/metrics.json keys that describe the run rather than score it
-_NOT_SCORES = {"trial", "test_root", "inception_weights", "key"}
-_BASE = ["trial", "status", "epochs", "epochs_total", "train_wall_s", "notebook_wall_s", "img_per_s",
-         "error", "evaluated", "eval_error"]
+_NOT_SCORES = {"trial", "test_root", "inception_weights", "key", "model", "directions"}
+# model and directions come from config.yaml: which family, and which FID columns it can fill
+_BASE = ["trial", "model", "directions", "status", "epochs", "epochs_total", "train_wall_s", "notebook_wall_s",
+         "img_per_s", "error", "evaluated", "eval_error"]
 
 
 def read_json(path: Path) -> dict:
@@ -92,6 +93,14 @@ def trial_row(trial_dir: str | Path, eval_error: str | None = None) -> dict:
     return row
 
 
+def _family(settings: dict) -> dict:
+    """model and the directions a trial learns ("AB,BA" for CycleGAN; None without a config)."""
+    if not settings:
+        return {"model": None, "directions": None}
+    model = settings.get("model", "cyclegan")
+    return {"model": model, "directions": "AB,BA" if model == "cyclegan" else settings.get("direction")}
+
+
 def summary_table(sweep_dir: str | Path, eval_errors: dict[str, str] | None = None):
     """The table (pandas): trial, the varied settings, status, epochs, times, errors, the
     evaluation's numbers, and `best_FID_AB` / `best_FID_BA` marking the lowest of each direction."""
@@ -101,12 +110,12 @@ def summary_table(sweep_dir: str | Path, eval_errors: dict[str, str] | None = No
     trials = find_trials(sweep_dir)
     settings = [trial_settings(t) for t in trials]
     axes = varied_settings(settings)
-    rows = [{"trial": t.name, **{k: s.get(k) for k in axes}, **trial_row(t, eval_errors.get(t.name))}
-            for t, s in zip(trials, settings)]
+    rows = [{"trial": t.name, **{k: s.get(k) for k in axes}, **trial_row(t, eval_errors.get(t.name)),
+             **_family(s)} for t, s in zip(trials, settings)]
     for row, s in zip(rows, settings):  # a trial that has not finished an epoch has no metrics.json yet
         if row["epochs_total"] is None and s:
             row["epochs_total"] = s["n_epochs"] + s["n_epochs_decay"]
-    base = ["trial", *axes, *_BASE[1:]]
+    base = ["trial", *axes, *[c for c in _BASE[1:] if c not in axes]]
     table = pd.DataFrame(rows, columns=None if rows else base)
     table = table.reindex(columns=base + [c for c in table.columns if c not in base])
     for column in ("error", "eval_error"):

@@ -1,5 +1,5 @@
 """Curation: filter the raw sets with recorded reasons, split identity-disjointly, write the
-curated folders, `manifest.csv`, `pairs_test.csv` and the decoded cache.
+curated folders, `manifest.csv`, `pairs_test.csv`, the training pairs and the decoded cache.
 
     maskcycle curate --ffhq RAW/ffhq --maskedfacenet RAW/maskedfacenet --out data/curated
     maskcycle curate --curated SHARED_CURATED_FOLDER --out data/curated
@@ -16,7 +16,12 @@ Steps (each rerunnable; an interrupted run resumes):
    each pair is checked (`pairs.check_pair`) and flagged in `pairs_test.csv` when it fails;
    a split that cannot be filled is an error naming it, the counts and the top reasons;
 5. write `<split><domain>/<id>.png` resized to load_size (skipping those already written from the
-   same source and size), remove stale ones, and build the uint8 cache the trainer reads.
+   same source and size), remove stale ones, and build the uint8 cache the trainer reads;
+6. the training pairs of the paired oracle (pix2pix): ids whose A and B images both passed the
+   filters and that are no test id (so identity-disjoint from every test image), up to n_train,
+   as `pairs_train.csv` and `pairs_trainA/<id>.png`, `pairs_trainB/<id>.png`. They may share
+   identities with trainA/trainB (the unpaired models never see pairs_train*). An already-curated
+   folder defines no identities and gets no pair list.
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ from maskcycle.data import measures, readers
 from maskcycle.data import pairs as pairs_mod
 from maskcycle.data.cache import cached_images
 from maskcycle.data.images import ImageReadError, read_rgb, write_png
+from maskcycle.data.paired import PAIR_FOLDERS, PAIRS_TRAIN
 from maskcycle.data.parallel import parallel_map
 from maskcycle.io import atomic_write_text
 
@@ -340,6 +346,50 @@ def identities(records: list[readers.Record], curated_root: Path | None, pairs_c
     return {**own, **read_pairs_csv(pairs_csv, curated_root, records)}, IDENTITY_PAIRS
 
 
+def train_pairs(table: pd.DataFrame, s: Settings, test_ids: set[str]) -> pd.DataFrame:
+    """Training pairs (id, file, source_A, source_B): ids with a kept A and a kept B image (the
+    B chosen as for the unpaired set), none of them a test id; a seeded draw of up to n_train."""
+    kept = table[table.reason == ""]
+    a = kept[kept.domain == "A"].drop_duplicates("id").set_index("id").source_path
+    b = choose_b(kept[kept.domain == "B"], s.seed).set_index("id").source_path
+    ids = sorted((set(a.index) & set(b.index)) - test_ids)
+    ids = sorted(np.random.default_rng([s.seed, 2]).permutation(ids)[:s.n_train].tolist()) if ids else []
+    return pd.DataFrame({"id": ids, "file": [f"{i}.png" for i in ids], "source_A": [a[i] for i in ids],
+                         "source_B": [b[i] for i in ids]}, columns=["id", "file", "source_A", "source_B"])
+
+
+def write_pairs(pairs: pd.DataFrame | None, out: Path, load_size: int, workers: int = 0,
+                progress: bool = True) -> dict:
+    """pairs_trainA/B images (reusing ones written before from the same sources and size) and
+    pairs_train.csv; `pairs` None (no identities) removes any earlier pair list."""
+    listing = out / PAIRS_TRAIN
+    previous = {}
+    if listing.exists() and (out / "curation.json").exists():
+        try:
+            if json.loads((out / "curation.json").read_text())["settings"]["load_size"] == load_size:
+                prev = pd.read_csv(listing, dtype=str, keep_default_na=False)
+                previous = {r.file: (r.source_A, r.source_B) for r in prev.itertuples()}
+        except (ValueError, KeyError, AttributeError):
+            previous = {}
+    rows = [] if pairs is None else list(pairs.itertuples())
+    jobs = []
+    for folder, col in zip(PAIR_FOLDERS, ("source_A", "source_B")):
+        wanted = {r.file for r in rows}
+        if (out / folder).is_dir():
+            for p in (out / folder).glob("*.png"):
+                if p.name not in wanted:
+                    p.unlink()
+        jobs += [(getattr(r, col), str(out / folder / r.file), load_size) for r in rows
+                 if not ((out / folder / r.file).exists() and previous.get(r.file) == (r.source_A, r.source_B))]
+    for _ in parallel_map(_write_one, jobs, workers, "writing pairs", progress, min_pool_jobs=33):
+        pass
+    if pairs is None:
+        listing.unlink(missing_ok=True)
+    else:
+        _write_csv(listing, pairs)
+    return {"pairs_train": len(rows), "pairs_written": len(jobs)}
+
+
 def assign(table: pd.DataFrame, s: Settings, all_records: list[readers.Record]) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Fill `split`, `note`, `out_file` in the judged table (which has an `identity` column);
     returns it and the pairs table (test images whose counterpart, same identity, is in the other domain)."""
@@ -453,7 +503,7 @@ def write_images(table: pd.DataFrame, out: Path, load_size: int, workers: int = 
 def build_cache(out: Path, load_size: int) -> dict[str, list[int]]:
     """Decode each curated folder once into `out/cache/<folder>_<load_size>.npy` (the trainer's cache)."""
     shapes = {}
-    for sub in readers.CURATED_FOLDERS:
+    for sub in readers.CURATED_FOLDERS + PAIR_FOLDERS:
         if (out / sub).is_dir() and any((out / sub).glob("*.png")):
             shapes[sub] = list(cached_images(out / sub, load_size).shape)
     return shapes
@@ -504,6 +554,11 @@ def curate(out: str | Path, ffhq: str | Path | None = None, maskedfacenet: str |
     meta = readers.ffhq_metadata(ffhq) if ffhq is not None else {}
     table["ffhq_category"] = [meta.get(i, "") for i in table.id]  # training / validation (ffhq-dataset-v2.json)
     timing.update(write_images(table, out, settings.load_size, workers, progress))
+    pairs_train = None
+    if curated is None:  # only the raw readers define identities
+        test_ids = set(table.id[table.split == "test"])
+        pairs_train = train_pairs(table, settings, test_ids)
+    timing.update(write_pairs(pairs_train, out, settings.load_size, workers, progress))
     cache = build_cache(out, settings.load_size)
     timing["total_seconds"] = round(time.perf_counter() - t_start, 2)
     manifest = table.reindex(columns=MANIFEST_COLUMNS)

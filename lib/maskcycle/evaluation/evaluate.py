@@ -17,7 +17,10 @@ the scores join the trial's row in `<sweep>/summary.csv` (maskcycle.results).
 
 For the final checkpoint the face-feature metrics (`facedist`: fd_face/kd_face per direction,
 identity of G_AB(A) against A and of G_BA(B) against the true face from pairs_test.csv) are added;
-they need no download. Without the Inception weights, FID/KID are recorded as unavailable with the
+they need no download. A one-way trial (CUT, FastCUT, pix2pix: `cfg.directions`) is scored in the
+direction it learned only; the other direction's numbers stay empty (None) and it writes no fakes
+for it, so a sweep pairs an AB and a BA trial to fill both FID columns (summary.csv's `directions`
+column says which trial filled which). Without the Inception weights, FID/KID are recorded as unavailable with the
 reason and the rest is still computed. Results already computed for an unchanged checkpoint are reused.
 """
 
@@ -222,19 +225,23 @@ class Snapshot:
     epoch: int | None
     label: str
     files: list[Path]
-    load: Callable[[torch.device], tuple[torch.nn.Module, torch.nn.Module]]
+    load: Callable[[torch.device], tuple[torch.nn.Module | None, torch.nn.Module | None]]  # None: not learned
 
 
-def paired_rows(test: TestSets, fakes_AB: np.ndarray, fakes_BA: np.ndarray) -> list[dict]:
+def paired_rows(test: TestSets, fakes_AB: np.ndarray | None, fakes_BA: np.ndarray | None) -> list[dict]:
     """Per pair: the direction, file, id and PSNR/SSIM (whole, mask region, do-nothing baseline).
     For a masked test image the truth is its unmasked face (G_BA); for an unmasked one, its masked
-    version (G_AB). The mask region is where the real pair differs."""
+    version (G_AB). The mask region is where the real pair differs. A direction without fakes
+    (None: the trial did not learn it) has no rows."""
     index = {"A": {n: i for i, n in enumerate(test.names_A)}, "B": {n: i for i, n in enumerate(test.names_B)}}
     rows = []
     for pair in test.pairs:
         i = index[pair["domain"]][pair["file"]]
         # a masked source: G_BA should recover the true face; an unmasked one: G_AB its masked version
-        fake, direction = (fakes_BA[i], "BA") if pair["domain"] == "B" else (fakes_AB[i], "AB")
+        fakes, direction = (fakes_BA, "BA") if pair["domain"] == "B" else (fakes_AB, "AB")
+        if fakes is None:
+            continue
+        fake = fakes[i]
         rows.append({"direction": direction, "file": pair["file"], "id": pair["id"],
                      **paired.translation_metrics(fake, pair["truth"], pair["region"]), **pair["baseline"]})
     return rows
@@ -265,13 +272,14 @@ def evaluate_snapshot(snap: Snapshot, cfg: TrialConfig, test: TestSets, scorer: 
                       batch_size: int = 16, progress: bool = False) -> tuple[dict, np.ndarray, np.ndarray, list[dict]]:
     """Translate both test sets with one snapshot and score them: (metrics, fakes_AB, fakes_BA, pair rows)."""
     G_AB, G_BA = snap.load(device)
-    fakes_AB = translate_array(G_AB, test.A, cfg, batch_size, progress, f"G_AB {snap.label}")
-    fakes_BA = translate_array(G_BA, test.B, cfg, batch_size, progress, f"G_BA {snap.label}")
+    fakes_AB = translate_array(G_AB, test.A, cfg, batch_size, progress, f"G_AB {snap.label}") if G_AB else None
+    fakes_BA = translate_array(G_BA, test.B, cfg, batch_size, progress, f"G_BA {snap.label}") if G_BA else None
     del G_AB, G_BA
     out: dict = {"epoch": snap.epoch, "checkpoint": snap.label}
     for direction, fakes, real_domain in (("AB", fakes_AB, "B"), ("BA", fakes_BA, "A")):
         real = test.B if real_domain == "B" else test.A
-        scores = scorer.score(fakes, (str(test.root), real_domain, test.size), np.asarray(real))
+        scores = {} if fakes is None else scorer.score(fakes, (str(test.root), real_domain, test.size),
+                                                       np.asarray(real))
         out[f"FID_{direction}"] = scores.get("FID")
         out[f"KID_{direction}"] = scores.get("KID")
         out[f"KID_{direction}_std"] = scores.get("KID_std")
@@ -352,7 +360,7 @@ def evaluate_snapshots(out_dir: Path, name: str, cfg: TrialConfig, snaps: list[S
         done = reuse.get(key)
         if is_final and done is not None:  # the final also needs its fakes and pair rows on disk
             have = all(len(list_images(eval_dir / f"fakes_{d}")) == n if (eval_dir / f"fakes_{d}").is_dir() else False
-                       for d, n in (("AB", len(test.names_A)), ("BA", len(test.names_B))))
+                       for d, n in (("AB", len(test.names_A)), ("BA", len(test.names_B))) if d in cfg.directions)
             done = done if have and (eval_dir / "paired.csv").is_file() else None
         if done is None:
             entry, fakes_AB, fakes_BA, rows = evaluate_snapshot(snap, cfg, test, scorer, device, batch_size, progress)
@@ -368,7 +376,8 @@ def evaluate_snapshots(out_dir: Path, name: str, cfg: TrialConfig, snaps: list[S
             final_entry = entry
     record = {
         "trial": name, "checkpoint": final_entry["checkpoint"], "epoch": final_entry["epoch"],
-        "crop_size": cfg.crop_size, "test_root": str(test.root),
+        "crop_size": cfg.crop_size, "test_root": str(test.root), "model": cfg.model,
+        "directions": ",".join(cfg.directions),
         "n_test_A": len(test.names_A), "n_test_B": len(test.names_B),
         "feature_extractor": scorer.extractor.name if scorer.extractor else None,
         "inception_weights": scorer.extractor.weights if scorer.extractor else None,
@@ -391,9 +400,11 @@ def _json_default(value):
     raise TypeError(f"cannot write {type(value).__name__} to JSON")
 
 
-def _write_fakes(eval_dir: Path, fakes_AB: np.ndarray, fakes_BA: np.ndarray, test: TestSets) -> None:
+def _write_fakes(eval_dir: Path, fakes_AB: np.ndarray | None, fakes_BA: np.ndarray | None, test: TestSets) -> None:
     for direction, fakes, names in (("AB", fakes_AB, test.names_A), ("BA", fakes_BA, test.names_B)):
         folder = eval_dir / f"fakes_{direction}"
+        if fakes is None:
+            continue
         stale = {p.name for p in list_images(folder)} if folder.is_dir() else set()
         for fake, name in zip(fakes, names):
             write_png(folder / f"{Path(name).stem}.png", fake)

@@ -36,7 +36,11 @@ def load_generator(checkpoint: str | Path, direction: str, device: torch.device 
         cfg = reference_cfg or TrialConfig()
         return cfg, checkpoints.load_reference_generator(checkpoint, cfg, device)
     cfg, G_AB, G_BA = checkpoints.load_generators(checkpoint, device)
-    return cfg, (G_AB if direction == "AB" else G_BA)
+    G = G_AB if direction == "AB" else G_BA
+    if G is None:
+        raise ValueError(f"{checkpoint}: a {cfg.model} trial that learned {cfg.direction} only; "
+                         f"it cannot translate {direction}")
+    return cfg, G
 
 
 # translate_array's first batch when asked for "the largest that fits" (batch_size 0 or None):

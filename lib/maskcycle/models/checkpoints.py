@@ -40,13 +40,17 @@ def load(path: str | Path) -> dict:
         raise CheckpointError(f"{path}: cannot load checkpoint ({type(exc).__name__}: {exc})") from None
 
 
-def save_generators(path: str | Path, cfg: TrialConfig, G_AB: nn.Module, G_BA: nn.Module, epoch: int) -> None:
-    atomic_save({"format": GENERATORS_FORMAT, "config": cfg.to_dict(), "epoch": epoch,
-                 "G_AB": G_AB.state_dict(), "G_BA": G_BA.state_dict()}, path)
+def save_generators(path: str | Path, cfg: TrialConfig, G_AB: nn.Module | None, G_BA: nn.Module | None,
+                    epoch: int) -> None:
+    """The generators a trial learns (a one-way model's other direction is None and left out)."""
+    nets = {name: G.state_dict() for name, G in (("G_AB", G_AB), ("G_BA", G_BA)) if G is not None}
+    atomic_save({"format": GENERATORS_FORMAT, "config": cfg.to_dict(), "epoch": epoch, **nets}, path)
 
 
-def load_generators(path: str | Path, device: torch.device | str = "cpu") -> tuple[TrialConfig, nn.Module, nn.Module]:
-    """(config, G_AB, G_BA) from one of our checkpoints (full state or generator snapshot)."""
+def load_generators(path: str | Path, device: torch.device | str = "cpu") -> tuple[
+        TrialConfig, nn.Module | None, nn.Module | None]:
+    """(config, G_AB, G_BA) from one of our checkpoints (full state or generator snapshot); a
+    direction the trial did not learn (CUT, FastCUT, pix2pix learn one) is None."""
     state = load(path)
     if state.get("format") not in (STATE_FORMAT, GENERATORS_FORMAT):
         raise CheckpointError(
@@ -60,6 +64,9 @@ def load_generators(path: str | Path, device: torch.device | str = "cpu") -> tup
     weights = state["model"] if state["format"] == STATE_FORMAT else state
     nets = []
     for name in ("G_AB", "G_BA"):
+        if name not in weights:
+            nets.append(None)
+            continue
         net = build_generator(cfg)
         _load_into(net, weights[name], path)
         nets.append(net.to(device).eval())

@@ -1,4 +1,4 @@
-"""GAN losses (lsgan, vanilla, wgangp), the WGAN-GP gradient penalty and the cycle loss."""
+"""GAN losses (lsgan, vanilla, wgangp), the WGAN-GP gradient penalty, the cycle loss and CUT's PatchNCE."""
 
 from __future__ import annotations
 
@@ -36,3 +36,21 @@ def cycle_loss(reconstructed: torch.Tensor, original: torch.Tensor, kind: str) -
     if kind == "l2":
         return F.mse_loss(reconstructed, original)
     raise ValueError(f"unknown cycle_loss {kind!r}")
+
+
+def patch_nce_loss(feat_q: torch.Tensor, feat_k: torch.Tensor, batch_size: int, nce_T: float) -> torch.Tensor:
+    """CUT's PatchNCE loss, one value per query patch (reference PatchNCELoss, negatives from the
+    same image only). feat_q, feat_k: (batch_size * P) x C unit vectors, patch p of image b at row
+    b * P + p, query i's positive the key of the same row. Logits = [q.k+, q.k- for the other P-1
+    patches of its image] / nce_T (the self-pair is filled with -10, as the reference does), then
+    cross-entropy with the positive as the class. Keys are detached."""
+    n, dim = feat_q.shape
+    feat_k = feat_k.detach()
+    l_pos = torch.bmm(feat_q.view(n, 1, dim), feat_k.view(n, dim, 1)).view(n, 1)
+    q, k = feat_q.view(batch_size, -1, dim), feat_k.view(batch_size, -1, dim)
+    patches = q.shape[1]
+    l_neg = torch.bmm(q, k.transpose(2, 1))
+    diagonal = torch.eye(patches, device=q.device, dtype=torch.bool)[None]
+    l_neg = l_neg.masked_fill(diagonal, -10.0).view(-1, patches)
+    logits = torch.cat((l_pos, l_neg), dim=1) / nce_T
+    return F.cross_entropy(logits, torch.zeros(n, dtype=torch.long, device=q.device), reduction="none")

@@ -1,4 +1,6 @@
-"""Generators and discriminators with the reference CycleGAN's exact layouts and parameter counts."""
+"""Generators and discriminators with the reference CycleGAN's exact layouts and parameter counts,
+CUT's anti-aliased variants of them (its default), pix2pix's conditional discriminator input, and
+CUT's lazily built MLP head (PatchSampleF "mlp_sample")."""
 
 from __future__ import annotations
 
@@ -26,6 +28,41 @@ def _uses_bias(kind: str) -> bool:
     return kind == "instance"
 
 
+def _binomial(size: int) -> torch.Tensor:
+    """The 2-D binomial blur filter of CUT's anti-aliasing ([1,2,1] or [1,3,3,1], outer product, sum 1)."""
+    a = torch.tensor({3: [1.0, 2.0, 1.0], 4: [1.0, 3.0, 3.0, 1.0]}[size])
+    f = a[:, None] * a[None, :]
+    return f / f.sum()
+
+
+class Downsample(nn.Module):
+    """Blur then subsample by 2 (CUT's anti-aliased downsampling, Zhang 2019): reflect pad 1,
+    depthwise 3x3 binomial filter, stride 2. No parameters; the filter is a buffer (`filt`, the
+    reference's key, so its checkpoints' keys match)."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.register_buffer("filt", _binomial(3)[None, None].repeat(channels, 1, 1, 1))
+        self.pad = nn.ReflectionPad2d(1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.conv2d(self.pad(x), self.filt, stride=2, groups=x.shape[1])
+
+
+class Upsample(nn.Module):
+    """x2 upsampling by a fixed [1,3,3,1] transposed filter (CUT's anti-aliased upsampling):
+    replicate pad 1, depthwise transposed conv, crop to exactly 2H x 2W. No parameters."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.register_buffer("filt", (_binomial(4) * 4)[None, None].repeat(channels, 1, 1, 1))
+        self.pad = nn.ReplicationPad2d(1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = torch.nn.functional.conv_transpose2d(self.pad(x), self.filt, stride=2, padding=2, groups=x.shape[1])
+        return out[:, :, 1:-1, 1:-1]
+
+
 class ResnetBlock(nn.Module):
     def __init__(self, dim: int, norm: str, use_dropout: bool):
         super().__init__()
@@ -41,7 +78,12 @@ class ResnetBlock(nn.Module):
 
 
 class ResnetGenerator(nn.Module):
-    def __init__(self, in_nc: int, out_nc: int, ngf: int, norm: str, n_blocks: int, use_dropout: bool):
+    """CycleGAN's ResNet generator; `antialias` / `antialias_up` give CUT's default variant
+    (stride-1 conv + blur-subsample down, fixed-filter upsample + conv up: the same parameters,
+    other layer indices: CUT's nce_layers 0,4,8,12,16 index this Sequential)."""
+
+    def __init__(self, in_nc: int, out_nc: int, ngf: int, norm: str, n_blocks: int, use_dropout: bool,
+                 antialias: bool = False, antialias_up: bool = False):
         super().__init__()
         make_norm, bias = norm_layer(norm), _uses_bias(norm)
         layers: list[nn.Module] = [
@@ -49,20 +91,36 @@ class ResnetGenerator(nn.Module):
         ]
         for i in range(2):
             c = ngf * 2**i
-            layers += [nn.Conv2d(c, c * 2, 3, stride=2, padding=1, bias=bias), make_norm(c * 2), nn.ReLU(True)]
+            if antialias:
+                layers += [nn.Conv2d(c, c * 2, 3, stride=1, padding=1, bias=bias), make_norm(c * 2), nn.ReLU(True),
+                           Downsample(c * 2)]
+            else:
+                layers += [nn.Conv2d(c, c * 2, 3, stride=2, padding=1, bias=bias), make_norm(c * 2), nn.ReLU(True)]
         layers += [ResnetBlock(ngf * 4, norm, use_dropout) for _ in range(n_blocks)]
         for i in range(2):
             c = ngf * 2 ** (2 - i)
-            layers += [
-                nn.ConvTranspose2d(c, c // 2, 3, stride=2, padding=1, output_padding=1, bias=bias),
-                make_norm(c // 2),
-                nn.ReLU(True),
-            ]
+            if antialias_up:
+                layers += [Upsample(c), nn.Conv2d(c, c // 2, 3, stride=1, padding=1, bias=bias)]
+            else:
+                layers += [nn.ConvTranspose2d(c, c // 2, 3, stride=2, padding=1, output_padding=1, bias=bias)]
+            layers += [make_norm(c // 2), nn.ReLU(True)]
         layers += [nn.ReflectionPad2d(3), nn.Conv2d(ngf, out_nc, 7), nn.Tanh()]
         self.model = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x)
+
+    def features(self, x: torch.Tensor, layers: list[int]) -> list[torch.Tensor]:
+        """The outputs of the given Sequential indices (CUT's `encode_only`): runs only as far
+        as the last one."""
+        if layers[-1] >= len(self.model):
+            raise ValueError(f"nce layer {layers[-1]} is past the generator's {len(self.model)} layers")
+        feats, wanted = [], set(layers)
+        for i, layer in enumerate(self.model[:layers[-1] + 1]):
+            x = layer(x)
+            if i in wanted:
+                feats.append(x)
+        return feats
 
 
 class UnetSkipBlock(nn.Module):
@@ -107,17 +165,21 @@ class UnetGenerator(nn.Module):
 
 
 class NLayerDiscriminator(nn.Module):
-    """PatchGAN: n_layers=3 gives the 70x70 receptive field ("basic")."""
+    """PatchGAN: n_layers=3 gives the 70x70 receptive field ("basic"). `antialias`: CUT's default
+    variant (stride-1 convs each followed by a blur-subsample; the same parameters)."""
 
-    def __init__(self, in_nc: int, ndf: int, n_layers: int, norm: str):
+    def __init__(self, in_nc: int, ndf: int, n_layers: int, norm: str, antialias: bool = False):
         super().__init__()
         make_norm, bias = norm_layer(norm), _uses_bias(norm)
-        layers: list[nn.Module] = [nn.Conv2d(in_nc, ndf, 4, stride=2, padding=1), nn.LeakyReLU(0.2, True)]
+        stride = 1 if antialias else 2
+        layers: list[nn.Module] = [nn.Conv2d(in_nc, ndf, 4, stride=stride, padding=1), nn.LeakyReLU(0.2, True)]
+        layers += [Downsample(ndf)] if antialias else []
         mult = 1
         for n in range(1, n_layers):
             prev, mult = mult, min(2**n, 8)
-            layers += [nn.Conv2d(ndf * prev, ndf * mult, 4, stride=2, padding=1, bias=bias),
+            layers += [nn.Conv2d(ndf * prev, ndf * mult, 4, stride=stride, padding=1, bias=bias),
                        make_norm(ndf * mult), nn.LeakyReLU(0.2, True)]
+            layers += [Downsample(ndf * mult)] if antialias else []
         prev, mult = mult, min(2**n_layers, 8)
         layers += [nn.Conv2d(ndf * prev, ndf * mult, 4, stride=1, padding=1, bias=bias),
                    make_norm(ndf * mult), nn.LeakyReLU(0.2, True)]
@@ -170,18 +232,60 @@ def init_weights(net: nn.Module, init_type: str = "normal", gain: float = 0.02) 
     return net
 
 
+class PatchSampleMLP(nn.Module):
+    """CUT's PatchSampleF ("mlp_sample"): per NCE layer, sample the same `num_patches` positions
+    of every image, project each feature through its own Linear-ReLU-Linear head (`nc` units) and
+    L2-normalise. The heads are created by `create` from the first batch's channel counts (the
+    reference builds them in its first forward); `in_channels` is saved to rebuild them on resume."""
+
+    def __init__(self, nc: int = 256):
+        super().__init__()
+        self.nc = nc
+        self.in_channels: list[int] = []
+
+    @property
+    def created(self) -> bool:
+        return bool(self.in_channels)
+
+    def create(self, in_channels: list[int]) -> None:
+        for i, c in enumerate(in_channels):
+            self.add_module(f"mlp_{i}", nn.Sequential(nn.Linear(c, self.nc), nn.ReLU(), nn.Linear(self.nc, self.nc)))
+        self.in_channels = list(in_channels)
+
+    def forward(self, feats: list[torch.Tensor], num_patches: int, patch_ids: list[torch.Tensor] | None = None,
+                generator: torch.Generator | None = None) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        """(per layer: (B * patches) x nc unit vectors, per layer: the positions drawn). Positions
+        come from `patch_ids` when given (the query side reuses the key side's)."""
+        out, ids = [], []
+        for i, feat in enumerate(feats):
+            flat = feat.permute(0, 2, 3, 1).flatten(1, 2)  # B x HW x C
+            if patch_ids is not None:
+                pid = patch_ids[i]
+            else:  # drawn on the CPU from the model's own generator: the same on every device
+                pid = torch.randperm(flat.shape[1], generator=generator)[:min(num_patches, flat.shape[1])]
+                pid = pid.to(feat.device)
+            x = getattr(self, f"mlp_{i}")(flat[:, pid, :].flatten(0, 1))
+            out.append(x / (x.pow(2).sum(1, keepdim=True).sqrt() + 1e-7))  # the reference's Normalize(2)
+            ids.append(pid)
+        return out, ids
+
+
 def _generator(cfg: TrialConfig) -> nn.Module:
     if cfg.netG.startswith("resnet_"):
         blocks = int(cfg.netG.split("_")[1].removesuffix("blocks"))
-        return ResnetGenerator(3, 3, cfg.ngf, cfg.norm, blocks, cfg.use_dropout)
+        cut = cfg.model in ("cut", "fastcut")
+        return ResnetGenerator(3, 3, cfg.ngf, cfg.norm, blocks, cfg.use_dropout,
+                               antialias=cut and not cfg.no_antialias, antialias_up=cut and not cfg.no_antialias_up)
     downs = {"unet_128": 7, "unet_256": 8}[cfg.netG]
     return UnetGenerator(3, 3, downs, cfg.ngf, cfg.norm, cfg.use_dropout)
 
 
 def _discriminator(cfg: TrialConfig) -> nn.Module:
+    in_nc = 6 if cfg.model == "pix2pix" else 3  # pix2pix's D judges (input, output) pairs
     if cfg.netD == "pixel":
-        return PixelDiscriminator(3, cfg.ndf, cfg.norm)
-    return NLayerDiscriminator(3, cfg.ndf, 3 if cfg.netD == "basic" else cfg.n_layers_D, cfg.norm)
+        return PixelDiscriminator(in_nc, cfg.ndf, cfg.norm)
+    antialias = cfg.model in ("cut", "fastcut") and not cfg.no_antialias
+    return NLayerDiscriminator(in_nc, cfg.ndf, 3 if cfg.netD == "basic" else cfg.n_layers_D, cfg.norm, antialias)
 
 
 def build_generator(cfg: TrialConfig, generator: torch.Generator | None = None) -> nn.Module:

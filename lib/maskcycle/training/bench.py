@@ -33,7 +33,8 @@ from maskcycle.config import ConfigError, TrialConfig, parse_overrides, resolve_
 from maskcycle.data.images import write_png
 from maskcycle.data.unpaired import UnpairedData
 from maskcycle.io import atomic_write_text
-from maskcycle.models.cyclegan import LOSS_NAMES, build_cyclegan, configure_backends, train_step
+from maskcycle.models.cyclegan import LOSS_NAMES, configure_backends
+from maskcycle.models.families import build_model, loss_names, train_step
 
 # The issue's named configs (reference CycleGAN otherwise: ngf = ndf = 64, instance norm, lsgan).
 CONFIGS: dict[str, dict] = {
@@ -65,6 +66,14 @@ PATHS: dict[str, dict] = {
     # the GPU candidate: fast_batched under torch.compile with CUDA graphs (static shapes)
     "compiled": dict(precision="bf16", channels_last=True, compile=True, compile_mode="reduce-overhead",
                      batched_passes=True),
+    # the other families on the plain path, with their references' settings (pix2pix: unet_128,
+    # the reference's U-Net for 128-px crops, so crops must be a multiple of 128; it times on the
+    # unpaired synthetic batches, which cost the same as pairs)
+    "cut": dict(precision="fp32", channels_last=False, compile=False, model="cut", init_type="xavier", pool_size=0),
+    "fastcut": dict(precision="fp32", channels_last=False, compile=False, model="fastcut", init_type="xavier",
+                    pool_size=0),
+    "pix2pix": dict(precision="fp32", channels_last=False, compile=False, model="pix2pix", netG="unet_128",
+                    norm="batch", gan_mode="vanilla", pool_size=0, use_dropout=True),
 }
 
 
@@ -114,10 +123,12 @@ def _sync(device) -> None:
 
 class _Runner:
     """One path: its model, data and iteration counter; `run(k)` does k training iterations."""
+
     def __init__(self, cfg: TrialConfig, device, fused: bool | None = None):
         self.cfg, self.device = cfg, device
         self.data = UnpairedData(cfg.dataroot, cfg)
-        self.model = build_cyclegan(cfg, device, fused)
+        self.model = build_model(cfg, device, fused)
+        self.names = loss_names(cfg)
         self.it, self.epoch, self.plan = 0, 0, None
         self.losses: list[list[float]] = []
 
@@ -133,7 +144,7 @@ class _Runner:
                 self.plan = self.data.plan(self.epoch)
             real_A, real_B = self.data.batch(self.plan, b, self.device)
             losses = train_step(self.model, real_A, real_B)
-            pending.append(torch.stack([losses[n] for n in LOSS_NAMES]))
+            pending.append(torch.stack([losses[n] for n in self.names]))
             self.it += 1
         _sync(self.device)
         elapsed = time.perf_counter() - t
@@ -158,7 +169,13 @@ def bench_config(name: str, paths: list[str], device, rounds: int, iters: int,
     for p in paths:
         settings = dict(PATHS[p])
         fused = settings.pop("fused", None)
-        runners[p] = _Runner(base.replace(**settings), device, fused)
+        try:
+            cfg = base.replace(**settings)
+        except ConfigError as exc:  # e.g. pix2pix's U-Net at a crop it cannot take
+            log(f"  {name} {p}: skipped ({exc})")
+            continue
+        runners[p] = _Runner(cfg, device, fused)
+    paths = list(runners)
     out = {"config": {k: getattr(base, k) for k in ("load_size", "crop_size", "netG", "ngf", "ndf",
                                                        "batch_size", "norm", "gan_mode")},
            "rounds": rounds, "iters_per_round": iters, "warmup_iters": warmup, "paths": {}}
@@ -192,7 +209,7 @@ def bench_config(name: str, paths: list[str], device, rounds: int, iters: int,
         }
     out["trajectory"] = {p: r.losses for p, r in runners.items()}
     out["trajectory_comparison"] = {p: compare(runners[ref].losses, runners[p].losses)
-                                    for p in paths[1:]}
+                                    for p in paths[1:] if runners[p].names == runners[ref].names == LOSS_NAMES}
     return out
 
 

@@ -40,7 +40,6 @@ from torch.nn.parallel import DistributedDataParallel
 
 from maskcycle.config import ConfigError, TrialConfig, check_processes
 from maskcycle.data.unpaired import EpochPlan
-from maskcycle.models.cyclegan import NETWORK_NAMES
 
 
 @dataclasses.dataclass(frozen=True)
@@ -170,7 +169,7 @@ def rank_items(n_items: int, batch_size: int, b: int, r: Rank) -> torch.Tensor:
 
 
 def select(plan: EpochPlan, positions: torch.Tensor) -> EpochPlan:
-    return EpochPlan(**{f.name: getattr(plan, f.name)[positions] for f in dataclasses.fields(plan)})
+    return type(plan)(**{f.name: getattr(plan, f.name)[positions] for f in dataclasses.fields(plan)})
 
 
 class ShardedData:
@@ -208,13 +207,16 @@ def wrap(m, r: Rank, device: torch.device):
     Reseeds m's per-rank random streams (pools, gradient penalty) for this rank."""
     if not r.active:
         return m
-    if r.rank:
+    if r.rank and hasattr(m, "pool_A"):  # CycleGAN
         m.pool_A.rng.manual_seed(rank_seed(m.cfg.seed, r.rank, 1))
         m.pool_B.rng.manual_seed(rank_seed(m.cfg.seed, r.rank, 2))
         m.gp_rng.manual_seed(rank_seed(m.cfg.seed, r.rank, 3))
+    elif r.rank and hasattr(m, "pool"):  # pix2pix: its pool and dropout streams
+        m.pool.rng.manual_seed(rank_seed(m.cfg.seed, r.rank, 1))
+        m.rng_cpu = torch.Generator().manual_seed(rank_seed(m.cfg.seed, r.rank, 7)).get_state()
     kwargs = {"device_ids": [device.index]} if device.type == "cuda" else {}
     wrapped = {}
-    for name in NETWORK_NAMES:
+    for name in m.networks():
         net: nn.Module = getattr(m, name)
         if m.cfg.norm == "batch":
             # in place for our networks (their top module is not a norm layer); the same

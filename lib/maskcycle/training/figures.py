@@ -19,7 +19,9 @@ from PIL import Image
 from maskcycle.io import save_figure
 from maskcycle.models.cyclegan import LOSS_NAMES
 
-# Rows of the trainer's sample grid (train._save_samples), top to bottom.
+INDEX_COLUMNS = ("epoch", "batch", "images", "lr")  # losses.csv: these, then the family's losses
+# Rows of the trainer's sample grid (train._save_samples), top to bottom; a direction a one-way
+# model (CUT, FastCUT, pix2pix) does not learn is a grey row.
 GRID_ROWS = ("real A", "fake B", "rec A", "real B", "fake A", "rec B")
 _PAD = 2  # torchvision make_grid padding used by the trainer
 
@@ -28,21 +30,22 @@ def epoch_losses(trial_dir: str | Path) -> pd.DataFrame:
     """Mean of every loss per epoch, long format (epoch, loss, value), from losses.csv."""
     path = Path(trial_dir) / "losses.csv"
     df = pd.read_csv(path)
-    missing = [c for c in ("epoch", *LOSS_NAMES) if c not in df.columns]
-    if missing:
-        raise ValueError(f"{path}: missing column(s) {', '.join(missing)}")
+    names = [c for c in df.columns if c not in INDEX_COLUMNS]
+    if list(df.columns[:len(INDEX_COLUMNS)]) != list(INDEX_COLUMNS) or not names:
+        wanted = [c for c in ("epoch", *LOSS_NAMES) if c not in df.columns]
+        raise ValueError(f"{path}: missing column(s) {', '.join(wanted or INDEX_COLUMNS)}")
     if df.empty:
         raise ValueError(f"{path}: no rows yet (no iteration finished)")
-    means = df.groupby("epoch")[list(LOSS_NAMES)].mean().reset_index()
+    means = df.groupby("epoch")[names].mean().reset_index()
     return means.melt(id_vars="epoch", var_name="loss", value_name="value")
 
 
 def loss_curves(trial_dir: str | Path, save: str | Path | None = None):
-    """All eight losses, mean per epoch, one panel each (scales differ between D, G, cycle, idt)."""
+    """Every loss of the trial (CycleGAN's eight), mean per epoch, one panel each (scales differ)."""
     import seaborn as sns
 
     long = epoch_losses(trial_dir)
-    grid = sns.relplot(data=long, x="epoch", y="value", col="loss", col_order=list(LOSS_NAMES),
+    grid = sns.relplot(data=long, x="epoch", y="value", col="loss", col_order=list(dict.fromkeys(long["loss"])),
                        col_wrap=4, kind="line", marker="o", height=2.2, aspect=1.3,
                        facet_kws={"sharey": False})
     from matplotlib.ticker import MaxNLocator

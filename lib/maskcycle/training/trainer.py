@@ -25,32 +25,28 @@ import tqdm
 from torchvision.utils import make_grid, save_image
 
 from maskcycle.config import RUN_CONTROL_FIELDS, ConfigError, TrialConfig, resolve_device
+from maskcycle.data.paired import PairedData
 from maskcycle.data.unpaired import UnpairedData, fixed_samples
 from maskcycle.io import atomic_path, atomic_write_text, start_run, update_run_json, utc_now
 from maskcycle.models import checkpoints
-from maskcycle.models.cyclegan import (
-    LOSS_NAMES,
-    CycleGAN,
-    build_cyclegan,
-    configure_backends,
-    train_step,
-    translate_batch,
-)
+from maskcycle.models.cyclegan import LOSS_NAMES, configure_backends, translate_batch
+from maskcycle.models.families import build_model, g_loss_terms, loss_names, schedulers, train_step
 from maskcycle.models.optim import step_scheduler
 from maskcycle.training import ddp
 from maskcycle.training.errors import NonFiniteLossError
 from maskcycle.training.launch import launch
 
-LOSS_COLUMNS = ("epoch", "batch", "images", "lr") + LOSS_NAMES
-G_LOSS_TERMS = ("G_AB", "G_BA", "cycle_A", "cycle_B", "idt_AB", "idt_BA")  # summed into loss_G
+INDEX_COLUMNS = ("epoch", "batch", "images", "lr")
+LOSS_COLUMNS = INDEX_COLUMNS + LOSS_NAMES  # CycleGAN's; other families log their own LOSS_NAMES
 
 
 class LossLog:
     """losses.csv, one row per iteration. Rows stay on the device until `flush`, so the hot loop
     never waits for the GPU; flush checks every value and raises on the first non-finite one."""
 
-    def __init__(self, path: Path | None, keep_until_images: int):
+    def __init__(self, path: Path | None, keep_until_images: int, names: tuple[str, ...] = LOSS_NAMES):
         self.path = path  # None: check the losses but write nothing (DDP ranks other than 0)
+        self.names = names
         self.pending: list[tuple[int, int, int, float, torch.Tensor]] = []
         if path is not None:
             self._truncate(keep_until_images)
@@ -58,7 +54,7 @@ class LossLog:
     def _truncate(self, images: int) -> None:
         # Rows written after the checkpoint we resume from belong to iterations that will rerun.
         if not self.path.exists():
-            atomic_write_text(self.path, ",".join(LOSS_COLUMNS) + "\n")
+            atomic_write_text(self.path, ",".join(INDEX_COLUMNS + self.names) + "\n")
             return
         with self.path.open() as f:
             rows = list(csv.reader(f))
@@ -69,7 +65,7 @@ class LossLog:
             atomic_write_text(self.path, buf.getvalue())
 
     def add(self, epoch: int, batch: int, images: int, lr: float, losses: dict[str, torch.Tensor]) -> None:
-        self.pending.append((epoch, batch, images, lr, torch.stack([losses[k] for k in LOSS_NAMES])))
+        self.pending.append((epoch, batch, images, lr, torch.stack([losses[k] for k in self.names])))
 
     def flush(self) -> None:
         if not self.pending:
@@ -81,7 +77,7 @@ class LossLog:
             epoch, batch, images = self.pending[row][:3]
             self.pending.clear()
             raise NonFiniteLossError(
-                f"loss {LOSS_NAMES[col]!r} is {values[row, col].item()} at iteration {images} "
+                f"loss {self.names[col]!r} is {values[row, col].item()} at iteration {images} "
                 f"(epoch {epoch}, batch {batch}); the trial stopped, the last good checkpoint is kept"
             )
         if self.path is None:
@@ -104,12 +100,15 @@ def _check_resumable(saved: dict, cfg: TrialConfig, path: Path) -> None:
         )
 
 
-def _save_samples(m: CycleGAN, samples, path: Path) -> None:
-    real_A, real_B = (s.to(next(m.G_AB.parameters()).device) for s in samples)
-    fake_B = translate_batch(m.G_AB, real_A, m.cfg)
-    rec_A = translate_batch(m.G_BA, fake_B, m.cfg)
-    fake_A = translate_batch(m.G_BA, real_B, m.cfg)
-    rec_B = translate_batch(m.G_AB, fake_A, m.cfg)
+def _save_samples(m, samples, path: Path) -> None:
+    G_AB, G_BA = m.G_AB, m.G_BA
+    real_A, real_B = (s.to(next((G_AB or G_BA).parameters()).device) for s in samples)
+
+    def apply(G, x):  # a direction the model does not learn stays a grey (0) row
+        return translate_batch(G, x, m.cfg) if G is not None else torch.zeros_like(x)
+
+    fake_B, fake_A = apply(G_AB, real_A), apply(G_BA, real_B)
+    rec_A, rec_B = apply(G_BA, fake_B), apply(G_AB, fake_A)
     # rows: real A, fake B, rec A, real B, fake A, rec B
     grid = make_grid(torch.cat([real_A, fake_B, rec_A, real_B, fake_A, rec_B]).cpu(),
                      nrow=len(real_A), normalize=True, value_range=(-1, 1), padding=2, pad_value=1.0)
@@ -179,7 +178,7 @@ class Run:
 
     cfg: TrialConfig
     out: Path
-    m: CycleGAN
+    m: object  # a model of the trial's family (models/families.py)
     step_m: object  # m, or its DDP wrapper
     data: object
     samples: tuple
@@ -198,9 +197,10 @@ class Run:
 def _start(cfg: TrialConfig, out: Path, progress: bool, r: ddp.Rank, device: torch.device) -> tuple[Run, RunState]:
     """Build data and models, and resume from latest.pt when the folder has one."""
     with ddp.main_first(r):  # rank 0 builds the image cache, the others then read it
-        data = ddp.shard_data(UnpairedData(cfg.dataroot, cfg), cfg, r)
+        pairs = PairedData if cfg.model == "pix2pix" else UnpairedData
+        data = ddp.shard_data(pairs(cfg.dataroot, cfg), cfg, r)
         samples = fixed_samples(cfg.dataroot, cfg, cfg.n_samples)
-    m = build_cyclegan(cfg, device)
+    m = build_model(cfg, device)
     configure_backends(cfg, device)  # cudnn autotuning on the fast CUDA path
     # Wrapped before resuming: DDP's constructor syncs from rank 0 and must not run over the
     # per-rank state restored below (tests/test_ddp.py resumes exactly only in this order).
@@ -215,7 +215,7 @@ def _start(cfg: TrialConfig, out: Path, progress: bool, r: ddp.Rank, device: tor
         state = RunState.from_checkpoint(saved)
     if r.is_main:
         cfg.to_yaml(out / "config.yaml")
-    log = LossLog(out / "losses.csv" if r.is_main else None, state.images)
+    log = LossLog(out / "losses.csv" if r.is_main else None, state.images, loss_names(cfg))
     return Run(cfg, out, m, step_m, data, samples, log, r, device, progress), state
 
 
@@ -245,14 +245,14 @@ def _run_epoch(run: Run, state: RunState, next_latest: int) -> int:
         losses = ddp.mean_losses(train_step(run.step_m, real_A, real_B), r)
         state.images += len(real_A) * r.world_size  # global images, as one process counts them
         epoch_images += len(real_A) * r.world_size
-        loss_G_acc += sum(losses[k] for k in G_LOSS_TERMS)
+        loss_G_acc += sum(losses[k] for k in g_loss_terms(cfg))
         state.loss_G_n += 1
         run.log.add(state.epoch, b, state.images, lr, losses)
         if len(run.log.pending) >= cfg.log_freq or b == n_batches - 1:
             rows = run.log.pending[-1][4].tolist()
             run.log.flush()
             rate = epoch_images / max(time.perf_counter() - epoch_t0, 1e-9)
-            bar.set_postfix({k: f"{v:.3g}" for k, v in zip(LOSS_NAMES, rows)} | {"img/s": f"{rate:.2f}"})
+            bar.set_postfix({k: f"{v:.3g}" for k, v in zip(run.log.names, rows)} | {"img/s": f"{rate:.2f}"})
         if state.images >= next_latest and b < n_batches - 1:
             state.loss_G_sum += float(loss_G_acc)
             loss_G_acc.zero_()
@@ -271,7 +271,7 @@ def _end_epoch(run: Run, state: RunState) -> None:
     state.last_loss_G = state.loss_G_sum / max(state.loss_G_n, 1)
     state.loss_G_sum, state.loss_G_n, state.batch = 0.0, 0, 0
     if cfg.lr_step_at == "end":
-        for sched in (m.sched_G, m.sched_D):
+        for sched in schedulers(m):
             step_scheduler(sched, cfg, state.last_loss_G)
     if run.r.is_main:
         _save_samples(m, run.samples, run.out / "samples" / f"epoch_{epoch:03d}.png")
@@ -292,7 +292,7 @@ def _train(cfg: TrialConfig, out: Path, stop_after_epochs: int | None, progress:
     epochs_run = 0
     while state.epoch <= cfg.total_epochs and (stop_after_epochs is None or epochs_run < stop_after_epochs):
         if state.batch == 0 and cfg.lr_step_at == "start":
-            for sched in (run.m.sched_G, run.m.sched_D):
+            for sched in schedulers(run.m):
                 step_scheduler(sched, cfg, state.last_loss_G)
         next_latest = _run_epoch(run, state, next_latest)
         _end_epoch(run, state)
