@@ -39,7 +39,7 @@ import torch
 
 from maskcycle import results
 from maskcycle.config import ConfigError, TrialConfig, parse_overrides, resolve_device
-from maskcycle.data.cache import cached_images
+from maskcycle.data.cache import cached_set
 from maskcycle.data.images import ImageReadError, list_images, read_rgb, write_png
 from maskcycle.evaluation import external, facedist, paired
 from maskcycle.evaluation import fid as fidlib
@@ -132,9 +132,8 @@ def load_test_sets(root: str | Path, size: int) -> TestSets:
     for name, files in (("testA", files_A), ("testB", files_B)):
         if len(files) < 2:
             raise FileNotFoundError(f"{root / name}: evaluation needs at least 2 test images, found {len(files)}")
-    names_A, names_B = [p.name for p in files_A], [p.name for p in files_B]
-    pairs, note = read_pairs(root, names_A, names_B)
-    A, B = cached_images(root / "testA", size), cached_images(root / "testB", size)
+    (A, names_A), (B, names_B) = cached_set(root / "testA", size), cached_set(root / "testB", size)
+    pairs, note = read_pairs(root, names_A, names_B)  # unreadable test images are left out (named)
     index = {"A": {n: i for i, n in enumerate(names_A)}, "B": {n: i for i, n in enumerate(names_B)}}
     # Decoded and measured once here, not per epoch: the truth, the mask region (where the real pair
     # differs) and the do-nothing baseline. A broken counterpart drops its pair (recorded), not the trial.

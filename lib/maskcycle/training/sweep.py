@@ -29,7 +29,7 @@ from pathlib import Path
 import yaml
 
 from maskcycle import results
-from maskcycle.config import NOTEBOOKS_DIR, ConfigError, TrialConfig, parse_overrides
+from maskcycle.config import NOTEBOOKS_DIR, ConfigError, TrialConfig, parse_overrides, read_settings_yaml
 from maskcycle.io import update_run_json, utc_now
 from maskcycle.training import slurm
 
@@ -49,7 +49,7 @@ def trial_parameters(params_file: str | Path, overrides: Sequence[str] | dict = 
     params_file = Path(params_file)
     extra = parse_overrides(dict(overrides) if isinstance(overrides, dict) else list(overrides))
     cfg = TrialConfig.from_yaml(params_file, extra)
-    given = set(yaml.safe_load(params_file.read_text()) or {}) | set(extra)
+    given = set(read_settings_yaml(params_file)) | set(extra)
     values = {k: v for k, v in cfg.to_dict().items() if k in given}  # validated and coerced
     values.setdefault("name", params_file.stem)
     return values
