@@ -336,6 +336,21 @@ def add_field_arguments(parser, cls, skip: tuple[str, ...] = (), only: list[str]
         parser.add_argument(flag, help=f"{f.metadata.get('help', '')}{shown}".strip(), **kw)
 
 
+def at_least(low: int):
+    """An argparse type: an int >= low (`--batch-size 0` is a one-line usage error, not a traceback)."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be >= {low}, got {value}")
+        return value
+
+    parse.__name__ = f"int >= {low}"
+    return parse
+
+
 def from_arguments(cls, args, **extra):
     """An instance of the settings dataclass `cls` from parsed `add_field_arguments` flags."""
     values = {f.name: getattr(args, f.name) for f in dataclasses.fields(cls) if hasattr(args, f.name)}

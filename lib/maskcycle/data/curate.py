@@ -14,6 +14,9 @@ Steps (each rerunnable; an interrupted run resumes):
    are drawn among ids whose counterpart exists in the other raw set (`pairs_test.csv`);
 5. write `<split><domain>/<id>.png` resized to load_size (skipping those already written from the
    same source and size), remove stale ones, and build the uint8 cache the trainer reads.
+
+The output folder never overlaps a source folder (refused before any work), and "stale" files are
+only ever ones this command wrote: `written_files.txt` lists every image it set out to write.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from maskcycle.config import add_field_arguments, check_field_types, from_arguments
+from maskcycle.config import add_field_arguments, at_least, check_field_types, from_arguments
 from maskcycle.data import measures, readers
 from maskcycle.data.cache import cached_images
 from maskcycle.data.images import read_rgb, write_png
@@ -42,6 +45,7 @@ MEASURE_COLUMNS = ["source_path", "bytes", "mtime_ns", "error", "width", "height
 MANIFEST_COLUMNS = ["id", "domain", "source_path", "placement", "split", "reason", "note", "out_file", "width",
                     "height", "mode", "sharpness", "faces", "ffhq_category"]
 SPLIT_BUCKETS = (("test", "A"), ("test", "B"), ("train", "A"), ("train", "B"))
+WRITTEN = "written_files.txt"  # every image curation set out to write: the only ones it ever removes
 
 
 class CurationError(ValueError):
@@ -315,19 +319,35 @@ def write_images(table: pd.DataFrame, out: Path, load_size: int, workers: int = 
         except (ValueError, KeyError):
             previous = {}
     chosen = table[table.out_file.fillna("") != ""]
-    wanted = {str(out / f) for f in chosen.out_file}
-    for sub in readers.CURATED_FOLDERS:  # stale images from an earlier split
-        if (out / sub).is_dir():
-            for p in (out / sub).glob("*.png"):
-                if str(p) not in wanted:
-                    p.unlink()
+    record = _written_record(out, previous)
+    for name in sorted(record - set(chosen.out_file)):  # stale images of an earlier split, ours only
+        (out / name).unlink(missing_ok=True)
     jobs = [(r.source_path, str(out / r.out_file), load_size) for r in chosen.itertuples()
             if not ((out / r.out_file).exists() and previous.get(r.out_file) == r.source_path)]
+    atomic_write_text(out / WRITTEN, "".join(f"{f}\n" for f in sorted(set(chosen.out_file))))
     t0 = time.perf_counter()
     for _ in parallel_map(_write_one, jobs, workers, "writing", progress, min_pool_jobs=33):
         pass
     return {"written": len(jobs), "written_before": len(chosen) - len(jobs),
             "write_seconds": round(time.perf_counter() - t0, 2)}
+
+
+def _written_record(out: Path, previous: dict[str, str]) -> set[str]:
+    """The images an earlier run wrote: written_files.txt, else (older runs) its manifest's out_file."""
+    path = out / WRITTEN
+    names = set(path.read_text().split("\n")) if path.exists() else set(previous)
+    return {n for n in names if n and Path(n).parts[:1] and Path(n).parts[0] in readers.CURATED_FOLDERS
+            and ".." not in Path(n).parts}
+
+
+def check_out(out: Path, sources: list) -> None:
+    """Refuse an output folder that is, lies inside, or holds a source folder: curation resizes
+    and removes files in its output."""
+    o = out.resolve()
+    for src in (Path(s).resolve() for s in sources if s is not None):
+        if o == src or src in o.parents or o in src.parents:
+            raise CurationError(f"--out {out} overlaps the source folder {src}: curation writes and removes "
+                                "images in its output; choose a folder outside the sources")
 
 
 def build_cache(out: Path, load_size: int) -> dict[str, list[int]]:
@@ -347,6 +367,7 @@ def curate(out: str | Path, ffhq: str | Path | None = None, maskedfacenet: str |
     """Curate raw FFHQ + MaskedFace-Net (or re-check an already-curated folder) into `out`.
     Returns the manifest; writes manifest.csv, pairs_test.csv, curation.json, the folders, the cache."""
     out = Path(out)
+    check_out(out, [ffhq, maskedfacenet, curated])
     if curated is not None:
         if ffhq is not None or maskedfacenet is not None:
             raise CurationError("give either --curated or --ffhq and --maskedfacenet, not both")
@@ -403,7 +424,7 @@ def add_arguments(p) -> None:
     p.add_argument("--maskedfacenet", default=None, help="MaskedFace-Net root (CMFD/ and/or IMFD/ inside)")
     p.add_argument("--curated", default=None, help="an already-curated trainA/trainB/testA/testB folder instead")
     p.add_argument("--out", required=True)
-    p.add_argument("--workers", type=int, default=0, help="processes (0 = all cores)")
+    p.add_argument("--workers", type=at_least(0), default=0, help="processes (0 = all cores)")
     add_field_arguments(p.add_argument_group("curation settings"), Settings)
 
 

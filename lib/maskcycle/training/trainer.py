@@ -32,7 +32,7 @@ import torch
 import tqdm
 from torchvision.utils import make_grid, save_image
 
-from maskcycle.config import RUN_CONTROL_FIELDS, ConfigError, TrialConfig, resolve_device
+from maskcycle.config import RUN_CONTROL_FIELDS, ConfigError, TrialConfig, at_least, resolve_device
 from maskcycle.data.cache import content_fingerprint
 from maskcycle.data.unpaired import UnpairedData, fixed_samples
 from maskcycle.io import (
@@ -414,7 +414,7 @@ def add_arguments(p) -> None:
     p.add_argument("--params", "--config", dest="params", required=True, help="trial YAML (TrialConfig fields)")
     p.add_argument("--set", nargs="*", action="extend", default=[], metavar="KEY=VALUE", help="override settings")
     p.add_argument("--out", required=True, help="trial folder; resumed when it holds a checkpoint")
-    p.add_argument("--stop-after-epochs", type=int, default=None, help="end this call after N epochs")
+    p.add_argument("--stop-after-epochs", type=at_least(1), default=None, help="end this call after N epochs")
 
 
 def run_command(args) -> int:
