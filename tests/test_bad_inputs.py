@@ -397,7 +397,7 @@ def test_curate_refuses_its_source_as_output(tmp_path, capsys):
 def test_curate_removes_only_files_it_wrote(tmp_path, capsys):
     src = make_image_folders(tmp_path / "src", n=3, size=40)
     out = tmp_path / "out"
-    args = ["curate", "--curated", src, "--out", out, "--load-size", 36, "--workers", 1]
+    args = ["curate", "--curated", src, "--out", out, "--load-size", 36, "--workers", 1, "--sharpness-min", 0]
     code, _, err = run_cli(capsys, *args)
     assert code == 0, err
     (out / "trainA" / "mine.png").write_bytes(b"a file curation did not write")
@@ -439,3 +439,23 @@ def test_sourcing_setup_env_leaves_the_shell_options_alone(tmp_path):
                          capture_output=True, text=True, timeout=60)
     assert out.stdout.split() == ["alive", "unchanged"], out.stderr
     assert "creating" not in out.stderr  # the stand-in venv was reused, not rebuilt
+
+
+# --- 2./1. already on main, pinned here with the others ------------------------------------------
+def test_repeated_set_accumulates(tmp_path):
+    params = tmp_path / "p.yaml"
+    params.write_text("n_epochs: 1\n")
+    args = cli.build_parser().parse_args(["train", "--params", str(params), "--out", str(tmp_path / "o"),
+                                          "--set", "lr=2e-4", "--set", "ngf=4", "batch_size=2"])
+    cfg = TrialConfig.from_yaml(args.params, args.set)
+    assert (cfg.lr, cfg.ngf, cfg.batch_size) == (2e-4, 4, 2)
+
+
+def test_translate_refuses_its_input_as_output(tmp_path, capsys, generator):
+    photos = make_image_folders(tmp_path / "in", n=2, splits=("test",)) / "testA"
+    before = checksums(photos)
+    for output in (photos, photos / "fakes"):
+        code, _, err = run_cli(capsys, "translate", "--checkpoint", generator, "--direction", "AB",
+                               "--input", photos, "--output", output, "--aligned", "--device", "cpu")
+        assert code == 2 and "is (inside) the input folder" in err
+    assert checksums(photos) == before

@@ -367,7 +367,6 @@ def curate(out: str | Path, ffhq: str | Path | None = None, maskedfacenet: str |
     """Curate raw FFHQ + MaskedFace-Net (or re-check an already-curated folder) into `out`.
     Returns the manifest; writes manifest.csv, pairs_test.csv, curation.json, the folders, the cache."""
     out = Path(out)
-    check_out(out, [ffhq, maskedfacenet, curated])
     if curated is not None:
         if ffhq is not None or maskedfacenet is not None:
             raise CurationError("give either --curated or --ffhq and --maskedfacenet, not both")
@@ -376,6 +375,7 @@ def curate(out: str | Path, ffhq: str | Path | None = None, maskedfacenet: str |
         if ffhq is None or maskedfacenet is None:
             raise CurationError("curation needs both --ffhq and --maskedfacenet (or --curated)")
         records = readers.read_ffhq(ffhq) + readers.read_maskedfacenet(maskedfacenet)
+    check_out(out, [ffhq, maskedfacenet, curated])  # after the layout checks: nothing is written before
     exclusions = read_exclusions(settings.exclusions) if settings.exclusions else {}
     t_start = time.perf_counter()
     to_measure = [r.path for r in records if r.domain == "A" or r.placement in settings.placements]

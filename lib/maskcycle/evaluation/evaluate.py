@@ -529,7 +529,7 @@ def add_arguments(p) -> None:
     p.add_argument("--reference", help="folder of the reference's <epoch>_net_G_A.pth / _net_G_B.pth")
     p.add_argument("--curated", default=None, help="curated folder with testA/testB[/pairs_test.csv] "
                    "(default for --sweep: each trial's dataroot)")
-    p.add_argument("--every-k-epochs", type=at_least(1), default=None,
+    p.add_argument("--every-k-epochs", type=at_least(0), default=None,
                    help="FID over training at every K-th saved epoch (0: final only; default: every saved epoch)")
     p.add_argument("--inception-weights", default=None, help=f"path of {fidlib.INCEPTION_WEIGHTS_FILE} "
                    f"(default: ${fidlib.WEIGHTS_ENV}, then the torch hub cache)")

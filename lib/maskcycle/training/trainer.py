@@ -37,6 +37,7 @@ from maskcycle.data.cache import content_fingerprint
 from maskcycle.data.unpaired import UnpairedData, fixed_samples
 from maskcycle.io import (
     atomic_path,
+    atomic_write_bytes,
     atomic_write_text,
     folder_lock,
     remove_stale_temps,
@@ -179,16 +180,29 @@ def train(cfg: TrialConfig, out_dir: str | Path, stop_after_epochs: int | None =
                 _sigterm_stops(enabled=not r.active) as stop:
             if r.is_main:
                 remove_stale_temps(out, ("checkpoints", "samples"))
-            # Built and checked before run.json changes: a refused rerun leaves the record as it was.
-            run, state = _start(cfg, out, progress, r, device, stop)
-            _record(out, r, cfg, lambda: _train(run, state, stop_after_epochs))
+            _record(out, r, cfg, lambda: _train(*_start_or_refuse(cfg, out, progress, r, device, stop),
+                                                stop_after_epochs))
     finally:
         ddp.teardown(r)
     return out
 
 
+def _start_or_refuse(cfg: TrialConfig, out: Path, progress: bool, r: ddp.Rank, device: torch.device,
+                     stop: threading.Event) -> tuple[Run, RunState]:
+    """`_start`, marking a refusal of the folder's run (other settings, unreadable checkpoints), for
+    which `_record` puts run.json back: a refused rerun never marks a finished trial failed."""
+    try:
+        return _start(cfg, out, progress, r, device, stop)
+    except (ConfigError, checkpoints.CheckpointError) as exc:
+        exc.refused = True
+        raise
+
+
 def _record(out: Path, r: ddp.Rank, cfg: TrialConfig, body) -> None:
-    """run.json around `body()`: running, then finished / stopped (Ctrl-C, SIGTERM) / failed."""
+    """run.json around `body()`: running, then finished / stopped (Ctrl-C, SIGTERM) / failed, or as
+    it was before when `body` refused the folder's earlier run."""
+    path = out / "run.json"
+    before = path.read_bytes() if r.is_main and path.exists() else None
     if r.is_main:
         start_run(out, cfg.device)
         if r.active:
@@ -202,7 +216,9 @@ def _record(out: Path, r: ddp.Rank, cfg: TrialConfig, body) -> None:
                             error=f"{type(exc).__name__}: {exc or 'interrupted'}; rerun to resume")
         raise
     except BaseException as exc:
-        if r.is_main:
+        if r.is_main and getattr(exc, "refused", False):
+            atomic_write_bytes(path, before) if before is not None else path.unlink(missing_ok=True)
+        elif r.is_main:
             update_run_json(out, end=utc_now(), status="failed", error=f"{type(exc).__name__}: {exc}")
         raise
     if r.is_main:
