@@ -96,7 +96,7 @@ out_dir = 'results/scratch/trial'
 
 # %% [markdown]
 # ## Configuration
-# The parameters become a validated `TrialConfig` (unknown or ill-typed values stop here); the resolved config goes to `config.yaml`.
+# The parameters become a validated `TrialConfig` (unknown or ill-typed values stop here); the trainer writes the resolved config to `config.yaml` once it has checked that the folder's earlier run (if any) has the same settings.
 
 # %%
 # %matplotlib inline
@@ -111,7 +111,6 @@ from maskcycle.training.trainer import train_or_launch
 cfg = TrialConfig.from_dict({k: globals()[k] for k in field_names()}, source='notebook parameters')
 out = Path(out_dir)
 out.mkdir(parents=True, exist_ok=True)
-cfg.to_yaml(out / 'config.yaml')
 print(f'trial folder: {out.resolve()}')
 print(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
 

@@ -8,6 +8,7 @@ Only the module of the command being run is imported (its flags are needed to pa
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import sys
 
@@ -65,9 +66,30 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, FileNotFoundError) as exc:  # ConfigError, CheckpointError, SurveyDataError, ...
         print(f"maskcycle {command}: error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # a full disk, a read-only folder, a busy trial: one line, no traceback
+        print(f"maskcycle {command}: error: {os_error_line(exc)}", file=sys.stderr)
+        return 2
     except (LaunchError, NonFiniteLossError) as exc:  # the run failed; its checkpoint is kept
         print(f"maskcycle {command}: failed: {exc}", file=sys.stderr)
         return 1
+
+
+HINTS = {
+    errno.ENOSPC: "no space left on device: free some space or write elsewhere (what was saved before is kept)",
+    errno.EROFS: "read-only file system: choose an output folder you can write to",
+    errno.EACCES: "permission denied: choose an output folder you can write to",
+    errno.EPERM: "not permitted: choose an output folder you can write to",
+}
+
+
+def os_error_line(exc: OSError) -> str:
+    """`file: what happened (what to do)` for an OSError."""
+    if exc.errno in HINTS:
+        where = exc.filename or "?"
+        return f"{where}: {HINTS[exc.errno]}"
+    if exc.filename and exc.strerror:
+        return f"{exc.filename}: {exc.strerror}"
+    return str(exc)
 
 
 if __name__ == "__main__":

@@ -68,13 +68,15 @@ CompileMode = Literal["default", "reduce-overhead", "max-autotune"]  # torch.com
 
 
 # Fields that never change a trial's numbers: a checkpoint may be resumed with other values.
-RUN_CONTROL_FIELDS = frozenset({"name", "dataroot", "num_threads", "log_freq", "save_latest_freq", "save_epoch_freq"})
+# (`dataroot` is not one: other data changes the numbers. The trainer accepts another dataroot only
+# when it holds the same files, e.g. the data set moved; see trainer._check_resumable.)
+RUN_CONTROL_FIELDS = frozenset({"name", "num_threads", "log_freq", "save_latest_freq", "save_epoch_freq"})
 # ...and what tables of a sweep's trials leave out of the "varied hyper-parameters" (where the run
-# happened, how many sample images it drew, whether and how it was compiled, whether its passes
-# were batched: these change rounding only). `direction` too: summary.csv has a `directions`
-# column that is right for CycleGAN (both) as well.
-NOT_HYPERPARAMETERS = RUN_CONTROL_FIELDS | {"device", "n_samples", "compile", "compile_mode", "batched_passes",
-                                            "direction"}
+# happened, where its data lay, how many sample images it drew, whether and how it was compiled,
+# whether its passes were batched: these change rounding only). `direction` too: summary.csv has a
+# `directions` column that is right for CycleGAN (both) as well.
+NOT_HYPERPARAMETERS = RUN_CONTROL_FIELDS | {"dataroot", "device", "n_samples", "compile", "compile_mode",
+                                            "batched_passes", "direction"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -183,17 +185,7 @@ class TrialConfig:
     @classmethod
     def from_yaml(cls, path: str | os.PathLike, overrides: dict[str, Any] | list[str] | None = None):
         """Load a YAML file of settings, then apply overrides (a dict or `key=value` strings)."""
-        path = Path(path)
-        try:
-            text = path.read_text()
-        except OSError as exc:
-            raise ConfigError(f"{path}: cannot read ({exc.strerror})") from None
-        try:
-            values = yaml.safe_load(text) or {}
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{path}: not valid YAML ({exc})") from None
-        if not isinstance(values, dict):
-            raise ConfigError(f"{path}: expected a mapping of settings at top level")
+        values = read_settings_yaml(path)
         values.update(parse_overrides(overrides))
         return cls.from_dict(values, source=str(path))
 
@@ -222,6 +214,44 @@ class TrialConfig:
     @property
     def nce_layer_ids(self) -> list[int]:
         return [int(i) for i in self.nce_layers.split(",")]
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """safe_load, except that a key given twice is an error (YAML itself keeps the last one)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {key!r} given twice (line {key_node.start_mark.line + 1})", key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+def read_settings_yaml(path: str | os.PathLike) -> dict[str, Any]:
+    """A params file's mapping of settings; ConfigError naming the file when it cannot be read, is
+    not UTF-8 or YAML, repeats a key, or is empty (which would silently mean a full-size,
+    200-epoch run with every default)."""
+    path = Path(path)
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read ({exc.strerror})") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start}: {exc.object[exc.start:exc.start + 1]!r}); "
+                          "save it as UTF-8") from None
+    try:
+        values = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML ({exc})") from None
+    if values is None:
+        raise ConfigError(f"{path}: holds no settings; an empty params file would train every default "
+                          "(200 epochs at 256 px): write the trial's settings, e.g. `n_epochs: 1`")
+    if not isinstance(values, dict):
+        raise ConfigError(f"{path}: expected a mapping of settings at top level")
+    return values
 
 
 def check_processes(cfg: TrialConfig, device_type: str) -> None:
@@ -354,6 +384,21 @@ def add_field_arguments(parser, cls, skip: tuple[str, ...] = (), only: list[str]
         parser.add_argument(flag, help=f"{f.metadata.get('help', '')}{shown}".strip(), **kw)
 
 
+def at_least(low: int):
+    """An argparse type: an int >= low (`--batch-size 0` is a one-line usage error, not a traceback)."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be >= {low}, got {value}")
+        return value
+
+    parse.__name__ = f"int >= {low}"
+    return parse
+
+
 def from_arguments(cls, args, **extra):
     """An instance of the settings dataclass `cls` from parsed `add_field_arguments` flags."""
     values = {f.name: getattr(args, f.name) for f in dataclasses.fields(cls) if hasattr(args, f.name)}
@@ -412,8 +457,8 @@ def _check_values(cfg: TrialConfig) -> None:
         bad("batch_size", f"is the global batch and must be divisible by nproc * nnodes = {cfg.nproc * cfg.nnodes}")
     if cfg.device == "cpu":
         check_processes(cfg, "cpu")
-    if not cfg.name or any(c in cfg.name for c in "/\\\0"):
-        bad("name", "must be a non-empty file name")
+    if not cfg.name or cfg.name in (".", "..") or any(c in cfg.name for c in "/\\\0"):
+        bad("name", "must be a file name (a trial folder inside the output folder)")
     _check_model_values(cfg, bad)
 
 

@@ -9,16 +9,24 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import fcntl
 import importlib.metadata
 import json
 import os
 import platform
+import re
 import subprocess
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 FILE_MODE = 0o644
+TEMP_MARK = ".tmp"
+_TEMP_NAME = re.compile(r"^\..+\.[a-z0-9_]{8}\.tmp(\.[A-Za-z0-9]+)?$")  # mkstemp's 8 random characters
+
+
+class FolderBusyError(OSError):
+    """Another process holds the folder's lock (e.g. a second training into the same trial)."""
 
 
 @contextlib.contextmanager
@@ -27,6 +35,8 @@ def atomic_path(path: str | os.PathLike, suffix: str = ".tmp") -> Iterator[Path]
     `suffix` lets writers that choose a format by extension (PIL, numpy) see the right one."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    # ".tmp" always in the name, so that `remove_stale_temps` can find the leftovers of a kill.
+    suffix = TEMP_MARK + suffix.removeprefix(TEMP_MARK)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
     os.close(fd)
     try:
@@ -35,6 +45,43 @@ def atomic_path(path: str | os.PathLike, suffix: str = ".tmp") -> Iterator[Path]
         os.replace(tmp, path)
     finally:
         Path(tmp).unlink(missing_ok=True)
+
+
+def remove_stale_temps(folder: str | os.PathLike, subfolders: tuple[str, ...] = ()) -> list[Path]:
+    """Remove what interrupted atomic writes left in `folder` (and the given subfolders); returns them.
+    Call only while holding the folder's lock: another writer's temp files look the same."""
+    removed = []
+    for d in (Path(folder), *(Path(folder) / s for s in subfolders)):
+        if d.is_dir():
+            for p in d.iterdir():
+                if _TEMP_NAME.match(p.name) and p.is_file():
+                    p.unlink(missing_ok=True)
+                    removed.append(p)
+    return removed
+
+
+@contextlib.contextmanager
+def folder_lock(folder: str | os.PathLike, what: str = "another process") -> Iterator[None]:
+    """Hold an exclusive lock on `folder` (a `.lock` file inside it, released when the process ends,
+    even by kill -9); FolderBusyError at once when another process holds it."""
+    path = Path(folder) / ".lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a+") as f:
+        try:
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            holder = f.read().strip() or "?"
+            raise FolderBusyError(f"{folder}: {what} is already running there (pid {holder}); "
+                                  "wait for it to end, or use another folder") from None
+        f.seek(0)
+        f.truncate()
+        f.write(f"{os.getpid()}\n")
+        f.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:

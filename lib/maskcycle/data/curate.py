@@ -22,6 +22,9 @@ Steps (each rerunnable; an interrupted run resumes):
    as `pairs_train.csv` and `pairs_trainA/<id>.png`, `pairs_trainB/<id>.png`. They may share
    identities with trainA/trainB (the unpaired models never see pairs_train*). An already-curated
    folder defines no identities and gets no pair list.
+
+The output folder never overlaps a source folder (refused before any work), and "stale" files are
+only ever ones this command wrote: `written_files.txt` lists every image it set out to write.
 """
 
 from __future__ import annotations
@@ -39,7 +42,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from maskcycle.config import add_field_arguments, check_field_types, from_arguments
+from maskcycle.config import add_field_arguments, at_least, check_field_types, from_arguments
 from maskcycle.data import measures, readers
 from maskcycle.data import pairs as pairs_mod
 from maskcycle.data.cache import cached_images
@@ -59,6 +62,7 @@ IDENTITY_DATASET = "dataset ids (MaskedFace-Net N is FFHQ N)"
 IDENTITY_NONE = "none (file names of a curated folder mean nothing)"
 IDENTITY_PAIRS = "pairs CSV"
 SPLIT_BUCKETS = (("test", "A"), ("test", "B"), ("train", "A"), ("train", "B"))
+WRITTEN = "written_files.txt"  # every image curation set out to write: the only ones it ever removes
 
 
 class CurationError(ValueError):
@@ -485,19 +489,35 @@ def write_images(table: pd.DataFrame, out: Path, load_size: int, workers: int = 
         except (ValueError, KeyError):
             previous = {}
     chosen = table[table.out_file.fillna("") != ""]
-    wanted = {str(out / f) for f in chosen.out_file}
-    for sub in readers.CURATED_FOLDERS:  # stale images from an earlier split
-        if (out / sub).is_dir():
-            for p in (out / sub).glob("*.png"):
-                if str(p) not in wanted:
-                    p.unlink()
+    record = _written_record(out, previous)
+    for name in sorted(record - set(chosen.out_file)):  # stale images of an earlier split, ours only
+        (out / name).unlink(missing_ok=True)
     jobs = [(r.source_path, str(out / r.out_file), load_size) for r in chosen.itertuples()
             if not ((out / r.out_file).exists() and previous.get(r.out_file) == r.source_path)]
+    atomic_write_text(out / WRITTEN, "".join(f"{f}\n" for f in sorted(set(chosen.out_file))))
     t0 = time.perf_counter()
     for _ in parallel_map(_write_one, jobs, workers, "writing", progress, min_pool_jobs=33):
         pass
     return {"written": len(jobs), "written_before": len(chosen) - len(jobs),
             "write_seconds": round(time.perf_counter() - t0, 2)}
+
+
+def _written_record(out: Path, previous: dict[str, str]) -> set[str]:
+    """The images an earlier run wrote: written_files.txt, else (older runs) its manifest's out_file."""
+    path = out / WRITTEN
+    names = set(path.read_text().split("\n")) if path.exists() else set(previous)
+    return {n for n in names if n and Path(n).parts[:1] and Path(n).parts[0] in readers.CURATED_FOLDERS
+            and ".." not in Path(n).parts}
+
+
+def check_out(out: Path, sources: list) -> None:
+    """Refuse an output folder that is, lies inside, or holds a source folder: curation resizes
+    and removes files in its output."""
+    o = out.resolve()
+    for src in (Path(s).resolve() for s in sources if s is not None):
+        if o == src or src in o.parents or o in src.parents:
+            raise CurationError(f"--out {out} overlaps the source folder {src}: curation writes and removes "
+                                "images in its output; choose a folder outside the sources")
 
 
 def build_cache(out: Path, load_size: int) -> dict[str, list[int]]:
@@ -536,6 +556,7 @@ def curate(out: str | Path, ffhq: str | Path | None = None, maskedfacenet: str |
     CurationError after the manifest is written (so it can be inspected)."""
     out = Path(out)
     records = _records(ffhq, maskedfacenet, curated)
+    check_out(out, [ffhq, maskedfacenet, curated])  # after the layout checks: nothing is written before
     exclusions = read_exclusions(settings.exclusions) if settings.exclusions else {}
     ident, identity_source = identities(records, Path(curated) if curated is not None else None, settings.pairs)
     counterparts = _counterparts(records, ident) if identity_source != IDENTITY_NONE else {}
@@ -656,7 +677,7 @@ def add_arguments(p) -> None:
     p.add_argument("--maskedfacenet", default=None, help="MaskedFace-Net root (CMFD/ and/or IMFD/ inside)")
     p.add_argument("--curated", default=None, help="an already-curated trainA/trainB/testA/testB folder instead")
     p.add_argument("--out", required=True)
-    p.add_argument("--workers", type=int, default=0, help="processes (0 = all cores)")
+    p.add_argument("--workers", type=at_least(0), default=0, help="processes (0 = all cores)")
     p.add_argument("--no-sheets", action="store_true", help="skip the contact sheets (figures/*.png)")
     add_field_arguments(p.add_argument_group("curation settings"), Settings)
 

@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
+from maskcycle.config import at_least
 from maskcycle.data.parallel import parallel_map
 from maskcycle.data.readers import PLACEMENT_BY_SUFFIX
 from maskcycle.io import atomic_write_bytes, atomic_write_text
@@ -638,10 +639,10 @@ def contact_sheet(images: list[np.ndarray], cols: int = 8, labels: list[str] | N
 def add_arguments(p) -> None:
     """`maskcycle demo-data`."""
     p.add_argument("--out", required=True, help="folder for ffhq/ and maskedfacenet/")
-    p.add_argument("--n-ids", type=int, default=600, help="number of face ids")
-    p.add_argument("--size", type=int, default=128, help="image side in pixels")
+    p.add_argument("--n-ids", type=at_least(1), default=600, help="number of face ids")
+    p.add_argument("--size", type=at_least(1), default=128, help="image side in pixels")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--workers", type=int, default=0, help="processes (0 = all cores)")
+    p.add_argument("--workers", type=at_least(0), default=0, help="processes (0 = all cores)")
 
 
 def run_command(args) -> int:

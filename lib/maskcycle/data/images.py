@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -16,12 +17,18 @@ class ImageReadError(OSError):
     """An image file that cannot be decoded; the message names the file."""
 
 
+def is_image_file(path: Path) -> bool:
+    """An image by its suffix, and not hidden: macOS `._x.png` / `.DS_Store` files are metadata."""
+    return path.suffix.lower() in IMAGE_SUFFIXES and not path.name.startswith(".") and path.is_file()
+
+
 def list_images(folder: str | Path) -> list[Path]:
-    """Image files directly in `folder`, sorted by name."""
+    """Image files directly in `folder` (hidden files left out), sorted by name."""
     folder = Path(folder)
     if not folder.is_dir():
-        raise FileNotFoundError(f"{folder}: expected a folder of images, found nothing there")
-    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+        what = "a file" if folder.exists() else "nothing there"
+        raise FileNotFoundError(f"{folder}: expected a folder of images, found {what}")
+    return sorted(p for p in folder.iterdir() if is_image_file(p))
 
 
 def list_inputs(inputs, flag: str = "input") -> list[Path]:
@@ -37,18 +44,36 @@ def list_inputs(inputs, flag: str = "input") -> list[Path]:
     return out
 
 
-def read_rgb(path: str | Path, size: int | None = None) -> np.ndarray:
-    """Decode to uint8 HxWx3 RGB, upright per its EXIF orientation (phone photos), optionally resized
-    to size x size (bicubic)."""
+def decode_rgb(path: str | Path) -> tuple[np.ndarray, str]:
+    """(uint8 HxWx3 RGB upright per its EXIF orientation, the file's own mode). Every reader decodes
+    through here, so a truncated file or a decompression bomb is an ImageReadError everywhere."""
     try:
-        with Image.open(path) as img:
-            img.load()
-            img = ImageOps.exif_transpose(img).convert("RGB")
-            if size is not None and img.size != (size, size):
-                img = img.resize((size, size), Image.BICUBIC)
-            return np.asarray(img, dtype=np.uint8).copy()
-    except (OSError, ValueError, SyntaxError) as exc:
-        raise ImageReadError(f"{path}: cannot decode image ({exc})") from None
+        with warnings.catch_warnings():
+            # A header claiming a huge image: refuse it (PIL only warns below twice its limit).
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                img.load()
+                mode = img.mode
+                return _to_rgb8(ImageOps.exif_transpose(img)), mode
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ImageReadError(f"{path}: cannot decode image ({type(exc).__name__}: {exc})") from None
+
+
+def _to_rgb8(img: Image.Image) -> np.ndarray:
+    # PIL's convert("RGB") clips 16-bit grayscale (I;16, I) at 255 instead of scaling it; 16-bit
+    # RGB PNGs already open as 8-bit RGB (the high byte).
+    if img.mode.startswith("I;16") or (img.mode == "I" and np.asarray(img).max() > 255):
+        gray = np.round(np.asarray(img, dtype=np.float64) / 257.0).clip(0, 255).astype(np.uint8)
+        return np.repeat(gray[..., None], 3, axis=2)
+    return np.asarray(img.convert("RGB"), dtype=np.uint8).copy()
+
+
+def read_rgb(path: str | Path, size: int | None = None) -> np.ndarray:
+    """Decode to uint8 HxWx3 RGB (`decode_rgb`), optionally resized to size x size (bicubic)."""
+    rgb, _ = decode_rgb(path)
+    if size is not None and rgb.shape[:2] != (size, size):
+        rgb = np.asarray(Image.fromarray(rgb).resize((size, size), Image.BICUBIC), dtype=np.uint8).copy()
+    return rgb
 
 
 def to_unit_range(t):

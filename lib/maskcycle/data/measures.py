@@ -18,7 +18,8 @@ import functools
 from dataclasses import dataclass
 
 import numpy as np
-from PIL import Image, ImageOps
+
+from maskcycle.data.images import decode_rgb
 
 MEASURE_VERSION = 2  # bump when measure() changes meaning: logged measurements are then redone
 CASCADE = "haarcascade_frontalface_alt2.xml"  # no double hits on one face in our checks
@@ -106,15 +107,11 @@ def measure(path, work_size: int = 256, detector: str = "") -> dict:
     out = {"error": "", "width": 0, "height": 0, "mode": "", "gray_content": False, "sharpness": np.nan,
            "faces": -1, "faces_dlib": -1}
     try:
-        with Image.open(path) as im:
-            im.load()
-            mode = im.mode
-            im = ImageOps.exif_transpose(im)  # upright, as every reader sees it
-            out.update(width=im.width, height=im.height, mode=mode)
-            rgb = np.asarray(im.convert("RGB"))
+        rgb, mode = decode_rgb(path)  # upright, as every reader sees it
     except Exception as exc:  # noqa: BLE001 - any decoder failure is a property of the file
         out["error"] = f"{type(exc).__name__}: {exc}"[:200]
         return out
+    out.update(width=rgb.shape[1], height=rgb.shape[0], mode=mode)
     # an RGB file whose three channels are equal holds a grayscale picture
     out["gray_content"] = bool(np.array_equal(rgb[..., 0], rgb[..., 1]) and np.array_equal(rgb[..., 1], rgb[..., 2]))
     g = gray_work(rgb, work_size)

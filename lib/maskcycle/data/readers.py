@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, get_args
 
-from maskcycle.data.images import IMAGE_SUFFIXES, list_images
+from maskcycle.data.images import is_image_file, list_images
 
 # MaskedFace-Net file-name suffix (lower case) -> placement class: what the mask leaves uncovered.
 PLACEMENT_BY_SUFFIX = {
@@ -59,8 +59,7 @@ def _found(folder: Path, limit: int = 8) -> str:
 
 
 def _images_under(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
-                  and not p.name.startswith("."))
+    return sorted(p for p in folder.rglob("*") if is_image_file(p))
 
 
 def _require_dir(root: Path, what: str) -> None:

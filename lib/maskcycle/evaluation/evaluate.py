@@ -41,8 +41,8 @@ import numpy as np
 import torch
 
 from maskcycle import results
-from maskcycle.config import ConfigError, TrialConfig, parse_overrides, resolve_device
-from maskcycle.data.cache import cached_images
+from maskcycle.config import ConfigError, TrialConfig, at_least, parse_overrides, resolve_device
+from maskcycle.data.cache import cached_set
 from maskcycle.data.images import ImageReadError, list_images, read_rgb, write_png
 from maskcycle.evaluation import external, facedist, paired
 from maskcycle.evaluation import fid as fidlib
@@ -151,9 +151,8 @@ def load_test_sets(root: str | Path, size: int) -> TestSets:
     for name, files in (("testA", files_A), ("testB", files_B)):
         if len(files) < 2:
             raise FileNotFoundError(f"{root / name}: evaluation needs at least 2 test images, found {len(files)}")
-    names_A, names_B = [p.name for p in files_A], [p.name for p in files_B]
-    pairs, note = read_pairs(root, names_A, names_B)
-    A, B = cached_images(root / "testA", size), cached_images(root / "testB", size)
+    (A, names_A), (B, names_B) = cached_set(root / "testA", size), cached_set(root / "testB", size)
+    pairs, note = read_pairs(root, names_A, names_B)  # unreadable test images are left out (named)
     index = {"A": {n: i for i, n in enumerate(names_A)}, "B": {n: i for i, n in enumerate(names_B)}}
     # Decoded and measured once here, not per epoch: the truth, the mask region (where the real pair
     # differs) and the do-nothing baseline. A broken counterpart drops its pair (recorded), not the trial.
@@ -558,7 +557,7 @@ def add_arguments(p) -> None:
     p.add_argument("--reference", help="folder of the reference's <epoch>_net_G_A.pth / _net_G_B.pth")
     p.add_argument("--curated", default=None, help="curated folder with testA/testB[/pairs_test.csv] "
                    "(default for --sweep: each trial's dataroot)")
-    p.add_argument("--every-k-epochs", type=int, default=None,
+    p.add_argument("--every-k-epochs", type=at_least(0), default=None,
                    help="FID over training at every K-th saved epoch (0: final only; default: every saved epoch)")
     p.add_argument("--inception-weights", default=None, help=f"path of {fidlib.INCEPTION_WEIGHTS_FILE} "
                    f"(default: ${fidlib.WEIGHTS_ENV}, then the torch hub cache)")
@@ -571,7 +570,7 @@ def add_arguments(p) -> None:
     p.add_argument("--out", default=None, help="--reference: where eval/ goes (default: the folder); "
                    "--fakes-ab/--fakes-ba: the folder for metrics.json")
     external.add_arguments(p)
-    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--batch-size", type=at_least(1), default=16)
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.add_argument("--force", action="store_true", help="recompute even what an earlier run already scored")
 
@@ -590,6 +589,11 @@ def run_command(args) -> int:
         print(f"results: {Path(args.sweep) / results.SUMMARY}")
         column = table.get("fid_unavailable_reason")
         reasons = set(column.dropna()) if column is not None else set()
+        failed = table[table["eval_error"].notna()] if "eval_error" in table else table.iloc[:0]
+        for _, row in failed.iterrows():
+            print(f"maskcycle evaluate: {row['trial']}: could not be evaluated: {row['eval_error']}", file=sys.stderr)
+        if len(failed):
+            return 1
     else:
         if not args.curated:
             raise ConfigError("--reference needs --curated DIR (the folder with testA/ and testB/)")

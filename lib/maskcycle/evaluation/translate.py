@@ -12,7 +12,7 @@ import torch
 import tqdm
 from torch import nn
 
-from maskcycle.config import ConfigError, TrialConfig, resolve_device, size_multiple
+from maskcycle.config import ConfigError, TrialConfig, at_least, resolve_device, size_multiple
 from maskcycle.data import faces as facelib
 from maskcycle.data.images import ImageReadError, list_inputs, read_rgb, to_tensor, to_uint8, write_image
 from maskcycle.models import checkpoints
@@ -117,8 +117,11 @@ def check_size(cfg: TrialConfig, size: int | None) -> int:
 
 
 def check_output(output: str | Path, inputs: list[str | Path]) -> Path:
-    """Refuse an output folder that is an input folder, lies inside one, or holds an input file."""
+    """Refuse an output folder that is an input folder, lies inside one, or holds an input file, and
+    an existing file given as the output folder."""
     out = Path(output).resolve()
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--output {output} is an existing file; give a folder for the results")
     for item in map(Path, inputs):
         folder = item.resolve() if item.is_dir() else item.resolve().parent
         if out == folder or folder in out.parents:
@@ -197,7 +200,7 @@ def add_arguments(p) -> None:
     p.add_argument("--faces", default="all", choices=["all", "largest"], help="photo mode: which faces to translate")
     p.add_argument("--detector", default="hog", choices=list(facelib.DETECTORS),
                    help="photo mode: dlib HOG (fast) or CNN (slow on CPU, better on masked faces)")
-    p.add_argument("--size", type=int, default=None, help="translate faces at this side (default: the model's "
+    p.add_argument("--size", type=at_least(1), default=None, help="translate faces at this side (default: the model's "
                    "crop_size; refused when the generator cannot take it)")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
 

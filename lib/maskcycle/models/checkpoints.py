@@ -3,7 +3,10 @@ reference implementation's saved generators. Every load uses `weights_only=True`
 
 from __future__ import annotations
 
+import errno
 import os
+import shutil
+import sys
 from pathlib import Path
 
 import torch
@@ -15,6 +18,8 @@ from maskcycle.models.networks import build_generator
 
 STATE_FORMAT = "maskcycle-state-1"
 GENERATORS_FORMAT = "maskcycle-generators-1"
+PREVIOUS = "previous.pt"  # the full state saved before latest.pt, beside it
+LOW_SPACE = 64 * 2**20  # bytes free below which a failed torch.save is reported as a full disk
 
 
 class CheckpointError(ValueError):
@@ -23,10 +28,32 @@ class CheckpointError(ValueError):
 
 def atomic_save(obj, path: str | Path) -> None:
     """torch.save through a synced temp file: a kill never leaves half a checkpoint."""
-    with atomic_path(path) as tmp, tmp.open("wb") as f:
-        torch.save(obj, f)
-        f.flush()
-        os.fsync(f.fileno())
+    with atomic_path(path) as tmp:
+        _write(obj, tmp, path)
+
+
+def save_state(obj, latest: str | Path) -> None:
+    """atomic_save, keeping the file it replaces as `previous.pt`: a latest.pt damaged later (disk,
+    copy) costs one save interval, not the run. A kill between the two renames leaves previous.pt
+    only, which `load_state` then uses."""
+    latest = Path(latest)
+    with atomic_path(latest) as tmp:
+        _write(obj, tmp, latest)
+        if latest.exists():
+            os.replace(latest, latest.with_name(PREVIOUS))
+
+
+def _write(obj, tmp: Path, path: Path) -> None:
+    try:
+        with tmp.open("wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+    except RuntimeError as exc:  # torch reports a full disk as e.g. "unexpected pos N vs M"
+        free = shutil.disk_usage(tmp.parent).free
+        if free < LOW_SPACE:
+            raise OSError(errno.ENOSPC, f"No space left on device ({free // 2**20} MiB free)", str(path)) from None
+        raise CheckpointError(f"{path}: cannot write checkpoint ({str(exc).splitlines()[0]})") from None
 
 
 def load(path: str | Path) -> dict:
@@ -37,7 +64,41 @@ def load(path: str | Path) -> dict:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises several types for corrupt or unsafe files
-        raise CheckpointError(f"{path}: cannot load checkpoint ({type(exc).__name__}: {exc})") from None
+        raise CheckpointError(f"{path}: cannot load checkpoint ({_why(exc)})") from None
+
+
+def _why(exc: Exception) -> str:
+    # torch's message for a file holding other objects advises weights_only=False, i.e. running
+    # whatever the file contains: never passed on.
+    text = str(exc)
+    if "weights_only" in text or "Weights only load failed" in text:
+        return ("it holds Python objects other than tensors and plain values; loading them could run "
+                "arbitrary code, so it is refused")
+    return f"{type(exc).__name__}: {text.splitlines()[0] if text else 'damaged file'}"
+
+
+def load_state(latest: str | Path) -> tuple[dict | None, Path | None]:
+    """(state, file) to resume from: latest.pt, else previous.pt beside it (named on stderr); (None,
+    None) when there is neither. Both unreadable: a CheckpointError that says the way out."""
+    latest = Path(latest)
+    previous = latest.with_name(PREVIOUS)
+    problems = []
+    for path in (latest, previous):
+        if not path.exists():
+            continue
+        try:
+            state = load(path)
+        except CheckpointError as exc:
+            problems.append(str(exc))
+            continue
+        if problems:
+            print(f"maskcycle: warning: {problems[0]}; resuming from {path} (one save earlier)", file=sys.stderr)
+        return state, path
+    if problems:
+        raise CheckpointError(
+            "; ".join(problems) + f". Nothing to resume from: move {latest.parent.parent} aside (or delete "
+            f"{latest.parent}) to train the trial again from the start, or restore the file from a backup")
+    return None, None
 
 
 def save_generators(path: str | Path, cfg: TrialConfig, G_AB: nn.Module | None, G_BA: nn.Module | None,

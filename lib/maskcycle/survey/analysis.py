@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from maskcycle.config import at_least
 from maskcycle.io import atomic_write_text
 from maskcycle.survey import stats as st
 from maskcycle.survey.page import KEY_COLUMNS, KEY_NAME
@@ -48,7 +49,10 @@ def read_key(path: str | Path) -> pd.DataFrame:
         path = path / KEY_NAME
     if not path.is_file():
         raise FileNotFoundError(f"{path}: survey key not found")
-    key = pd.read_csv(path, dtype=str, keep_default_na=False)
+    try:
+        key = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise SurveyDataError(f"{path}: not UTF-8 text (byte {exc.start}); save it as UTF-8") from None
     for optional in ("source", "identity"):  # keys written before sources and identities were recorded
         if optional not in key.columns:
             key[optional] = ""
@@ -64,6 +68,13 @@ def read_key(path: str | Path) -> pd.DataFrame:
 
 
 def _parse_file(path: Path, known_ids: set[str]) -> list[dict]:
+    try:
+        return _parse_rows(path, known_ids)
+    except UnicodeDecodeError as exc:
+        raise SurveyDataError(f"{path}: not UTF-8 text (byte {exc.start}); save it as UTF-8") from None
+
+
+def _parse_rows(path: Path, known_ids: set[str]) -> list[dict]:
     rows = []
     with open(path, newline="", encoding="utf-8") as fh:
         reader = csv.reader(fh)
@@ -300,7 +311,7 @@ def add_arguments(p) -> None:
     p.add_argument("--survey", required=True, help="folder with key.csv")
     p.add_argument("--responses", required=True, help="folder of response CSVs (searched recursively)")
     p.add_argument("--out", help="write the analysis as JSON here")
-    p.add_argument("--n-boot", type=int, default=2000)
+    p.add_argument("--n-boot", type=at_least(1), default=2000)
     p.add_argument("--seed", type=int, default=0)
 
 
@@ -316,4 +327,12 @@ def run_command(args) -> int:
     print("d' and criterion:", json.dumps({k: round(v, 4) for k, v in summary["sdt"].items()}))
     if "recovery" in summary:
         print("simulated parameters recovered:", all(r["recovered"] for r in summary["recovery"]))
+    print_set_aside(summary["sessions_set_aside"])
     return 0
+
+
+def print_set_aside(sessions: list[dict]) -> None:
+    """On stdout, so that a script reading the analysis sees who was left out and why."""
+    print(f"sessions set aside: {len(sessions)}")
+    for s in sessions:
+        print(f"  participant {s['participant_id']} (session {s['session_start']}, {s['file']}): {s['why']}")

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
+from maskcycle.config import at_least
 from maskcycle.data.images import list_images, read_rgb
 from maskcycle.io import atomic_write_text
 
@@ -354,7 +355,8 @@ def add_arguments(p) -> None:
     p.add_argument("--n", type=int, default=22, help="scored images, half real and half generated")
     p.add_argument("--practice", type=int, default=2, help="practice images with feedback (unscored)")
     p.add_argument("--attention", type=int, default=2, help="attention checks")
-    p.add_argument("--size", type=int, default=None, help="every image is shown at this size (default: the fakes')")
+    p.add_argument("--size", type=at_least(1), default=None,
+                   help="every image is shown at this size (default: the fakes')")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--force", action="store_true", help="replace a different survey already in --out")
 

@@ -29,7 +29,15 @@ from pathlib import Path
 import yaml
 
 from maskcycle import results
-from maskcycle.config import NOTEBOOKS_DIR, ConfigError, TrialConfig, parse_overrides
+from maskcycle.config import (
+    NOTEBOOKS_DIR,
+    RUN_CONTROL_FIELDS,
+    ConfigError,
+    TrialConfig,
+    at_least,
+    parse_overrides,
+    read_settings_yaml,
+)
 from maskcycle.io import update_run_json, utc_now
 from maskcycle.training import slurm
 
@@ -49,7 +57,7 @@ def trial_parameters(params_file: str | Path, overrides: Sequence[str] | dict = 
     params_file = Path(params_file)
     extra = parse_overrides(dict(overrides) if isinstance(overrides, dict) else list(overrides))
     cfg = TrialConfig.from_yaml(params_file, extra)
-    given = set(yaml.safe_load(params_file.read_text()) or {}) | set(extra)
+    given = set(read_settings_yaml(params_file)) | set(extra)
     values = {k: v for k, v in cfg.to_dict().items() if k in given}  # validated and coerced
     values.setdefault("name", params_file.stem)
     return values
@@ -143,9 +151,29 @@ def plan_sweep(params_files: Sequence[str | Path], out: str | Path, overrides: S
             continue
         seen[name] = p
         jobs.append((str(p), str(Path(out) / name), tuple(overrides)))
+    problems += [p for p in map(_edited_since, jobs) if p]
     if problems:
         raise ConfigError("invalid params, nothing was run:\n  " + "\n  ".join(problems))
     return jobs
+
+
+def _edited_since(job) -> str | None:
+    """Why a trial folder that already holds a run (finished or resumable) cannot take this job's
+    settings, naming the keys that changed; None when they agree or the folder holds no run."""
+    params_file, trial_dir, overrides = job
+    trial_dir = Path(trial_dir)
+    saved = results.trial_settings(trial_dir)
+    if not saved or not (is_finished(trial_dir) or (trial_dir / "checkpoints" / "latest.pt").exists()):
+        return None
+    now = TrialConfig.from_dict(trial_parameters(params_file, overrides)).to_dict()
+    changed = [k for k, v in now.items() if k not in RUN_CONTROL_FIELDS and saved.get(k) != v
+               and not (k == "dataroot" and Path(str(saved.get(k))).resolve() == Path(v).resolve())]
+    if not changed:
+        return None
+    detail = ", ".join(f"{k}: {saved.get(k)!r} -> {now[k]!r}" for k in changed)
+    state = "finished" if is_finished(trial_dir) else "started"
+    return (f"{params_file}: settings changed since trial {trial_dir.name} {state} in {trial_dir} ({detail}); "
+            f"to run the new settings move or delete {trial_dir} (or use another --out), else undo the edit")
 
 
 def visible_gpus() -> list[str]:
@@ -238,7 +266,7 @@ def add_arguments(p) -> None:
     p.add_argument("--set", nargs="*", action="extend", default=[], metavar="KEY=VALUE",
                    help="override settings in every trial")
     p.add_argument("--executor", choices=["local", "slurm"], default="local")
-    p.add_argument("--parallel", type=int, default=None,
+    p.add_argument("--parallel", type=at_least(1), default=None,
                    help="trials at once (default: one per visible GPU, else 1)")
     p.add_argument("--slurm", nargs="*", default=[], metavar="KEY=VALUE",
                    help="options for maskcycle.training.slurm.run_trials_slurm (e.g. partition=gpu)")

@@ -5,18 +5,26 @@
 
 Rerunning into the same folder resumes from `checkpoints/latest.pt` and continues exactly:
 networks, optimisers, schedulers, image pools, RNG states, epoch and iteration. A trial folder:
-  config.yaml, losses.csv, metrics.json, samples/epoch_NNN.png,
-  checkpoints/latest.pt (full state), checkpoints/epoch_NNN.pt (generators only).
+  config.yaml, losses.csv, metrics.json, samples/epoch_NNN.png, checkpoints/latest.pt (full
+  state), checkpoints/previous.pt (the full state saved before it), checkpoints/epoch_NNN.pt
+  (generators only), .lock (held while a training runs there: a second one is refused).
+SIGTERM (SLURM's notice before preemption) and Ctrl-C stop the run with run.json "stopped"; after
+SIGTERM the batch under way ends and latest.pt is written first (one process; under DDP the ranks
+could not agree on where to stop, so there it ends as SIGINT does).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import dataclasses
 import io
 import json
 import math
+import signal
+import sys
+import threading
 import time
 from pathlib import Path
 
@@ -24,10 +32,20 @@ import torch
 import tqdm
 from torchvision.utils import make_grid, save_image
 
-from maskcycle.config import RUN_CONTROL_FIELDS, ConfigError, TrialConfig, resolve_device
+from maskcycle.config import RUN_CONTROL_FIELDS, ConfigError, TrialConfig, at_least, resolve_device
+from maskcycle.data.cache import content_fingerprint
 from maskcycle.data.paired import PairedData
 from maskcycle.data.unpaired import UnpairedData, fixed_samples
-from maskcycle.io import atomic_path, atomic_write_text, start_run, update_run_json, utc_now
+from maskcycle.io import (
+    atomic_path,
+    atomic_write_bytes,
+    atomic_write_text,
+    folder_lock,
+    remove_stale_temps,
+    start_run,
+    update_run_json,
+    utc_now,
+)
 from maskcycle.models import checkpoints
 from maskcycle.models.cyclegan import LOSS_NAMES, configure_backends, translate_batch
 from maskcycle.models.families import build_model, g_loss_terms, loss_names, schedulers, train_step
@@ -38,6 +56,12 @@ from maskcycle.training.launch import launch
 
 INDEX_COLUMNS = ("epoch", "batch", "images", "lr")
 LOSS_COLUMNS = INDEX_COLUMNS + LOSS_NAMES  # CycleGAN's; other families log their own LOSS_NAMES
+
+
+class TrainingStopped(Exception):
+    """SIGTERM arrived; the run saved latest.pt at the end of a batch and stopped (resumable)."""
+
+    exit_status = 128 + signal.SIGTERM  # what a shell reports for a process ended by SIGTERM
 
 
 class LossLog:
@@ -56,12 +80,15 @@ class LossLog:
         if not self.path.exists():
             atomic_write_text(self.path, ",".join(INDEX_COLUMNS + self.names) + "\n")
             return
-        with self.path.open() as f:
-            rows = list(csv.reader(f))
-        kept = [rows[0]] + [r for r in rows[1:] if r and int(r[2]) <= images]
-        if len(kept) != len(rows):
-            buf = io.StringIO()
-            csv.writer(buf, lineterminator="\n").writerows(kept)
+        text = self.path.read_text(errors="replace")
+        lines = text.splitlines(keepends=True)
+        if lines and not lines[-1].endswith("\n"):
+            lines = lines[:-1]  # cut mid-write by a kill: that iteration reruns anyway
+        rows = list(csv.reader(lines)) or [list(LOSS_COLUMNS)]
+        kept = [rows[0]] + [r for r in rows[1:] if _row_images(r) <= images]
+        buf = io.StringIO()
+        csv.writer(buf, lineterminator="\n").writerows(kept)
+        if buf.getvalue() != text:
             atomic_write_text(self.path, buf.getvalue())
 
     def add(self, epoch: int, batch: int, images: int, lr: float, losses: dict[str, torch.Tensor]) -> None:
@@ -89,15 +116,34 @@ class LossLog:
         self.pending.clear()
 
 
+def _row_images(row: list[str]) -> float:
+    """The images column of a losses.csv row; inf for a damaged row (so it is dropped)."""
+    try:
+        return int(row[2]) if len(row) == len(LOSS_COLUMNS) else math.inf
+    except ValueError:
+        return math.inf
+
+
 def _check_resumable(saved: dict, cfg: TrialConfig, path: Path) -> None:
+    """The saved run's settings equal cfg's (run-control fields aside). Another dataroot is
+    accepted only when it holds the same files (names and sizes: the data set was moved)."""
+    config, fingerprint = saved["config"], saved.get("data_fingerprint")
     differs = sorted(k for k, v in cfg.to_dict().items()
-                     if k not in RUN_CONTROL_FIELDS and saved.get(k) != v)
+                     if k not in RUN_CONTROL_FIELDS and config.get(k) != v)
+    if differs == ["dataroot"] and fingerprint is not None and fingerprint == data_fingerprint(cfg.dataroot):
+        return
     if differs:
-        detail = ", ".join(f"{k}: {saved.get(k)!r} -> {getattr(cfg, k)!r}" for k in differs)
+        detail = ", ".join(f"{k}: {config.get(k)!r} -> {getattr(cfg, k)!r}" for k in differs)
+        why = " (it holds other images)" if differs == ["dataroot"] else ""
         raise ConfigError(
-            f"{path}: the trial folder holds a run with other settings ({detail}); "
+            f"{path}: the trial folder holds a run with other settings ({detail}){why}; "
             "use a new output folder or the same settings to resume"
         )
+
+
+def data_fingerprint(dataroot: str | Path) -> str:
+    """What the training folders hold (names and sizes), saved in latest.pt."""
+    return "/".join(content_fingerprint(Path(dataroot) / f"train{d}") for d in "AB")
 
 
 def _save_samples(m, samples, path: Path) -> None:
@@ -126,23 +172,74 @@ def train(cfg: TrialConfig, out_dir: str | Path, stop_after_epochs: int | None =
     # Under torchrun (cfg.nproc * cfg.nnodes > 1) this joins the process group; rank 0 records.
     r, device = ddp.setup(cfg, resolve_device(cfg.device))
     try:
-        if r.is_main:
-            out.mkdir(parents=True, exist_ok=True)
-            start_run(out, cfg.device)
-            if r.active:
-                update_run_json(out, distributed={"world_size": r.world_size, "nproc": cfg.nproc,
-                                                          "nnodes": cfg.nnodes, "backend": ddp.backend()})
-        try:
-            done = _train(cfg, out, stop_after_epochs, progress, r, device)
-        except BaseException as exc:
+        with (folder_lock(out, "a training") if r.is_main else contextlib.nullcontext()), \
+                _sigterm_stops(enabled=not r.active) as stop:
             if r.is_main:
-                update_run_json(out, end=utc_now(), status="failed", error=f"{type(exc).__name__}: {exc}")
-            raise
-        if r.is_main:
-            update_run_json(out, end=utc_now(), status="finished" if done else "stopped")
+                remove_stale_temps(out, ("checkpoints", "samples"))
+            _record(out, r, cfg, lambda: _train(*_start_or_refuse(cfg, out, progress, r, device, stop),
+                                                stop_after_epochs))
     finally:
         ddp.teardown(r)
     return out
+
+
+def _start_or_refuse(cfg: TrialConfig, out: Path, progress: bool, r: ddp.Rank, device: torch.device,
+                     stop: threading.Event) -> tuple[Run, RunState]:
+    """`_start`, marking a refusal of the folder's run (other settings, unreadable checkpoints), for
+    which `_record` puts run.json back: a refused rerun never marks a finished trial failed."""
+    try:
+        return _start(cfg, out, progress, r, device, stop)
+    except (ConfigError, checkpoints.CheckpointError) as exc:
+        exc.refused = True
+        raise
+
+
+def _record(out: Path, r: ddp.Rank, cfg: TrialConfig, body) -> None:
+    """run.json around `body()`: running, then finished / stopped (Ctrl-C, SIGTERM) / failed, or as
+    it was before when `body` refused the folder's earlier run."""
+    path = out / "run.json"
+    before = path.read_bytes() if r.is_main and path.exists() else None
+    if r.is_main:
+        start_run(out, cfg.device)
+        if r.active:
+            update_run_json(out, distributed={"world_size": r.world_size, "nproc": cfg.nproc,
+                                              "nnodes": cfg.nnodes, "backend": ddp.backend()})
+    try:
+        done = body()
+    except (KeyboardInterrupt, TrainingStopped) as exc:
+        if r.is_main:
+            update_run_json(out, end=utc_now(), status="stopped",
+                            error=f"{type(exc).__name__}: {exc or 'interrupted'}; rerun to resume")
+        raise
+    except BaseException as exc:
+        if r.is_main and getattr(exc, "refused", False):
+            atomic_write_bytes(path, before) if before is not None else path.unlink(missing_ok=True)
+        elif r.is_main:
+            update_run_json(out, end=utc_now(), status="failed", error=f"{type(exc).__name__}: {exc}")
+        raise
+    if r.is_main:
+        update_run_json(out, end=utc_now(), status="finished" if done else "stopped")
+
+
+@contextlib.contextmanager
+def _sigterm_stops(enabled: bool = True):
+    """While training: a first SIGTERM asks the run to stop after the batch under way (`stop.is_set()`),
+    a second one interrupts at once. Only the main thread can take signals."""
+    stop = threading.Event()
+    if not enabled or threading.current_thread() is not threading.main_thread():
+        yield stop
+        return
+
+    def on_sigterm(signum, frame):
+        if stop.is_set():
+            raise KeyboardInterrupt("second SIGTERM")
+        stop.set()
+
+    before = signal.signal(signal.SIGTERM, on_sigterm)
+    try:
+        yield stop
+    finally:
+        signal.signal(signal.SIGTERM, before)
 
 
 def train_or_launch(cfg: TrialConfig, out_dir: str | Path, stop_after_epochs: int | None = None,
@@ -186,6 +283,8 @@ class Run:
     r: ddp.Rank
     device: torch.device
     progress: bool
+    stop: threading.Event
+    data_key: str = ""  # data_fingerprint(cfg.dataroot), saved in latest.pt
     t0: float = dataclasses.field(default_factory=time.perf_counter)  # this call's start, for wall_s
     epoch_img_per_s: float = 0.0  # of the last epoch run, for metrics.json
 
@@ -194,7 +293,8 @@ class Run:
         return self.out / "checkpoints" / "latest.pt"
 
 
-def _start(cfg: TrialConfig, out: Path, progress: bool, r: ddp.Rank, device: torch.device) -> tuple[Run, RunState]:
+def _start(cfg: TrialConfig, out: Path, progress: bool, r: ddp.Rank, device: torch.device,
+           stop: threading.Event) -> tuple[Run, RunState]:
     """Build data and models, and resume from latest.pt when the folder has one."""
     with ddp.main_first(r):  # rank 0 builds the image cache, the others then read it
         pairs = PairedData if cfg.model == "pix2pix" else UnpairedData
@@ -205,18 +305,18 @@ def _start(cfg: TrialConfig, out: Path, progress: bool, r: ddp.Rank, device: tor
     # Wrapped before resuming: DDP's constructor syncs from rank 0 and must not run over the
     # per-rank state restored below (tests/test_ddp.py resumes exactly only in this order).
     step_m = ddp.wrap(m, r, device)  # m itself for one process; m keeps the bare networks
-    latest = out / "checkpoints" / "latest.pt"
+    saved, path = checkpoints.load_state(out / "checkpoints" / "latest.pt")
     state = RunState()
-    if latest.exists():
-        saved = checkpoints.load(latest)
-        _check_resumable(saved["config"], cfg, latest)
+    if saved is not None:
+        _check_resumable(saved, cfg, path)
         m.load_state_dict(saved["model"])
-        ddp.restore_rank_state(m, saved, r, latest)
+        ddp.restore_rank_state(m, saved, r, path)
         state = RunState.from_checkpoint(saved)
     if r.is_main:
         cfg.to_yaml(out / "config.yaml")
     log = LossLog(out / "losses.csv" if r.is_main else None, state.images, loss_names(cfg))
-    return Run(cfg, out, m, step_m, data, samples, log, r, device, progress), state
+    run = Run(cfg, out, m, step_m, data, samples, log, r, device, progress, stop, data_fingerprint(cfg.dataroot))
+    return run, state
 
 
 def _save_state(run: Run, state: RunState) -> None:
@@ -226,8 +326,9 @@ def _save_state(run: Run, state: RunState) -> None:
     if not run.r.is_main:
         return
     fields = dataclasses.asdict(state) | {"wall_s": state.wall_s + time.perf_counter() - run.t0}
-    checkpoints.atomic_save({"format": checkpoints.STATE_FORMAT, "config": run.cfg.to_dict(),
-                             "model": run.m.state_dict(), **fields, **extra}, run.latest)
+    checkpoints.save_state({"format": checkpoints.STATE_FORMAT, "config": run.cfg.to_dict(),
+                            "data_fingerprint": run.data_key,
+                            "model": run.m.state_dict(), **fields, **extra}, run.latest)
 
 
 def _run_epoch(run: Run, state: RunState, next_latest: int) -> int:
@@ -253,12 +354,16 @@ def _run_epoch(run: Run, state: RunState, next_latest: int) -> int:
             run.log.flush()
             rate = epoch_images / max(time.perf_counter() - epoch_t0, 1e-9)
             bar.set_postfix({k: f"{v:.3g}" for k, v in zip(run.log.names, rows)} | {"img/s": f"{rate:.2f}"})
-        if state.images >= next_latest and b < n_batches - 1:
+        stopping = run.stop.is_set() and b < n_batches - 1  # at the epoch's end, _end_epoch saves
+        if (state.images >= next_latest or stopping) and b < n_batches - 1:
             state.loss_G_sum += float(loss_G_acc)
             loss_G_acc.zero_()
             state.batch = b + 1
             _save_state(run, state)
-            next_latest += cfg.save_latest_freq
+            next_latest += cfg.save_latest_freq if state.images >= next_latest else 0
+        if stopping:
+            bar.close()
+            raise TrainingStopped(f"SIGTERM: stopped after epoch {state.epoch} batch {b}; latest.pt saved")
     bar.close()
     state.loss_G_sum += float(loss_G_acc)
     run.epoch_img_per_s = epoch_images / max(time.perf_counter() - epoch_t0, 1e-9)
@@ -284,10 +389,9 @@ def _end_epoch(run: Run, state: RunState) -> None:
                        state.last_loss_G, run.epoch_img_per_s)
 
 
-def _train(cfg: TrialConfig, out: Path, stop_after_epochs: int | None, progress: bool,
-           r: ddp.Rank, device: torch.device) -> bool:
+def _train(run: Run, state: RunState, stop_after_epochs: int | None) -> bool:
     """Run epochs until the last one or `stop_after_epochs`; True when every epoch is done."""
-    run, state = _start(cfg, out, progress, r, device)
+    cfg = run.cfg
     next_latest = (state.images // cfg.save_latest_freq + 1) * cfg.save_latest_freq
     epochs_run = 0
     while state.epoch <= cfg.total_epochs and (stop_after_epochs is None or epochs_run < stop_after_epochs):
@@ -299,6 +403,8 @@ def _train(cfg: TrialConfig, out: Path, stop_after_epochs: int | None, progress:
         while next_latest <= state.images:
             next_latest += cfg.save_latest_freq
         epochs_run += 1
+        if run.stop.is_set() and state.epoch <= cfg.total_epochs:
+            raise TrainingStopped(f"SIGTERM: stopped after epoch {state.epoch - 1}; latest.pt saved")
     return state.epoch > cfg.total_epochs
 
 
@@ -321,12 +427,16 @@ def add_arguments(p) -> None:
     p.add_argument("--params", "--config", dest="params", required=True, help="trial YAML (TrialConfig fields)")
     p.add_argument("--set", nargs="*", action="extend", default=[], metavar="KEY=VALUE", help="override settings")
     p.add_argument("--out", required=True, help="trial folder; resumed when it holds a checkpoint")
-    p.add_argument("--stop-after-epochs", type=int, default=None, help="end this call after N epochs")
+    p.add_argument("--stop-after-epochs", type=at_least(1), default=None, help="end this call after N epochs")
 
 
 def run_command(args) -> int:
     cfg = TrialConfig.from_yaml(args.params, args.set)
-    out = train_or_launch(cfg, args.out, stop_after_epochs=args.stop_after_epochs)
+    try:
+        out = train_or_launch(cfg, args.out, stop_after_epochs=args.stop_after_epochs)
+    except TrainingStopped as exc:
+        print(f"maskcycle train: stopped: {exc}; rerun the same command to resume", file=sys.stderr)
+        return TrainingStopped.exit_status
     if ddp.env_rank().is_main:  # under torchrun only rank 0 reports
         print(out)
     return 0
