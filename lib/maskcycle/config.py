@@ -355,6 +355,12 @@ def _hints(cls) -> dict:
     return typing.get_type_hints(cls)
 
 
+def setting(default, help: str, **metadata):
+    """A settings dataclass field with its help text (and, e.g., `flag=`): what add_field_arguments
+    turns into a command-line flag."""
+    return dataclasses.field(default=default, metadata={"help": help, **metadata})
+
+
 # --- settings on the command line -----------------------------------------------------------
 def add_field_arguments(parser, cls, skip: tuple[str, ...] = (), only: list[str] | None = None,
                         dest_prefix: str = "", defaults: bool = True) -> None:

@@ -42,7 +42,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from maskcycle.config import add_field_arguments, at_least, check_field_types, from_arguments
+from maskcycle.config import add_field_arguments, at_least, check_field_types, from_arguments, setting
 from maskcycle.data import measures, readers
 from maskcycle.data import pairs as pairs_mod
 from maskcycle.data.cache import cached_images
@@ -69,40 +69,36 @@ class CurationError(ValueError):
     """Bad curation input (settings, exclusion list, too few images); the message names it."""
 
 
-def _field(default, help: str):
-    return dataclasses.field(default=default, metadata={"help": help})
-
-
 @dataclasses.dataclass(frozen=True)
 class Settings:
     """Everything that decides the curated set; `maskcycle curate` flags and notebook 01's
     parameters are these fields (config.add_field_arguments / field_flags)."""
 
-    n_train: int = _field(6000, "train images per domain (the study's target)")
-    n_test: int = _field(1000, "test images per domain")
-    load_size: int = _field(286, "side of the written images")
-    seed: int = _field(0, "seed of the split")
-    min_size: int = _field(0, "smallest accepted shorter side (0: load_size, or any size with allow_upscale)")
-    allow_upscale: bool = _field(False, "accept images smaller than load_size and upscale them (a choice: "
+    n_train: int = setting(6000, "train images per domain (the study's target)")
+    n_test: int = setting(1000, "test images per domain")
+    load_size: int = setting(286, "side of the written images")
+    seed: int = setting(0, "seed of the split")
+    min_size: int = setting(0, "smallest accepted shorter side (0: load_size, or any size with allow_upscale)")
+    allow_upscale: bool = setting(False, "accept images smaller than load_size and upscale them (a choice: "
                                         "upscaled images are softer than real ones)")
-    sharpness_min: float = _field(8.0, "absolute floor of the blur threshold (variance of the Laplacian at "
+    sharpness_min: float = setting(8.0, "absolute floor of the blur threshold (variance of the Laplacian at "
                                        "work_size)")
-    sharpness_tail: float = _field(3.0, "per-domain blur threshold: median - k robust sigmas of log sharpness, "
+    sharpness_tail: float = setting(3.0, "per-domain blur threshold: median - k robust sigmas of log sharpness, "
                                         "never below sharpness_min (0: the floor only)")
-    detector: Literal["hog", "cnn", "haar"] = _field("hog", "face counter: dlib HOG (face module), dlib CNN "
+    detector: Literal["hog", "cnn", "haar"] = setting("hog", "face counter: dlib HOG (face module), dlib CNN "
                                                             "(slow on CPU) or OpenCV's Haar cascade")
-    max_faces: int = _field(1, "images with more detected faces are rejected (masked images with an FFHQ "
+    max_faces: int = setting(1, "images with more detected faces are rejected (masked images with an FFHQ "
                                "counterpart are counted on the counterpart)")
-    require_face: bool = _field(False, "also reject images where no face is detected")
-    placements: tuple[readers.Placement, ...] = _field(("correct",), "MaskedFace-Net placement classes kept "
+    require_face: bool = setting(False, "also reject images where no face is detected")
+    placements: tuple[readers.Placement, ...] = setting(("correct",), "MaskedFace-Net placement classes kept "
                                                        "(IMFD classes are opt-in)")
-    work_size: int = _field(256, "side at which sharpness, faces and pairs are measured")
-    exclusions: str = _field("", "manual exclusion list (id,reason[,domain]); empty: none")
-    pairs: str = _field("", "curated folders only: CSV a,b of files (relative to the folder) that show one "
+    work_size: int = setting(256, "side at which sharpness, faces and pairs are measured")
+    exclusions: str = setting("", "manual exclusion list (id,reason[,domain]); empty: none")
+    pairs: str = setting("", "curated folders only: CSV a,b of files (relative to the folder) that show one "
                             "person; without it a curated folder has no pairs and no identity exclusion")
-    pair_share_min: float = _field(pairs_mod.SHARE_RANGE[0], "smallest plausible mask share of a pair's image")
-    pair_share_max: float = _field(pairs_mod.SHARE_RANGE[1], "largest plausible mask share of a pair's image")
-    pair_faces: bool = _field(True, "check pairs with dlib too: same upper face, nose and mouth in the mask")
+    pair_share_min: float = setting(pairs_mod.SHARE_RANGE[0], "smallest plausible mask share of a pair's image")
+    pair_share_max: float = setting(pairs_mod.SHARE_RANGE[1], "largest plausible mask share of a pair's image")
+    pair_faces: bool = setting(True, "check pairs with dlib too: same upper face, nose and mouth in the mask")
 
     def __post_init__(self) -> None:
         check_field_types(self, CurationError)

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 from scipy import stats
 
-from maskcycle.config import add_field_arguments, check_field_types, from_arguments
+from maskcycle.config import add_field_arguments, check_field_types, from_arguments, setting
 from maskcycle.io import atomic_write_text
 from maskcycle.survey.page import KEY_NAME
 
@@ -36,22 +36,18 @@ RESPONSE_COLUMNS = ["participant_id", "session_start", "trial_index", "image_id"
 PARAMS_NAME = "simulated_params.json"
 
 
-def _field(default, help: str):
-    return dataclasses.field(default=default, metadata={"help": help})
-
-
 @dataclasses.dataclass(frozen=True)
 class SimParams:
     """The stated abilities of the simulated population."""
 
-    n_participants: int = _field(100, "simulated participants")
-    dprime: float = _field(0.5, "mean sensitivity to generated images (0 = chance)")
-    criterion: float = _field(0.2, "mean bias; > 0 leans to 'real', so more fakes pass as real")
-    sd_dprime: float = _field(0.3, "spread of sensitivity between participants")
-    sd_criterion: float = _field(0.2, "spread of bias between participants")
-    lapse: float = _field(0.02, "attention checks answered wrongly at this rate")
-    rt_median_ms: float = _field(1800.0, "median response time")
-    seed: int = _field(0, "seed of the simulation")
+    n_participants: int = setting(100, "simulated participants")
+    dprime: float = setting(0.5, "mean sensitivity to generated images (0 = chance)")
+    criterion: float = setting(0.2, "mean bias; > 0 leans to 'real', so more fakes pass as real")
+    sd_dprime: float = setting(0.3, "spread of sensitivity between participants")
+    sd_criterion: float = setting(0.2, "spread of bias between participants")
+    lapse: float = setting(0.02, "attention checks answered wrongly at this rate")
+    rt_median_ms: float = setting(1800.0, "median response time")
+    seed: int = setting(0, "seed of the simulation")
 
     def __post_init__(self) -> None:
         check_field_types(self, ValueError)

@@ -33,33 +33,29 @@ from typing import Literal
 
 import yaml
 
-from maskcycle.config import ConfigError, TrialConfig, add_field_arguments, check_field_types, parse_overrides
+from maskcycle.config import ConfigError, TrialConfig, add_field_arguments, check_field_types, parse_overrides, setting
 from maskcycle.io import update_run_json
-
-
-def _field(default, help: str, **kw):
-    return dataclasses.field(default=default, metadata={"help": help, **kw})
 
 
 @dataclasses.dataclass(frozen=True)
 class SlurmOptions:
     """How each trial's job is submitted (checked like every settings class: config.check_field_types)."""
 
-    cluster: Literal["slurm", "local", "debug"] = _field("slurm", "submitit executor (local: processes here)")
-    partition: str | None = _field(None, "SLURM partition", flag=True)
-    time: str | None = _field(None, "time limit per trial job, e.g. 24:00:00 or 2-00:00:00", flag=True)
-    timeout_min: int = _field(24 * 60, "time limit in minutes (set from `time` when given)")
-    gpus_per_trial: int = _field(1, "GPUs per trial job (>= the trial's nproc)", flag=True)
-    cpus_per_trial: int = _field(8, "CPU cores per trial job", flag=True)
-    mem_gb: float | None = _field(None, "memory per trial job", flag=True)
-    array_parallelism: int = _field(16, "trial jobs running at once", flag=True)
-    account: str | None = _field(None, "SLURM account")
-    qos: str | None = _field(None, "SLURM QOS")
-    constraint: str | None = _field(None, "SLURM constraint")
-    job_name: str = _field("maskcycle", "SLURM job name")
-    folder: str | None = _field(None, "submitit logs (default <sweep>/slurm)", flag="--slurm-folder")
-    max_requeue: int = _field(3, "requeues after preemption or time-out")
-    setup: tuple[str, ...] = _field((), "shell lines run before each job (e.g. module load cuda)")
+    cluster: Literal["slurm", "local", "debug"] = setting("slurm", "submitit executor (local: processes here)")
+    partition: str | None = setting(None, "SLURM partition", flag=True)
+    time: str | None = setting(None, "time limit per trial job, e.g. 24:00:00 or 2-00:00:00", flag=True)
+    timeout_min: int = setting(24 * 60, "time limit in minutes (set from `time` when given)")
+    gpus_per_trial: int = setting(1, "GPUs per trial job (>= the trial's nproc)", flag=True)
+    cpus_per_trial: int = setting(8, "CPU cores per trial job", flag=True)
+    mem_gb: float | None = setting(None, "memory per trial job", flag=True)
+    array_parallelism: int = setting(16, "trial jobs running at once", flag=True)
+    account: str | None = setting(None, "SLURM account")
+    qos: str | None = setting(None, "SLURM QOS")
+    constraint: str | None = setting(None, "SLURM constraint")
+    job_name: str = setting("maskcycle", "SLURM job name")
+    folder: str | None = setting(None, "submitit logs (default <sweep>/slurm)", flag="--slurm-folder")
+    max_requeue: int = setting(3, "requeues after preemption or time-out")
+    setup: tuple[str, ...] = setting((), "shell lines run before each job (e.g. module load cuda)")
     additional: dict = dataclasses.field(default_factory=dict, metadata={"help": "extra sbatch options"})
 
     def __post_init__(self) -> None:
