@@ -287,35 +287,38 @@ def evaluate_snapshot(snap: Snapshot, cfg: TrialConfig, test: TestSets, scorer: 
     return out, fakes_AB, fakes_BA, rows
 
 
-def face_metrics(test: TestSets, fakes_AB: np.ndarray, fakes_BA: np.ndarray, progress: bool = False) -> dict:
+def face_metrics(test: TestSets, fakes_AB: np.ndarray | None, fakes_BA: np.ndarray | None,
+                 progress: bool = False) -> dict:
     """fd_face/kd_face per direction and identity: G_AB(A) against A itself; G_BA(B) against the
-    true unmasked face where pairs_test.csv knows it, else against its input (`id_reference_BA`)."""
+    true unmasked face where pairs_test.csv knows it, else against its input (`id_reference_BA`).
+    A direction without fakes (one-way models) gets no face numbers."""
     from maskcycle.data.faces import FaceModelError
 
+    b_pairs = [p for p in test.pairs if p["domain"] == "B"]
     try:
         cache = test.faces
         for name, images in (("A", test.A), ("B", test.B)):
             if name not in cache:
                 cache[name] = facedist.descriptors(np.asarray(images), progress, f"faces test{name}")
-        b_pairs = [p for p in test.pairs if p["domain"] == "B"]
-        if b_pairs and "truth_B" not in cache:
+        if fakes_BA is not None and b_pairs and "truth_B" not in cache:
             cache["truth_B"] = facedist.descriptors([p["truth"] for p in b_pairs], progress, "faces truth")
-        d_AB, miss_AB = facedist.descriptors(fakes_AB, progress, "faces G_AB")
-        d_BA, miss_BA = facedist.descriptors(fakes_BA, progress, "faces G_BA")
+        d_AB, miss_AB = facedist.descriptors(fakes_AB, progress, "faces G_AB") if fakes_AB is not None else (None, None)
+        d_BA, miss_BA = facedist.descriptors(fakes_BA, progress, "faces G_BA") if fakes_BA is not None else (None, None)
     except FaceModelError as exc:
         return {"face_unavailable_reason": str(exc)}
-    out = {"face_unavailable_reason": None,
-           **facedist.flat("AB", facedist.distribution_distances(d_AB, cache["B"][0]),
-                           facedist.identity(d_AB, cache["A"][0]), "input")}
-    if b_pairs:
-        index = {n: i for i, n in enumerate(test.names_B)}
-        rows = [index[p["file"]] for p in b_pairs]
-        ident_BA, ref = facedist.identity(d_BA[rows], cache["truth_B"][0]), "counterpart"
-    else:
-        ident_BA, ref = facedist.identity(d_BA, cache["B"][0]), "input"
-    out.update(facedist.flat("BA", facedist.distribution_distances(d_BA, cache["A"][0]), ident_BA, ref))
-    out.update(face_fallback_AB=miss_AB, face_fallback_BA=miss_BA, face_fallback_test_A=cache["A"][1],
-               face_fallback_test_B=cache["B"][1])
+    out = {"face_unavailable_reason": None, "face_fallback_AB": miss_AB, "face_fallback_BA": miss_BA,
+           "face_fallback_test_A": cache["A"][1], "face_fallback_test_B": cache["B"][1]}
+    if d_AB is not None:
+        out.update(facedist.flat("AB", facedist.distribution_distances(d_AB, cache["B"][0]),
+                                 facedist.identity(d_AB, cache["A"][0]), "input"))
+    if d_BA is not None:
+        if b_pairs:
+            index = {n: i for i, n in enumerate(test.names_B)}
+            rows = [index[p["file"]] for p in b_pairs]
+            ident_BA, ref = facedist.identity(d_BA[rows], cache["truth_B"][0]), "counterpart"
+        else:
+            ident_BA, ref = facedist.identity(d_BA, cache["B"][0]), "input"
+        out.update(facedist.flat("BA", facedist.distribution_distances(d_BA, cache["A"][0]), ident_BA, ref))
     return out
 
 

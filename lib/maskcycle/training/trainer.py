@@ -84,8 +84,8 @@ class LossLog:
         lines = text.splitlines(keepends=True)
         if lines and not lines[-1].endswith("\n"):
             lines = lines[:-1]  # cut mid-write by a kill: that iteration reruns anyway
-        rows = list(csv.reader(lines)) or [list(LOSS_COLUMNS)]
-        kept = [rows[0]] + [r for r in rows[1:] if _row_images(r) <= images]
+        rows = list(csv.reader(lines)) or [list(INDEX_COLUMNS + self.names)]
+        kept = [rows[0]] + [r for r in rows[1:] if _row_images(r, len(rows[0])) <= images]
         buf = io.StringIO()
         csv.writer(buf, lineterminator="\n").writerows(kept)
         if buf.getvalue() != text:
@@ -116,10 +116,11 @@ class LossLog:
         self.pending.clear()
 
 
-def _row_images(row: list[str]) -> float:
-    """The images column of a losses.csv row; inf for a damaged row (so it is dropped)."""
+def _row_images(row: list[str], width: int) -> float:
+    """The images column of a losses.csv row of `width` fields (the header's: each model family
+    logs its own losses); inf for a damaged row (so it is dropped)."""
     try:
-        return int(row[2]) if len(row) == len(LOSS_COLUMNS) else math.inf
+        return int(row[2]) if len(row) == width else math.inf
     except ValueError:
         return math.inf
 
