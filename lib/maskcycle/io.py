@@ -8,6 +8,7 @@ page, from a web server or a colleague)."""
 from __future__ import annotations
 
 import contextlib
+import csv
 import datetime as dt
 import fcntl
 import importlib.metadata
@@ -92,6 +93,20 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(text)
+
+
+def read_csv_rows(path: str | Path, columns: set[str], error=ValueError) -> list[dict]:
+    """The rows of a CSV file that must have `columns` (a missing file or column raises `error`
+    naming it); row i of the result is line i + 2 of the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise error(f"{path}: no such file")
+    with path.open(newline="") as f:
+        reader = csv.DictReader(f)
+        if not columns <= set(reader.fieldnames or []):
+            raise error(f"{path}: needs the columns {','.join(sorted(columns))} "
+                        f"(found {', '.join(reader.fieldnames or [])})")
+        return list(reader)
 
 
 def save_figure(fig, save, dpi: int = 100):

@@ -49,7 +49,7 @@ from maskcycle.data.cache import cached_images
 from maskcycle.data.images import ImageReadError, read_rgb, write_png
 from maskcycle.data.paired import PAIR_FOLDERS, PAIRS_TRAIN
 from maskcycle.data.parallel import parallel_map
-from maskcycle.io import atomic_write_text
+from maskcycle.io import atomic_write_text, read_csv_rows
 
 MEASURE_COLUMNS = ["source_path", "bytes", "mtime_ns", "error", "width", "height", "mode", "gray_content",
                    "sharpness", "faces", "faces_dlib"]
@@ -313,14 +313,8 @@ def read_pairs_csv(path: str | Path, root: Path, records: list[readers.Record]) 
     """A curated folder's pairs CSV (columns a,b: files relative to the folder, one person each) ->
     {source path: identity} for both files of every pair; bad rows are errors naming the line."""
     path = Path(path)
-    if not path.is_file():
-        raise CurationError(f"{path}: pairs CSV not found")
+    rows = read_csv_rows(path, {"a", "b"}, CurationError)
     known = {str(r.path.relative_to(root)): r for r in records}
-    with path.open(newline="") as f:
-        reader = csv.DictReader(f)
-        if not {"a", "b"} <= set(reader.fieldnames or []):
-            raise CurationError(f"{path}: needs the columns a,b (found {', '.join(reader.fieldnames or [])})")
-        rows = list(reader)
     out = {}
     for line, row in enumerate(rows, start=2):
         ra, rb = known.get(row["a"].strip()), known.get(row["b"].strip())

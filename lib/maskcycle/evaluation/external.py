@@ -12,7 +12,6 @@ Writes `<out>/metrics.json`.
 
 from __future__ import annotations
 
-import csv
 import json
 from pathlib import Path
 
@@ -21,7 +20,7 @@ import numpy as np
 from maskcycle.config import ConfigError
 from maskcycle.data.images import ImageReadError, list_images, read_rgb
 from maskcycle.evaluation.translate import check_output
-from maskcycle.io import atomic_write_text, utc_now
+from maskcycle.io import atomic_write_text, read_csv_rows, utc_now
 
 REAL_OF = {"AB": "B", "BA": "A"}  # fakes of a direction are compared with real images of this domain
 
@@ -50,13 +49,7 @@ def _resolve(value: str, csv_path: Path, fallback: Path | None) -> Path | None:
 def read_pair_csv(path: str | Path, fakes_dir: Path) -> list[tuple[Path, Path]]:
     """(fake, real) files of a pairs CSV; a missing column or file is an error naming the line."""
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"{path}: no such pairs file")
-    with path.open(newline="") as f:
-        reader = csv.DictReader(f)
-        if not {"fake", "real"} <= set(reader.fieldnames or []):
-            raise ConfigError(f"{path}: needs the columns fake,real (found {', '.join(reader.fieldnames or [])})")
-        rows = list(reader)
+    rows = read_csv_rows(path, {"fake", "real"}, ConfigError)
     out = []
     for line, row in enumerate(rows, start=2):
         fake, real = _resolve(row["fake"], path, fakes_dir), _resolve(row["real"], path, None)

@@ -27,7 +27,7 @@ from PIL import Image, ImageDraw
 
 from maskcycle.config import at_least
 from maskcycle.data.images import list_images, read_rgb
-from maskcycle.io import atomic_write_text
+from maskcycle.io import atomic_write_text, read_csv_rows
 
 KEY_COLUMNS = ["image_id", "role", "truth", "domain", "direction", "trial", "source", "source_file", "identity",
                "expected_response", "sha256"]
@@ -167,13 +167,7 @@ def csv_identities(path: str | Path) -> dict[str, str]:
     """Identities from a pairs CSV (columns fake,real: a fake and the real photo it was made from,
     paths absolute or relative to the CSV's folder): the fake shares the real's identity."""
     path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"{path}: no such pairs file")
-    with path.open(newline="") as f:
-        reader = csv.DictReader(f)
-        if not {"fake", "real"} <= set(reader.fieldnames or []):
-            raise ValueError(f"{path}: needs the columns fake,real (found {', '.join(reader.fieldnames or [])})")
-        rows = list(reader)
+    rows = read_csv_rows(path, {"fake", "real"})
     ident = {}
     for line, row in enumerate(rows, start=2):
         fake, real = (Path(row[c]) if Path(row[c]).is_absolute() else path.parent / row[c] for c in ("fake", "real"))
