@@ -158,14 +158,14 @@ def response_files(folder: Path) -> tuple[list[Path], list[tuple[Path, Path]], b
                               f"of one kind")
     seen: dict[str, Path] = {}
     kept, copies = [], []
-    for f in files:
+    for f in sorted(files, key=lambda f: (len(f.name), str(f))):  # "x.csv" is kept, "x (1).csv" is the copy
         digest = hashlib.sha256(f.read_bytes()).hexdigest()
         if digest in seen:
             copies.append((f, seen[digest]))
         else:
             seen[digest] = f
             kept.append(f)
-    return kept, copies, bool(sim)
+    return sorted(kept), copies, bool(sim)
 
 
 def read_responses(folder: str | Path, key: pd.DataFrame | str | Path) -> Responses:
