@@ -55,7 +55,7 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     for name, (module, helptext) in COMMANDS.items():
         _add(sub, name, module, helptext, argv is None or name == chosen)
-    p = sub.add_parser("survey", help="real-vs-fake quiz: build the page, serve it, simulate, export and analyse answers")
+    p = sub.add_parser("survey", help="real-vs-fake quiz: build the page, serve it, simulate, export, analyse")
     survey = p.add_subparsers(dest="survey_command", required=True)
     for name, (module, helptext) in SURVEY_COMMANDS.items():
         _add(survey, name, module, helptext, argv is None or chosen == "survey")

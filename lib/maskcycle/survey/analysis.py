@@ -134,7 +134,7 @@ def refuse_other_survey(found: dict[str, str], expected: str, key: str) -> None:
     more = f" and {len(listed) - 5} more" if len(listed) > 5 else ""
     hint = ("; files written before survey ids were recorded can be named <survey id>_<anything>.csv if they "
             "surely belong to it" if any(not sid for _, sid in listed) else "; they go with their own survey's key")
-    raise SurveyDataError(f"not answers to survey {expected} ({key}): {names}{more}{hint}")
+    raise SurveyDataError(f"of another survey than {key} ({expected}): {names}{more}{hint}")
 
 
 def is_simulated(path: Path) -> bool:

@@ -137,12 +137,14 @@ def make_app(survey: dict, conn, status_token: str | None = None, open_enrolment
     def api_start():
         b = _fields(body(), {"pid": (str, type(None)), "consent": bool, "answers": dict})
         pid = None if b["pid"] is None else _pid(b["pid"])
-        if survey["consent"] and not b["consent"]:
-            raise db.Refused(400, "consent is needed to take part")
         answers = b["answers"]
-        if set(answers) != set(choices) or any(answers[q] not in choices[q] for q in answers):
-            raise db.Refused(400, "answer every question with one of its choices")
         with lock:
+            p = db.participant(conn, pid) if pid else None
+            if not (p and p["session_start"]):  # consent and questions once, before the first image
+                if survey["consent"] and not b["consent"]:
+                    raise db.Refused(400, "consent is needed to take part")
+                if set(answers) != set(choices) or any(answers[q] not in choices[q] for q in answers):
+                    raise db.Refused(400, "answer every question with one of its choices")
             return jsonify(db.start(conn, pid, bool(b["consent"]), answers, open_enrolment))
 
     @app.post("/api/answer")
