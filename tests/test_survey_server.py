@@ -250,9 +250,11 @@ def test_sigkill_during_submissions_loses_nothing_acknowledged(quiz, tmp_path):
         for th in threads:
             th.join(30)
     assert len(confirmed) >= 40
-    with serving(quiz, db) as (url, _):  # starts again on the same file, nothing recreated
+    with serving(quiz, db) as (url, proc):  # starts again on the same file, nothing recreated
         status, _ = Client(url).request("GET", "/")
         assert status == 200
+        proc.send_signal(signal.SIGTERM)  # a service manager's stop: a clean end
+        assert proc.wait(30) == 0
     conn = sqlite3.connect(db)
     stored = set(conn.execute("SELECT pid, image_id FROM answers"))
     assert confirmed <= stored
@@ -296,6 +298,7 @@ def test_bad_databases_ports_and_folders_are_one_line_errors(quiz, tmp_path, cap
         port = busy.getsockname()[1]
         code, err = run("survey", "serve", "--survey", quiz, "--db", tmp_path / "p.sqlite", "--port", port)
         assert code == 2 and f"127.0.0.1:{port}: port already in use" in err
+        assert not (tmp_path / "p.sqlite").exists()  # no database made for a server that never ran
     for missing_file in ("survey.html", "key.csv"):
         broken = tmp_path / f"no_{missing_file}"
         broken.mkdir()

@@ -20,6 +20,7 @@ import hmac
 import html
 import math
 import re
+import signal
 import socket
 import sys
 import threading
@@ -208,6 +209,10 @@ def listen(host: str, port: int) -> socket.socket:
     return sock
 
 
+def _stop(signum, frame):
+    raise KeyboardInterrupt
+
+
 # --- command line ----------------------------------------------------------------------------
 def add_arguments(p) -> None:
     """`maskcycle survey serve`."""
@@ -231,23 +236,27 @@ def run_command(args) -> int:
         raise ValueError(f"--port must be 0 to 65535, got {args.port}")
     survey = load_survey(args.survey)
     created = not Path(args.db).exists()
-    conn = db.open_db(args.db, survey["survey_id"], survey["key_path"], create=True)
-    invited = conn.execute("SELECT COUNT(*) FROM participants WHERE invited_at IS NOT NULL").fetchone()[0]
-    open_enrolment = args.open or invited == 0
-    sock = listen(args.host, args.port)
-    host, port = sock.getsockname()[:2]
-    s = db.status(conn)
-    print(f"serving survey {survey['survey_id']} from {args.survey} on http://{host}:{port}/ "
-          f"({'new database' if created else 'database'} {args.db}: {s['participants']} participants, "
-          f"{s['answers']} answers; {'anyone may take part' if open_enrolment else 'invited participants only'}"
-          f"{'; /status with the token' if args.status_token else ''}); Ctrl-C stops", flush=True)
-    app = make_app(survey, conn, args.status_token, open_enrolment)
+    conn = None if created else db.open_db(args.db, survey["survey_id"], survey["key_path"])
+    sock = listen(args.host, args.port)  # a port in use is refused before a new database is made
+    signal.signal(signal.SIGTERM, _stop)  # systemd's stop: end as Ctrl-C does (every answer is committed)
     try:
+        conn = conn or db.open_db(args.db, survey["survey_id"], survey["key_path"], create=True)
+        invited = conn.execute("SELECT COUNT(*) FROM participants WHERE invited_at IS NOT NULL").fetchone()[0]
+        open_enrolment = args.open or invited == 0
+        host, port = sock.getsockname()[:2]
+        s = db.status(conn)
+        print(f"serving survey {survey['survey_id']} from {args.survey} on http://{host}:{port}/ "
+              f"({'new database' if created else 'database'} {args.db}: {s['participants']} participants, "
+              f"{s['answers']} answers; {'anyone may take part' if open_enrolment else 'invited participants only'}"
+              f"{'; /status with the token' if args.status_token else ''}); Ctrl-C stops", flush=True)
+        app = make_app(survey, conn, args.status_token, open_enrolment)
         serve(app, sockets=[sock], threads=max(1, args.threads), connection_limit=1000, asyncore_use_poll=True,
               max_request_body_size=MAX_BODY, channel_timeout=60, ident="maskcycle", _quiet=True)
     except KeyboardInterrupt:
         pass
     finally:
-        conn.close()
+        sock.close()
+        if conn is not None:
+            conn.close()
     print("server stopped", file=sys.stderr)
     return 0
