@@ -2,8 +2,9 @@
 
     python -m maskcycle.survey.load --url http://127.0.0.1:8000/ --participants 100 [--timeout 300]
 
-N participants at once, each in its own thread and connection: load the page, start, then answer
-every image in turn (each answer waits for the server's acknowledgement, as the page does).
+N participants at once, each in its own thread and connection: load the page, start, then fetch
+each image and answer it, in turn (each answer waits for the server's acknowledgement, as the page
+does).
 Reports throughput (answers per second) and latency percentiles of the answer requests, and checks
 afterwards, in the database, that every acknowledged answer is stored exactly once.
 """
@@ -82,6 +83,10 @@ def participant(url: str, rng_seed: int, latencies: list, acked: list, errors: l
         for t, item in enumerate(order[st["answered"]:], start=st["answered"]):
             if time.monotonic() > deadline:
                 errors.append("deadline passed")
+                return
+            status, png = c.request("GET", f"/img/{item['id']}.png")  # the image is shown before each answer
+            if status != 200:
+                errors.append(f"image: {status}")
                 return
             response = rnd.choice(["real", "fake"])
             t0 = time.perf_counter()
