@@ -307,6 +307,15 @@ def test_bad_databases_ports_and_folders_are_one_line_errors(quiz, tmp_path, cap
                 (broken / f).write_bytes((quiz / f).read_bytes())
         code, err = run("survey", "serve", "--survey", broken, "--db", tmp_path / "q.sqlite")
         assert code == 2 and str(broken / missing_file) in err
+    (broken / "survey.html").write_text("<html>a page someone else wrote</html>")
+    (broken / "key.csv").write_bytes((quiz / "key.csv").read_bytes())
+    code, err = run("survey", "serve", "--survey", broken, "--db", tmp_path / "q.sqlite")
+    assert code == 2 and "survey.html: not a quiz page written by maskcycle survey build" in err
+    (broken / "survey.html").write_bytes((quiz / "survey.html").read_bytes())
+    key = (quiz / "key.csv").read_text()
+    (broken / "key.csv").write_text(key[:-3] + ("0" if key[-3] != "0" else "1") + key[-2:])  # another image hash
+    code, err = run("survey", "serve", "--survey", broken, "--db", tmp_path / "q.sqlite")
+    assert code == 2 and "is the key of survey" in err
     (quiz / "questions.json").write_text('[{"id": "Age!", "text": "x", "choices": ["a", "b"]}]')
     code, err = run(*serve, tmp_path / "r.sqlite")
     assert code == 2 and "questions.json: question 1: id must be" in err
