@@ -275,3 +275,15 @@ def test_a_file_downloaded_twice_is_counted_once_and_said(quiz, capsys):
     (r / "x (2).csv").write_text(text.replace("1000,0,0", "1001,0,0", 1))  # not a copy: a second try
     s = analysis.read_responses(r, quiz).sessions
     assert "an image answered twice" in set(s["why"])
+
+
+def test_survey_id_is_checked_before_rows_and_must_not_change_within_a_file(quiz):
+    r = quiz / "resp"
+    (r / "theirs.csv").write_text(HEAD + session("p1", "2026-01-01T10:00:00Z", ids=("j1", "j2", "j3", "j4"),
+                                                 sid="s11111111"))
+    with pytest.raises(analysis.SurveyDataError, match=r"another survey .*theirs\.csv \(s11111111\)"):
+        analysis.read_responses(r, quiz)  # named as another survey's, not as unknown image ids
+    text = HEAD + session("p1", "2026-01-01T10:00:00Z")
+    (r / "theirs.csv").write_text(text.replace(f"800,0,1,{SID}", "800,0,1,s11111111"))
+    with pytest.raises(analysis.SurveyDataError, match=rf"theirs\.csv: line 7: survey id 's11111111', but '{SID}'"):
+        analysis.read_responses(r, quiz)

@@ -96,6 +96,9 @@ def _parse_rows(path: Path, known_ids: set[str]) -> list[dict]:
             r = dict(zip(header, fields))
             if header == LEGACY_COLUMNS:
                 r["survey_id"] = named.group(1) if named else ""
+            if rows and r["survey_id"] != rows[0]["survey_id"]:
+                raise SurveyDataError(f"{path}: line {line}: survey id {r['survey_id']!r}, but "
+                                      f"{rows[0]['survey_id']!r} on line {rows[0]['line']}")
             try:
                 r["trial_index"] = int(r["trial_index"])
                 r["rt_ms"] = float(r["rt_ms"])
@@ -135,6 +138,24 @@ def refuse_other_survey(found: dict[str, str], expected: str, key: str) -> None:
     hint = ("; files written before survey ids were recorded can be named <survey id>_<anything>.csv if they "
             "surely belong to it" if any(not sid for _, sid in listed) else "; they go with their own survey's key")
     raise SurveyDataError(f"of another survey than {key} ({expected}): {names}{more}{hint}")
+
+
+def file_survey_id(path: Path) -> str | None:
+    """The survey id a response file carries (its first row's, else its name's for files from before
+    ids were written; "" for none); None when the file cannot tell (reading it reports why)."""
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as fh:
+            reader = csv.reader(fh)
+            header = next(reader, None)
+            first = next((f for f in reader if f and f != [""]), None)
+    except (UnicodeDecodeError, csv.Error):
+        return None
+    if first is None or header not in (RESPONSE_COLUMNS, LEGACY_COLUMNS) or len(first) != len(header):
+        return None
+    if header == RESPONSE_COLUMNS:
+        return first[-1]
+    named = FILE_SURVEY_ID.match(path.name)
+    return named.group(1) if named else ""
 
 
 def is_simulated(path: Path) -> bool:
@@ -180,11 +201,12 @@ def read_responses(folder: str | Path, key: pd.DataFrame | str | Path) -> Respon
         key = read_key(key)
     folder = Path(folder)
     files, copies, simulated = response_files(folder)
+    ids = {str(f): file_survey_id(f) for f in files}  # before any row: another survey's ids are no typo
+    refuse_other_survey({f: i for f, i in ids.items() if i is not None}, survey_id_of(key.to_dict("records")),
+                        key_name)
     known = set(key["image_id"])
     rows = [r for f in files for r in _parse_file(f, known)]
     df = pd.DataFrame(rows, columns=RESPONSE_COLUMNS + ["file", "line"])
-    ids = df.groupby("file")["survey_id"].agg(lambda v: v.iloc[0] if v.nunique() == 1 else "mixed").to_dict()
-    refuse_other_survey(ids, survey_id_of(key.to_dict("records")), key_name)
     role = df["image_id"].map(dict(zip(key["image_id"], key["role"])))
     bad = (df["is_practice"] != (role == "practice")) | (df["is_attention_check"] != (role == "attention"))
     if bad.any():  # the flags must agree with the key
