@@ -117,7 +117,9 @@ def test_answers_are_validated_stored_once_and_exported_for_analyse(quiz, tmp_pa
         good = {"pid": pid, "survey_id": data["survey_id"], "trial_index": 0, "image_id": first, "response": "fake",
                 "rt_ms": 900}
         bad = [({**good, "image_id": "inothere"}, 400), ({**good, "response": "maybe"}, 400),
-               ({**good, "rt_ms": -1}, 400), ({**good, "rt_ms": 1e12}, 400), ({**good, "trial_index": True}, 400),
+               ({**good, "rt_ms": -1}, 400), ({**good, "rt_ms": 1e12}, 400),
+               ({**good, "rt_ms": 10 ** 400}, 400), ({**good, "rt_ms": "1"}, 400), ({**good, "image_id": ["x"]}, 400),
+               ({**good, "x" * 5000: 1}, 400), ({**good, "trial_index": True}, 400),
                ({**good, "trial_index": 10_000}, 400), ({**good, "trial_index": "0"}, 400),
                ({**good, "extra": 1}, 400), ({k: v for k, v in good.items() if k != "rt_ms"}, 400),
                ({**good, "pid": "short"}, 400), ({**good, "pid": "x" * 22}, 404),
@@ -185,7 +187,8 @@ def test_invitations_resume_consent_questions_and_status_token(quiz, tmp_path, c
         assert c.post("/api/state", {"pid": a}) == (200, {"state": "invited", "answered": 0})
         assert c.post("/api/start", {"pid": a, "consent": False, "answers": {"age": "<30"}})[0] == 400
         assert c.post("/api/start", {"pid": a, "consent": True, "answers": {}})[0] == 400
-        assert c.post("/api/start", {"pid": a, "consent": True, "answers": {"age": "99"}})[0] == 400
+        for answers in ({"age": "99"}, {"age": ["<30"]}, {"age": {"x": 1}}, {"age": None}, {"age": "<30", "b": "1"}):
+            assert c.post("/api/start", {"pid": a, "consent": True, "answers": answers})[0] == 400
         status, st = c.post("/api/start", {"pid": a, "consent": True, "answers": {"age": "30+"}})
         assert status == 200 and st["pid"] == a
         order = data["practice"] + data["main"] + data["attention"]

@@ -55,18 +55,16 @@ def served_page(survey: dict, open_enrolment: bool) -> str:
     return page_html(data, survey["title"])
 
 
-def _fields(body, required: dict, optional: dict | None = None) -> dict:
+def _fields(body, required: dict) -> dict:
     """The JSON object `body` with exactly these fields of these types, else Refused(400)."""
-    optional = optional or {}
     if not isinstance(body, dict):
         raise db.Refused(400, "the request body must be a JSON object")
-    unknown = set(body) - set(required) - set(optional)
-    missing = set(required) - set(body)
-    if unknown or missing:
-        raise db.Refused(400, f"fields missing {sorted(missing)} or not allowed {sorted(unknown)}")
-    for name, types in {**required, **optional}.items():
-        if name in body and (not isinstance(body[name], types) or isinstance(body[name], bool) and bool not in
-                             (types if isinstance(types, tuple) else (types,))):
+    if set(body) != set(required):
+        unknown = [name[:40] for name in sorted(set(body) - set(required))[:5]]
+        raise db.Refused(400, f"fields needed: {sorted(required)}; not allowed: {unknown}")
+    for name, types in required.items():
+        types = types if isinstance(types, tuple) else (types,)
+        if not isinstance(body[name], types) or (isinstance(body[name], bool) and bool not in types):
             raise db.Refused(400, f"field {name}: wrong type")
     return body
 
@@ -144,7 +142,8 @@ def make_app(survey: dict, conn, status_token: str | None = None, open_enrolment
             if not (p and p["session_start"]):  # consent and questions once, before the first image
                 if survey["consent"] and not b["consent"]:
                     raise db.Refused(400, "consent is needed to take part")
-                if set(answers) != set(choices) or any(answers[q] not in choices[q] for q in answers):
+                if set(answers) != set(choices) or any(not isinstance(answers[q], str) or answers[q] not in choices[q]
+                                                       for q in answers):
                     raise db.Refused(400, "answer every question with one of its choices")
             return jsonify(db.start(conn, pid, bool(b["consent"]), answers, open_enrolment))
 
@@ -163,12 +162,12 @@ def make_app(survey: dict, conn, status_token: str | None = None, open_enrolment
             raise db.Refused(400, "response must be real or fake")
         if not 0 <= b["trial_index"] < n_items:
             raise db.Refused(400, f"trial_index must be 0 to {n_items - 1}")
-        rt = float(b["rt_ms"])
-        if not (math.isfinite(rt) and 0 <= rt <= MAX_RT_MS):
+        rt = b["rt_ms"]
+        if not (0 <= rt <= MAX_RT_MS and math.isfinite(rt)):  # compared first: float(10**400) would raise
             raise db.Refused(400, f"rt_ms must be 0 to {MAX_RT_MS}")
         with lock:
-            return jsonify(db.record_answer(conn, pid, items[b["image_id"]], b["trial_index"], b["response"], rt,
-                                            n_items))
+            return jsonify(db.record_answer(conn, pid, items[b["image_id"]], b["trial_index"], b["response"],
+                                            float(rt), n_items))
 
     @app.get("/status")
     def status_page():
