@@ -8,6 +8,7 @@ import csv
 import http.client
 import json
 import os
+import random
 import re
 import select
 import signal
@@ -135,6 +136,14 @@ def test_answers_are_validated_stored_once_and_exported_for_analyse(quiz, tmp_pa
         status, reply = c.request("POST", "/api/answer", b"{" + b" " * 100_000 + b"}",
                                   {"Content-Type": "application/json"})
         assert status == 413
+        rnd = random.Random(0)  # random shapes of every field: refused with a 4xx, never a server error
+        values = [None, True, 0, -1, 2 ** 70, 1.5, float("inf"), "", "real", pid, first, "x" * 300, [], [1], {},
+                  {"a": [None]}, data["survey_id"]]
+        for _ in range(150):
+            path = rnd.choice(["/api/answer", "/api/start", "/api/state"])
+            keys = rnd.sample(sorted(good) + ["consent", "answers"], rnd.randint(0, 5))
+            status, reply = c.post(path, {k: rnd.choice(values) for k in keys})
+            assert 400 <= status < 500 and reply["error"], (path, status, reply)
         c.close()
         c = Client(url)
         assert c.post("/api/answer", {**good, "rt_ms": float("nan")})[0] == 400  # json.dumps writes NaN
