@@ -15,7 +15,7 @@ from torch import nn
 from maskcycle.config import ConfigError, TrialConfig, at_least, resolve_device, size_multiple
 from maskcycle.data import faces as facelib
 from maskcycle.data.images import ImageReadError, list_inputs, read_rgb, to_tensor, to_uint8, write_image
-from maskcycle.models import checkpoints
+from maskcycle.models import checkpoints, execution
 from maskcycle.models.cyclegan import translate_batch
 
 
@@ -33,7 +33,7 @@ def load_generator(checkpoint: str | Path, direction: str, device: torch.device 
         if not name.endswith(f"_net_G_{want}.pth"):
             raise ValueError(f"{checkpoint}: a reference G_{name[-5]} checkpoint cannot translate {direction} "
                              f"(reference G_A maps A->B, G_B maps B->A)")
-        cfg = reference_cfg or TrialConfig()
+        cfg = execution.resolve(reference_cfg or TrialConfig(), device).cfg
         return cfg, checkpoints.load_reference_generator(checkpoint, cfg, device)
     cfg, G_AB, G_BA = checkpoints.load_generators(checkpoint, device)
     G = G_AB if direction == "AB" else G_BA
