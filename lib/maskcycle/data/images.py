@@ -1,4 +1,9 @@
-"""Listing, decoding and resizing images (PIL, bicubic as the reference)."""
+"""Listing, decoding and resizing images (PIL, bicubic as the reference).
+
+Every image file is decoded through `decode_rgb`, which checks the header (sides, aspect ratio,
+pixel count, mode: `check_shape`) before any pixel is decoded, so that no file can bring a shape
+to the native libraries (dlib, OpenCV) that they mishandle: a 20000x20 PNG, enlarged by the face
+detector to 256x256000, corrupted dlib's heap (`malloc(): corrupted top size`, exit 134)."""
 
 from __future__ import annotations
 
@@ -11,10 +16,50 @@ from PIL import Image, ImageOps
 from maskcycle.io import atomic_path
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".ppm", ".webp", ".tif", ".tiff"}
+# Image formats people have but PIL (as installed) cannot read: named, not silently passed over
+UNSUPPORTED_SUFFIXES = {".heic": "HEIC", ".heif": "HEIF", ".avif": "AVIF", ".cr2": "Canon RAW", ".cr3": "Canon RAW",
+                        ".nef": "Nikon RAW", ".arw": "Sony RAW", ".dng": "DNG RAW", ".raf": "Fuji RAW",
+                        ".orf": "Olympus RAW", ".rw2": "Panasonic RAW", ".psd": "Photoshop", ".svg": "SVG",
+                        ".jxl": "JPEG XL", ".gif": "GIF"}
+MIN_SIDE = 8  # px: a smaller image cannot hold a face
+# Longer over shorter side. Bounds what the face detector's resize makes of an image (shorter side
+# enlarged to faces.DETECT_MIN_SIDE, so the longer one to at most 16x that), far from the wide
+# shapes dlib's HOG pyramid corrupts memory on (256 x ~200000); a stitched panorama is ~4-10.
+MAX_ASPECT = 16
+MAX_PIXELS = Image.MAX_IMAGE_PIXELS  # PIL's decompression-bomb limit (~89 M), refused rather than warned
+# File modes decoded to RGB (16-bit gray scaled, the rest by PIL's convert); others are refused
+MODES = {"1", "L", "LA", "P", "PA", "RGB", "RGBA", "RGBX", "CMYK", "YCbCr", "LAB", "HSV", "I", "I;16", "I;16L",
+         "I;16B", "I;16N"}
 
 
 class ImageReadError(OSError):
     """An image file that cannot be decoded; the message names the file."""
+
+
+class ImageShapeError(ValueError):
+    """An image whose sides, aspect ratio, pixel count or mode no reader accepts (`check_shape`)."""
+
+
+def check_shape(width: int, height: int, mode: str = "RGB") -> None:
+    """The one rule on what an image may be before native code sees it: ImageShapeError saying what
+    is wrong ("too thin to hold a face: 20000x20")."""
+    short, long = min(width, height), max(width, height)
+    if short < MIN_SIDE:
+        raise ImageShapeError(f"too small to hold a face: {width}x{height} (a side under {MIN_SIDE} px)")
+    if long > MAX_ASPECT * short:
+        raise ImageShapeError(f"too thin to hold a face: {width}x{height} (one side over {MAX_ASPECT}x the other)")
+    if width * height > MAX_PIXELS:
+        raise ImageShapeError(f"too large: {width}x{height} is over {MAX_PIXELS} pixels")
+    if mode not in MODES:
+        raise ImageShapeError(f"image mode {mode} is not supported")
+
+
+def unsupported_format(path: Path) -> str:
+    """"HEIC" etc. for a file of an image format this Pillow cannot read, else ""."""
+    suffix = path.suffix.lower()
+    if suffix in UNSUPPORTED_SUFFIXES and suffix not in Image.registered_extensions():
+        return UNSUPPORTED_SUFFIXES[suffix]
+    return ""
 
 
 def is_image_file(path: Path) -> bool:
@@ -47,16 +92,34 @@ def list_inputs(inputs, flag: str = "input") -> list[Path]:
 def decode_rgb(path: str | Path) -> tuple[np.ndarray, str]:
     """(uint8 HxWx3 RGB upright per its EXIF orientation, the file's own mode). Every reader decodes
     through here, so a truncated file or a decompression bomb is an ImageReadError everywhere."""
+    what = unsupported_format(Path(path))
+    if what:
+        raise ImageReadError(f"{path}: cannot decode image ({what} is not supported; convert it to PNG or JPEG)")
     try:
         with warnings.catch_warnings():
             # A header claiming a huge image: refuse it (PIL only warns below twice its limit).
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(path) as img:
+                check_shape(*img.size, img.mode)  # from the header, before any pixel is decoded
                 img.load()
                 mode = img.mode
                 return _to_rgb8(ImageOps.exif_transpose(img)), mode
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+    except ImageShapeError as exc:
+        raise ImageReadError(f"{path}: {exc}") from None
+    except Exception as exc:  # noqa: BLE001 - any decoder failure (OSError, SyntaxError, struct.error, a bomb) is the file's
         raise ImageReadError(f"{path}: cannot decode image ({type(exc).__name__}: {exc})") from None
+
+
+def split_readable(paths) -> tuple[list[Path], list[str]]:
+    """(the paths that decode, one "path: why" line per path that does not); decodes each once."""
+    ok, bad = [], []
+    for p in paths:
+        try:
+            decode_rgb(p)
+            ok.append(Path(p))
+        except ImageReadError as exc:
+            bad.append(str(exc))
+    return ok, bad
 
 
 def _to_rgb8(img: Image.Image) -> np.ndarray:

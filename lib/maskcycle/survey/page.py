@@ -26,7 +26,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from maskcycle.config import at_least
-from maskcycle.data.images import list_images, read_rgb
+from maskcycle.data.images import list_images, read_rgb, split_readable
 from maskcycle.io import atomic_write_text, read_csv_rows
 
 KEY_COLUMNS = ["image_id", "role", "truth", "domain", "direction", "trial", "source", "source_file", "identity",
@@ -85,28 +85,39 @@ def _sources(folders, label: str) -> list[tuple[str, Path]]:
     return [(name(Path(f)), Path(f)) for f in folders]
 
 
-def _pool(sources: list[tuple[str, Path]], k: int, rng, what: str, avoid: set, identity: dict) -> list:
+def _readable(folder, skipped: list[str]) -> list[Path]:
+    """The images in `folder` that decode; a "path: why" line per other one is added to `skipped`."""
+    ok, bad = split_readable(list_images(folder))
+    skipped += bad
+    return ok
+
+
+def _pool(sources: list[tuple[str, Path]], k: int, rng, what: str, avoid: set, identity: dict,
+          skipped: list[str]) -> list:
     """k fakes spread evenly over the sources (each source's share drawn from its own folder)."""
     out = []
     for (name, folder), share in zip(sources, _quota(k, len(sources))):
-        files = [(p, name) for p in list_images(folder)]
+        files = [(p, name) for p in _readable(folder, skipped)]
         out += _pick(rng, files, share, f"{what} {name}", avoid, identity)
     return out
 
 
 def select_stimuli(real_a: str | Path, real_b: str | Path, fakes_ab, fakes_ba,
                    n: int = 22, n_practice: int = 2, n_attention: int = 2, seed: int = 0,
-                   trial: str = "", identity: dict[str, str] | None = None) -> list[Stimulus]:
+                   trial: str = "", identity: dict[str, str] | None = None,
+                   skipped: list[str] | None = None) -> list[Stimulus]:
     """Choose a balanced quiz: n/2 real (test A and test B) and n/2 generated (G_AB and G_BA outputs,
     from one folder each or several: `fakes_ab`/`fakes_ba` may be lists, spread evenly), plus
     practice images from the same pools. `identity` maps a file (str path) to the person it shows;
     a real image never appears with a fake of the same identity, so one cannot be judged against
-    the other. Files without an identity are never excluded (see build_survey's allow_unpaired)."""
+    the other. Files without an identity are never excluded (see build_survey's allow_unpaired).
+    Files that do not decode are left out, one "path: why" line each added to `skipped`."""
     if n < 4 or n % 2:
         raise ValueError(f"n must be an even number >= 4 (half real, half generated), got {n}")
     if n_practice < 0 or n_attention < 0:
         raise ValueError("n_practice and n_attention must be >= 0")
     identity = identity or {}
+    skipped = [] if skipped is None else skipped
     rng = np.random.default_rng(seed)
     want = dict(zip(["fakeB", "fakeA"], _quota(n // 2, 2))) | dict(zip(["realA", "realB"], _quota(n // 2, 2)))
     practice = dict(zip(["realA", "fakeB", "realB", "fakeA"], _quota(n_practice, 4)))
@@ -114,10 +125,10 @@ def select_stimuli(real_a: str | Path, real_b: str | Path, fakes_ab, fakes_ba,
     # Generated first; then reals of people none of whose fakes is in the quiz.
     for name, folders in (("fakeB", fakes_ab), ("fakeA", fakes_ba)):
         chosen[name] = _pool(_sources(folders, trial), want[name] + practice[name], rng, f"{name} pool", set(),
-                             identity)
+                             identity, skipped)
     avoid = {identity.get(_key(p)) for name in ("fakeB", "fakeA") for p, _ in chosen[name]} - {None}
     for name, folder in (("realA", real_a), ("realB", real_b)):
-        files = [(p, "real") for p in list_images(folder)]
+        files = [(p, "real") for p in _readable(folder, skipped)]
         chosen[name] = _pick(rng, files, want[name] + practice[name], f"{name} pool", avoid, identity)
     ids = _opaque_ids(rng, n + n_practice + n_attention)
     out: list[Stimulus] = []
@@ -266,8 +277,9 @@ def build_survey(real_a: str | Path, real_b: str | Path, fakes_ab, fakes_ba,
     if identity is None and not allow_unpaired:
         raise ValueError("the real and fake folders carry no pairing, so a real image and its own fake could both "
                          "appear: give --pairs CSV (columns fake,real) or --allow-unpaired")
+    skipped: list[str] = []
     stimuli = select_stimuli(real_a, real_b, fakes_ab, fakes_ba, n=n, n_practice=n_practice,
-                             n_attention=n_attention, seed=seed, trial=trial, identity=identity)
+                             n_attention=n_attention, seed=seed, trial=trial, identity=identity, skipped=skipped)
     if size is None:
         fake = next(s for s in stimuli if s.truth == "fake")
         size = read_rgb(fake.source_file).shape[0]
@@ -286,7 +298,7 @@ def build_survey(real_a: str | Path, real_b: str | Path, fakes_ab, fakes_ba,
     info = {"survey_id": survey_id, "seed": seed, "n_main": n, "n_practice": n_practice,
             "n_attention": n_attention, "image_size": size, "trial": trial,
             "identities": "none (allowed unpaired)" if identity is None else "known",
-            "file_size_auc": file_size_auc(stimuli, pngs),
+            "file_size_auc": file_size_auc(stimuli, pngs), "unreadable_left_out": skipped,
             "sources": {"real_A": str(real_a), "real_B": str(real_b),
                         "fakes_AB": [name for name, _ in _sources(fakes_ab, trial)],
                         "fakes_BA": [name for name, _ in _sources(fakes_ba, trial)]}}
@@ -391,5 +403,7 @@ def run_command(args) -> int:
         return 2
     print(f"wrote {page} (for participants) and {page.parent / KEY_NAME} (for the analyst only)")
     info = json.loads((page.parent / INFO_NAME).read_text())
+    for line in info["unreadable_left_out"]:
+        print(f"left out: {line}", file=sys.stderr)
     print(f"file size alone separates real from fake with AUC {info['file_size_auc']} (0.5: not at all)")
     return 0
