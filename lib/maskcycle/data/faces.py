@@ -322,11 +322,17 @@ def add_arguments(p) -> None:
 
 
 def run_command(args) -> int:
+    from maskcycle.data.images import none_readable
+    from maskcycle.io import check_output
+
+    check_output(args.out, [("--input", args.input)], kind="file", suffix=".csv")
     rows = scan(args.input, args.out, args.detector)
     found = sum(1 for r in rows if r["n_faces"] not in ("", 0))
     bad = sum(1 for r in rows if r["error"])
     for r in rows:
         if r["error"]:
             print(r["error"], file=sys.stderr)
+    if bad == len(rows):
+        print(f"maskcycle faces: error: nothing done: {none_readable([r['error'] for r in rows])}", file=sys.stderr)
     print(f"{found} of {len(rows)} files with a face ({args.detector}); {bad} unreadable; wrote {args.out}")
     return 1 if bad else 0

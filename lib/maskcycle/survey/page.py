@@ -26,8 +26,8 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from maskcycle.config import at_least
-from maskcycle.data.images import list_images, read_rgb, split_readable
-from maskcycle.io import atomic_write_text, read_csv_rows
+from maskcycle.data.images import centre_square, list_images, read_rgb, split_readable
+from maskcycle.io import atomic_write_texts, check_output, read_csv_rows
 
 KEY_COLUMNS = ["image_id", "role", "truth", "domain", "direction", "trial", "source", "source_file", "identity",
                "expected_response", "sha256"]
@@ -218,10 +218,19 @@ def attention_image(expected: str, size: int) -> np.ndarray:
     return np.asarray(img, dtype=np.uint8)
 
 
-def _stimulus_pixels(s: Stimulus, size: int) -> np.ndarray:
+def _stimulus_pixels(s: Stimulus, size: int, cropped: list[str] | None = None) -> np.ndarray:
+    """The image at size x size; a non-square one is centre-cropped to a square first (squashing it
+    would tell fakes from reals by shape), and named in `cropped`."""
     if s.role == "attention":  # drawn large enough to read, then brought to the quiz's size like every image
         return attention_image(s.expected_response, size)
-    return read_rgb(s.source_file, size)
+    rgb = read_rgb(s.source_file)
+    if rgb.shape[0] != rgb.shape[1]:
+        if cropped is not None:
+            cropped.append(f"{s.source_file} ({rgb.shape[1]}x{rgb.shape[0]})")
+        rgb = centre_square(rgb)
+    if rgb.shape[:2] != (size, size):
+        rgb = np.asarray(Image.fromarray(rgb).resize((size, size), Image.BICUBIC), dtype=np.uint8)
+    return rgb
 
 
 def key_text(stimuli: list[Stimulus]) -> str:
@@ -233,9 +242,11 @@ def key_text(stimuli: list[Stimulus]) -> str:
     return buf.getvalue()
 
 
-def encode_stimuli(stimuli: list[Stimulus], size: int) -> tuple[list[Stimulus], dict[str, bytes]]:
-    """Every image as PNG bytes at size x size, and the stimuli with their PNG's sha256 filled in."""
-    pngs = {s.image_id: _png(_stimulus_pixels(s, size)) for s in stimuli}
+def encode_stimuli(stimuli: list[Stimulus], size: int,
+                   cropped: list[str] | None = None) -> tuple[list[Stimulus], dict[str, bytes]]:
+    """Every image as PNG bytes at size x size, and the stimuli with their PNG's sha256 filled in;
+    non-square sources are centre-cropped and named in `cropped`."""
+    pngs = {s.image_id: _png(_stimulus_pixels(s, size, cropped)) for s in stimuli}
     return [dataclasses.replace(s, sha256=hashlib.sha256(pngs[s.image_id]).hexdigest()) for s in stimuli], pngs
 
 
@@ -282,8 +293,9 @@ def build_survey(real_a: str | Path, real_b: str | Path, fakes_ab, fakes_ba,
                              n_attention=n_attention, seed=seed, trial=trial, identity=identity, skipped=skipped)
     if size is None:
         fake = next(s for s in stimuli if s.truth == "fake")
-        size = read_rgb(fake.source_file).shape[0]
-    stimuli, pngs = encode_stimuli(stimuli, size)
+        size = min(read_rgb(fake.source_file).shape[:2])
+    cropped: list[str] = []
+    stimuli, pngs = encode_stimuli(stimuli, size, cropped)
     key = key_text(stimuli)
     old = out_dir / KEY_NAME
     if old.is_file() and old.read_text(encoding="utf-8") != key and not force:
@@ -294,16 +306,16 @@ def build_survey(real_a: str | Path, real_b: str | Path, fakes_ab, fakes_ba,
     content = "\n".join(f"{s.image_id},{s.role},{s.truth},{s.expected_response},{s.sha256}" for s in stimuli)
     survey_id = "s" + hashlib.sha256(content.encode()).hexdigest()[:8]
     html = render_page(stimuli, pngs, survey_id, title=title)
-    atomic_write_text(old, key)
     info = {"survey_id": survey_id, "seed": seed, "n_main": n, "n_practice": n_practice,
             "n_attention": n_attention, "image_size": size, "trial": trial,
             "identities": "none (allowed unpaired)" if identity is None else "known",
             "file_size_auc": file_size_auc(stimuli, pngs), "unreadable_left_out": skipped,
+            "centre_cropped": cropped,
             "sources": {"real_A": str(real_a), "real_B": str(real_b),
                         "fakes_AB": [name for name, _ in _sources(fakes_ab, trial)],
                         "fakes_BA": [name for name, _ in _sources(fakes_ba, trial)]}}
-    atomic_write_text(out_dir / INFO_NAME, json.dumps(info, indent=2) + "\n")
-    atomic_write_text(out_dir / PAGE_NAME, html)
+    # all or none: a key without its page (or a page of another key) would misread the answers
+    atomic_write_texts({old: key, out_dir / INFO_NAME: json.dumps(info, indent=2) + "\n", out_dir / PAGE_NAME: html})
     return out_dir / PAGE_NAME
 
 
@@ -395,6 +407,9 @@ def _folders_and_identity(args) -> tuple[list, dict | None, str]:
 def run_command(args) -> int:
     try:
         folders, identity, trial = _folders_and_identity(args)
+        real_a, real_b, ab, ba = folders
+        check_output(args.out, [("--real-a", real_a), ("--real-b", real_b), ("--fakes-ab", ab),
+                                ("--fakes-ba", ba), ("--pairs", args.pairs), ("--curated", args.curated)])
         page = build_survey(*folders, args.out, n=args.n, n_practice=args.practice, n_attention=args.attention,
                             seed=args.seed, size=args.size, trial=trial, force=args.force, identity=identity,
                             allow_unpaired=args.allow_unpaired)
@@ -405,5 +420,7 @@ def run_command(args) -> int:
     info = json.loads((page.parent / INFO_NAME).read_text())
     for line in info["unreadable_left_out"]:
         print(f"left out: {line}", file=sys.stderr)
+    for line in info["centre_cropped"]:
+        print(f"not square, centre-cropped to a square: {line}", file=sys.stderr)
     print(f"file size alone separates real from fake with AUC {info['file_size_auc']} (0.5: not at all)")
     return 0
