@@ -98,6 +98,12 @@ def test_evaluate(tmp_path, capsys, photos):
             words=("is (inside) the input folder", "--fakes-ab"))
     refused(capsys, tmp_path, "evaluate", "--reference", tmp_path, "--curated", photos.parent, "--out", photos.parent,
             words=("is (inside) the input folder", "--curated"))
+    trial = tmp_path / "trial"
+    trial.mkdir()
+    (trial / "config.yaml").write_text("name: t\n")
+    (trial / "metrics.json").write_text("{}\n")  # the trial's own metrics: not to be replaced by external ones
+    refused(capsys, tmp_path, "evaluate", "--fakes-ab", photos, "--real-b", other, "--out", trial,
+            words=("is a trial folder", "config.yaml"))
 
 
 def test_survey_build(tmp_path, capsys, photos):
@@ -115,6 +121,9 @@ def test_survey_analyse(tmp_path, capsys, survey):
 def test_survey_simulate(tmp_path, capsys, survey):
     refused(capsys, tmp_path, "survey", "simulate", "--survey", survey, "--out", survey,
             words=("holds the input file", "key.csv"))
+    photos = make_image_folders(tmp_path / "in", n=2, size=40, splits=("test",)) / "testA"
+    refused(capsys, tmp_path, "translate", "--checkpoint", tmp_path / "g.pt", "--direction", "AB", "--input", photos,
+            "--output", survey, "--aligned", words=("is a survey folder", "key.csv"))
 
 
 def test_bench(tmp_path, capsys):

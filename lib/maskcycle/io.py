@@ -113,13 +113,18 @@ def resolved(path: str | os.PathLike, flag: str) -> Path:
         raise OutputOverlapError(f"{flag} {path}: cannot follow its links ({exc}); is it a symlink loop?") from None
 
 
+# A folder holding one of these is that step's folder: only the step that writes it may write there
+FOLDER_MARKS = {"key.csv": "a survey folder", "manifest.csv": "a curated folder", "config.yaml": "a trial folder"}
+
+
 def check_output(output: str | os.PathLike, inputs, flag: str = "--out", kind: str = "folder",
-                 suffix: str | None = None) -> Path:
+                 suffix: str | None = None, own: tuple[str, ...] = ()) -> Path:
     """The one output rule of every command, applied before any work: refuse an output that is,
     holds or lies inside an input (file or folder), or that is an existing file the project wrote
     as a later step's input (`ARTEFACTS`). `inputs`: (flag, path or list of paths) pairs, None
     skipped. `kind` "folder": an existing file is refused; "file": an existing folder is, and an
-    existing file not ending in `suffix` (so `bench --out params.yaml` cannot replace a YAML).
+    existing file not ending in `suffix` (so `bench --out params.yaml` cannot replace a YAML), and
+    a folder of another step (`FOLDER_MARKS`, except the marks in `own`: the command's own kind).
     Returns the resolved output; OutputOverlapError (exit 2) names both paths."""
     out = resolved(output, flag)
     if kind == "folder" and out.exists() and not out.is_dir():
@@ -149,19 +154,24 @@ def check_output(output: str | os.PathLike, inputs, flag: str = "--out", kind: s
             raise OutputOverlapError(f"{flag} {output} {relation} {given} ({in_flag}): it overlaps the source "
                                      f"{noun}, and no command writes over or among its inputs; choose an output "
                                      "outside every input")
+    for mark, what in FOLDER_MARKS.items():
+        if kind == "folder" and mark not in own and (out / mark).is_file():
+            raise OutputOverlapError(f"{flag} {output} is {what} (it holds {out / mark}): refusing to write into "
+                                     "another step's folder; choose another folder")
     return out
 
 
 def check_writable(folder: str | os.PathLike, flag: str = "--out") -> None:
-    """Create `folder` and try a file in it, so that a read-only or full place fails before the work."""
-    folder = Path(folder)
+    """Try a file in `folder` (or, where it does not exist yet, in the nearest folder above it, where
+    it would be created), so that a read-only or full place fails before the work; leaves nothing."""
+    folder = Path(folder).absolute()
+    where = next((p for p in (folder, *folder.parents) if p.is_dir()), folder)
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(dir=folder, prefix=".write-probe.", suffix=TEMP_MARK)
+        fd, probe = tempfile.mkstemp(dir=where, prefix=".write-probe.", suffix=TEMP_MARK)
         os.close(fd)
         os.unlink(probe)
     except OSError as exc:
-        exc.filename = exc.filename or str(folder)
+        exc.filename = str(folder)
         raise
 
 

@@ -538,7 +538,7 @@ def curate(out: str | Path, ffhq: str | Path | None = None, maskedfacenet: str |
     records = _records(ffhq, maskedfacenet, curated)
     # after the layout checks: nothing is written before
     check_output(out, [("--ffhq", ffhq), ("--maskedfacenet", maskedfacenet), ("--curated", curated),
-                       ("--exclusions", settings.exclusions), ("--pairs", settings.pairs)])
+                       ("--exclusions", settings.exclusions), ("--pairs", settings.pairs)], own=("manifest.csv",))
     exclusions = read_exclusions(settings.exclusions) if settings.exclusions else {}
     ident, identity_source = identities(records, Path(curated) if curated is not None else None, settings.pairs)
     counterparts = _counterparts(records, ident) if identity_source != IDENTITY_NONE else {}

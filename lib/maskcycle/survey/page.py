@@ -409,7 +409,8 @@ def run_command(args) -> int:
         folders, identity, trial = _folders_and_identity(args)
         real_a, real_b, ab, ba = folders
         check_output(args.out, [("--real-a", real_a), ("--real-b", real_b), ("--fakes-ab", ab),
-                                ("--fakes-ba", ba), ("--pairs", args.pairs), ("--curated", args.curated)])
+                                ("--fakes-ba", ba), ("--pairs", args.pairs), ("--curated", args.curated)],
+                     own=(KEY_NAME,))
         page = build_survey(*folders, args.out, n=args.n, n_practice=args.practice, n_attention=args.attention,
                             seed=args.seed, size=args.size, trial=trial, force=args.force, identity=identity,
                             allow_unpaired=args.allow_unpaired)
