@@ -51,8 +51,12 @@ def fuzz_images(folder: Path, n: int, seed: int = 0, budget: int = 40_000,
     folder.mkdir(parents=True, exist_ok=True)
     out = []
     for k in range(n):
-        a = int(np.exp(rng.uniform(0, np.log(40_000))))
-        b = int(np.exp(rng.uniform(0, np.log(max(1, min(40_000, budget // a))))))
+        if rng.random() < 0.35:  # near the guard's limits: readable shapes that reach dlib and OpenCV
+            b = int(rng.integers(MIN_SIDE - 1, 200))
+            a = min(budget // max(b, 1), int(b * rng.uniform(1, MAX_ASPECT + 1)))
+        else:
+            a = int(np.exp(rng.uniform(0, np.log(40_000))))
+            b = int(np.exp(rng.uniform(0, np.log(max(1, min(40_000, budget // a))))))
         w, h = (a, b) if rng.random() < 0.5 else (b, a)
         mode = MODES[rng.integers(len(MODES))]
         kinds = ["image"] * 6 + ["truncated", "empty", "garbage"] + (["face"] if astronaut is not None else [])
