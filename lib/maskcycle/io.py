@@ -45,7 +45,7 @@ def atomic_path(path: str | os.PathLike, suffix: str = ".tmp") -> Iterator[Path]
         os.chmod(tmp, FILE_MODE)
         os.replace(tmp, path)
     except OSError as exc:  # e.g. a full disk inside write(): say which file it was
-        if exc.filename is None or str(exc.filename) == tmp:
+        if exc.errno is not None and (exc.filename is None or str(exc.filename) == tmp):
             exc.filename = str(path)
         raise
     finally:
@@ -122,9 +122,10 @@ def check_output(output: str | os.PathLike, inputs, flag: str = "--out", kind: s
     """The one output rule of every command, applied before any work: refuse an output that is,
     holds or lies inside an input (file or folder), or that is an existing file the project wrote
     as a later step's input (`ARTEFACTS`). `inputs`: (flag, path or list of paths) pairs, None
-    skipped. `kind` "folder": an existing file is refused; "file": an existing folder is, and an
-    existing file not ending in `suffix` (so `bench --out params.yaml` cannot replace a YAML), and
-    a folder of another step (`FOLDER_MARKS`, except the marks in `own`: the command's own kind).
+    skipped. `kind` "folder": an existing file is refused, and so is another step's folder
+    (`FOLDER_MARKS`, but for the marks in `own`, the command's own kind of folder); "file": an
+    existing folder is refused, and an existing file not ending in `suffix` (so that
+    `bench --out params.yaml` cannot replace a YAML).
     Returns the resolved output; OutputOverlapError (exit 2) names both paths."""
     out = resolved(output, flag)
     if kind == "folder" and out.exists() and not out.is_dir():
@@ -161,7 +162,7 @@ def check_output(output: str | os.PathLike, inputs, flag: str = "--out", kind: s
     return out
 
 
-def check_writable(folder: str | os.PathLike, flag: str = "--out") -> None:
+def check_writable(folder: str | os.PathLike) -> None:
     """Try a file in `folder` (or, where it does not exist yet, in the nearest folder above it, where
     it would be created), so that a read-only or full place fails before the work; leaves nothing."""
     folder = Path(folder).absolute()

@@ -205,7 +205,7 @@ def run_command(args) -> int:
     """Run `maskcycle translate`: one report line per file; exit 1 when any file was not written."""
     check_output(args.output, [("--input", args.input), ("--checkpoint", args.checkpoint)], "--output")
     cfg, G = load_generator(args.checkpoint, args.direction, resolve_device(args.device))
-    check_writable(args.output, "--output")  # a read-only place fails here, not after the face work
+    check_writable(args.output)  # a read-only place fails here, not after the face work
     report = translate_files(G, cfg, args.input, args.output, size=args.size, aligned=args.aligned,
                              which=args.faces, detector=args.detector)
     for line, r in zip(report.lines(), report.results):
