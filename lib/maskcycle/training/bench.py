@@ -33,7 +33,7 @@ import torch
 from maskcycle.config import ConfigError, TrialConfig, parse_overrides, resolve_device
 from maskcycle.data.images import write_png
 from maskcycle.data.unpaired import UnpairedData
-from maskcycle.io import atomic_write_text
+from maskcycle.io import atomic_write_text, check_output
 from maskcycle.models import execution
 from maskcycle.models.cyclegan import LOSS_NAMES, configure_backends
 from maskcycle.models.families import build_model, loss_names, train_step
@@ -297,7 +297,8 @@ def summary_lines(result: dict) -> list[str]:
 
 
 def run_command(args) -> int:
-
+    if args.out:
+        check_output(args.out, [], kind="file", suffix=".json")
     if min(args.rounds, args.iters, args.warmup) < 1:
         raise ConfigError("--rounds, --iters and --warmup must be >= 1 (the first iteration is the warmup)")
     device = resolve_device(args.device)

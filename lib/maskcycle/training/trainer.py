@@ -40,6 +40,7 @@ from maskcycle.io import (
     atomic_path,
     atomic_write_bytes,
     atomic_write_text,
+    check_output,
     folder_lock,
     remove_stale_temps,
     start_run,
@@ -455,6 +456,7 @@ def add_arguments(p) -> None:
 
 def run_command(args) -> int:
     cfg = TrialConfig.from_yaml(args.params, args.set)
+    check_output(args.out, [("--params", args.params), ("dataroot", cfg.dataroot)], own=("config.yaml",))
     try:
         out = train_or_launch(cfg, args.out, stop_after_epochs=args.stop_after_epochs)
     except TrainingStopped as exc:
