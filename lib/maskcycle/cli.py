@@ -35,6 +35,7 @@ SURVEY_COMMANDS = {
     "status": ("maskcycle.survey.db:status", "progress of a survey database: participants, answers per image"),
     "export": ("maskcycle.survey.db:export", "write a survey database's answers as the response CSVs analyse reads"),
 }
+INTERRUPTED = 130  # the shell's status for a process ended by SIGINT (128 + 2)
 DESCRIPTIONS = {"sweep": "Exit status: number of failed trials; 125 when nothing could start."}
 
 
@@ -77,6 +78,10 @@ def main(argv: list[str] | None = None) -> int:
     except (LaunchError, NonFiniteLossError) as exc:  # the run failed; its checkpoint is kept
         print(f"maskcycle {command}: failed: {exc}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:  # Ctrl-C: what each step finished is on disk (atomic writes, logs)
+        print(f"\nmaskcycle {command}: interrupted; what was finished is kept: rerun the same command to go on",
+              file=sys.stderr)
+        return INTERRUPTED
 
 
 HINTS = {

@@ -22,9 +22,10 @@ import secrets
 import sqlite3
 from pathlib import Path
 
-from maskcycle.io import atomic_write_text
+from maskcycle.io import atomic_write_text, check_output
 from maskcycle.survey.analysis import refuse_other_survey
 from maskcycle.survey.folder import load_survey
+from maskcycle.survey.page import INFO_NAME, KEY_NAME, PAGE_NAME
 from maskcycle.survey.simulate import RESPONSE_COLUMNS
 
 SCHEMA_VERSION = "1"
@@ -252,6 +253,11 @@ def export(conn: sqlite3.Connection, out_dir: str | Path) -> list[Path]:
     return written
 
 
+def _survey_files(folder: str | Path) -> list[Path]:
+    """The files of a survey folder no output may land on (the folder itself may hold outputs)."""
+    return [Path(folder) / name for name in (KEY_NAME, INFO_NAME, PAGE_NAME)]
+
+
 # --- command line: invite, status, export ------------------------------------------------------
 def add_invite_arguments(p) -> None:
     """`maskcycle survey invite`."""
@@ -266,6 +272,7 @@ def run_invite(args) -> int:
     if not 1 <= args.n <= 100_000:
         raise ValueError(f"--n must be between 1 and 100000, got {args.n}")
     out = Path(args.out)
+    check_output(out, [("--survey", _survey_files(args.survey)), ("--db", args.db)], kind="file", suffix=".csv")
     if out.exists():
         raise ValueError(f"{out}: already exists (it may hold invitations already sent); choose a new file")
     survey = load_survey(args.survey)
@@ -297,13 +304,12 @@ def add_export_arguments(p) -> None:
 
 
 def run_export(args) -> int:
+    check_output(args.out, [("--db", args.db), ("--survey", _survey_files(args.survey) if args.survey else None)])
     expected, key = None, ""
     if args.survey:
         survey = load_survey(args.survey)
         expected, key = survey["survey_id"], survey["key_path"]
     conn = open_db(args.db, expected, key)
-    if Path(args.out).is_file():
-        raise ValueError(f"{args.out}: is a file; --out is a folder")
     files = export(conn, args.out)
     print(f"wrote {len(files)} response files and {PARTICIPANTS_NAME} to {args.out} "
           f"(analyse: maskcycle survey analyse --survey S --responses {args.out})")
