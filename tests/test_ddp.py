@@ -10,7 +10,8 @@ from conftest import make_image_folders, tiny_config
 from maskcycle.config import ConfigError, check_processes
 from maskcycle.data.unpaired import UnpairedData
 from maskcycle.models.checkpoints import load, load_generators
-from maskcycle.models.cyclegan import build_cyclegan, translate_batch
+from maskcycle.models.cyclegan import build as build_cyclegan
+from maskcycle.models.runtime import STREAMS, stream_seed, translate_batch
 from maskcycle.training import ddp
 from maskcycle.training import launch as launch_mod
 from maskcycle.training.ddp import Rank
@@ -64,9 +65,10 @@ def test_config_rules_for_several_processes(tiny_data):
 
 
 def test_rank_seeds_keep_rank0_and_separate_the_others():
-    assert ddp.rank_seed(7, 0, 2) == 9  # the single-process pool seed
-    seeds = {ddp.rank_seed(7, r, s) for r in range(1, 4) for s in range(4)}
-    assert len(seeds) == 12 and ddp.rank_seed(7, 1, 1) == ddp.rank_seed(7, 1, 1)
+    assert stream_seed(7, "pool_B", 0) == 9  # the single-process pool seed
+    seeds = {stream_seed(7, s, r) for r in range(1, 4) for s in STREAMS}
+    assert len(seeds) == 3 * len(STREAMS) and stream_seed(7, "pool_A", 1) == stream_seed(7, "pool_A", 1)
+    assert len(set(STREAMS.values())) == len(STREAMS)  # no two streams share an offset
 
 
 def _fake_torchrun(monkeypatch, code):

@@ -16,7 +16,7 @@ from maskcycle.config import ConfigError, TrialConfig, at_least, resolve_device,
 from maskcycle.data import faces as facelib
 from maskcycle.data.images import ImageReadError, list_inputs, read_rgb, to_tensor, to_uint8, write_image
 from maskcycle.models import checkpoints
-from maskcycle.models.cyclegan import translate_batch
+from maskcycle.models.runtime import translate_batch
 
 
 def load_generator(checkpoint: str | Path, direction: str, device: torch.device | str = "cpu",

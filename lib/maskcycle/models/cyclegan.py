@@ -7,7 +7,6 @@ importer (`checkpoints.load_reference_generator`) speaks the reference's names.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import itertools
 
@@ -15,17 +14,29 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from maskcycle.config import TrialConfig
+from maskcycle.config import FamilySettings, TrialConfig
 from maskcycle.models.losses import cycle_loss, gan_loss, gradient_penalty
 from maskcycle.models.networks import build_discriminator, build_generator
 from maskcycle.models.optim import build_optimizer, build_scheduler
 from maskcycle.models.pool import ImagePool
+from maskcycle.models.runtime import (
+    autocast,
+    fused_default,
+    prepare_network,
+    set_requires_grad,
+    stream,
+    stream_seed,
+    to_layout,
+)
 
 # Columns of losses.csv, in the reference's order, with our names (see module docstring):
 # D_A judges A (reference D_B), G_AB's adversarial loss comes from D_B (reference G_A), and
 # idt_AB = |G_AB(B) - B| (reference idt_A).
 LOSS_NAMES = ("D_A", "G_AB", "cycle_A", "idt_AB", "D_B", "G_BA", "cycle_B", "idt_BA")
+G_LOSS_TERMS = ("G_AB", "G_BA", "cycle_A", "cycle_B", "idt_AB", "idt_BA")
 NETWORK_NAMES = ("G_AB", "G_BA", "D_A", "D_B")
+SETTINGS = FamilySettings(two_way=True)  # every CycleGAN field is a shared one
+NEEDS_PAIRS = False
 
 
 @dataclasses.dataclass
@@ -79,17 +90,10 @@ class CycleGAN:
         self.gp_rng.set_state(state["gp_rng"])
 
 
-def is_plain(cfg: TrialConfig) -> bool:
-    """The plain path: fp32, contiguous, eager, separate passes. It is the exactness reference;
-    any fast switch (precision bf16, channels_last, compile, batched_passes) also takes the
-    fused optimiser."""
-    return cfg.precision == "fp32" and not cfg.channels_last and not cfg.compile and not cfg.batched_passes
-
-
-def build_cyclegan(cfg: TrialConfig, device: torch.device | str = "cpu", fused: bool | None = None) -> CycleGAN:
+def build(cfg: TrialConfig, device: torch.device | str = "cpu", fused: bool | None = None) -> CycleGAN:
     """Fresh networks (seeded by cfg.seed), one optimiser for both G and one for both D.
     `fused` (default: on unless the path is plain) picks the fused optimiser step."""
-    fused = not is_plain(cfg) if fused is None else fused
+    fused = fused_default(cfg, fused)
     init_rng = torch.Generator().manual_seed(cfg.seed)
     G_AB, G_BA = (prepare_network(build_generator(cfg, init_rng), cfg, device) for _ in range(2))
     D_A, D_B = (prepare_network(build_discriminator(cfg, init_rng), cfg, device) for _ in range(2))
@@ -98,73 +102,28 @@ def build_cyclegan(cfg: TrialConfig, device: torch.device | str = "cpu", fused: 
     return CycleGAN(
         cfg, G_AB, G_BA, D_A, D_B, opt_G, opt_D,
         build_scheduler(opt_G, cfg), build_scheduler(opt_D, cfg),
-        ImagePool(cfg.pool_size, seed=cfg.seed + 1), ImagePool(cfg.pool_size, seed=cfg.seed + 2),
-        torch.Generator().manual_seed(cfg.seed + 3),
+        ImagePool(cfg.pool_size, seed=stream_seed(cfg.seed, "pool_A")),
+        ImagePool(cfg.pool_size, seed=stream_seed(cfg.seed, "pool_B")), stream(cfg.seed, "gp"),
     )
 
 
-def autocast(cfg: TrialConfig, device: torch.device | str):
-    """bf16 autocast (CPU and CUDA) when asked for; fp32 (no autocast) is the exactness reference."""
-    if cfg.precision == "bf16":
-        return torch.autocast(torch.device(device).type, dtype=torch.bfloat16)
-    return contextlib.nullcontext()
+def generator(cfg: TrialConfig) -> nn.Module:
+    return build_generator(cfg)
 
 
-class InstanceNormChannelsLastSafe(nn.Module):
-    """InstanceNorm2d(affine=False, track_running_stats=False) that stays right with channels_last.
-
-    torch 2.14.1's CPU instance_norm returns a wrong *input gradient* when the batch size is 1 and
-    the incoming gradient is channels_last (pytorch/pytorch#111824; the forward looks fine). At
-    batch size 1 instance norm is batch norm with batch statistics, whose channels_last kernels
-    are right, so that is used there. No parameters or buffers: state dicts are unchanged."""
-
-    def __init__(self, eps: float = 1e-5):
-        super().__init__()
-        self.eps = eps
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.shape[0] == 1:
-            return F.batch_norm(x, None, None, training=True, momentum=0.0, eps=self.eps)
-        return F.instance_norm(x, eps=self.eps)
+def schedulers(m: CycleGAN) -> list:
+    return [m.sched_G, m.sched_D]
 
 
-def _swap_instance_norms(net: nn.Module) -> None:
-    for parent in list(net.modules()):
-        for name, child in list(parent.named_children()):
-            if isinstance(child, nn.InstanceNorm2d) and not child.affine and not child.track_running_stats:
-                setattr(parent, name, InstanceNormChannelsLastSafe(child.eps))
+def networks(m: CycleGAN) -> dict[str, nn.Module]:
+    return m.networks()
 
 
-def prepare_network(net: nn.Module, cfg: TrialConfig, device: torch.device | str = "cpu") -> nn.Module:
-    """Move a network to `device` in the layout the trial asks for: channels_last (with the
-    batch-1 instance-norm fix) and `torch.compile` (in place, so state-dict keys stay plain).
-    Mode "reduce-overhead" records CUDA graphs, one per call site and shape (the batched step
-    has static shapes: 2n, 3n and n per generator; a short last batch records once more)."""
-    net = net.to(device)
-    if cfg.channels_last:
-        _swap_instance_norms(net)
-        net = net.to(memory_format=torch.channels_last)
-    if cfg.compile:
-        net.compile(mode=cfg.compile_mode)
-    return net
-
-
-def to_layout(x: torch.Tensor, cfg: TrialConfig) -> torch.Tensor:
-    """A batch in the memory layout the networks use."""
-    return x.contiguous(memory_format=torch.channels_last) if cfg.channels_last else x
-
-
-def configure_backends(cfg: TrialConfig, device: torch.device | str) -> None:
-    """cudnn autotuning on the fast CUDA path only: its algorithm choice may vary between runs,
-    and fp32 stays the bit-exact reference."""
-    if torch.device(device).type == "cuda":
-        torch.backends.cudnn.benchmark = cfg.precision != "fp32"
-
-
-def _set_requires_grad(nets, flag: bool) -> None:
-    for net in nets:
-        for p in net.parameters():
-            p.requires_grad_(flag)
+def seed_rank_streams(m: CycleGAN, rank: int) -> None:
+    """Each DDP rank keeps its own pools and gradient-penalty stream."""
+    m.pool_A.rng.manual_seed(stream_seed(m.cfg.seed, "pool_A", rank))
+    m.pool_B.rng.manual_seed(stream_seed(m.cfg.seed, "pool_B", rank))
+    m.gp_rng.manual_seed(stream_seed(m.cfg.seed, "gp", rank))
 
 
 def uses_batched_passes(cfg: TrialConfig) -> bool:
@@ -235,7 +194,7 @@ def generator_loss(m: CycleGAN, real_A: torch.Tensor, real_B: torch.Tensor):
     with amp:
         fake_B, rec_A, fake_A, rec_B, idt_B, idt_A = passes(m, real_A, real_B, identity)
 
-    _set_requires_grad((m.D_A, m.D_B), False)
+    set_requires_grad((m.D_A, m.D_B), False)
     with amp:
         if identity and idt_B is None:
             idt_B, idt_A = _identity_passes(m, real_A, real_B)
@@ -267,7 +226,7 @@ def train_step(m: CycleGAN, real_A: torch.Tensor, real_B: torch.Tensor) -> dict[
     loss_G.backward()
     m.opt_G.step()
 
-    _set_requires_grad((m.D_A, m.D_B), True)
+    set_requires_grad((m.D_A, m.D_B), True)
     m.opt_D.zero_grad(set_to_none=True)
     # The reference queries the pool of fake B (for its D_A, our D_B) first.
     pooled_B = m.pool_B.query(fake_B)
@@ -282,17 +241,3 @@ def train_step(m: CycleGAN, real_A: torch.Tensor, real_B: torch.Tensor) -> dict[
 
     values = dict(D_A=loss_D_A, D_B=loss_D_B, **parts)
     return {k: values[k].detach().float() for k in LOSS_NAMES}
-
-
-@torch.no_grad()
-def translate_batch(G: nn.Module, images: torch.Tensor, cfg: TrialConfig | None = None) -> torch.Tensor:
-    """G(images) in eval mode (batch norm uses running stats), restoring the mode after."""
-    was_training = G.training
-    G.eval()
-    try:
-        ctx = autocast(cfg, images.device) if cfg is not None else contextlib.nullcontext()
-        with ctx:
-            out = G(to_layout(images, cfg) if cfg is not None else images)
-        return out.float().contiguous()
-    finally:
-        G.train(was_training)

@@ -1,0 +1,149 @@
+"""Adding one: a model family from this file alone (registered below), run through train, resume,
+sweep and evaluation.
+
+The family is "identity", the do-nothing baseline: each generator is a 1x1 convolution that
+starts as the identity and is trained to stay one (L1 to its input, whose gradient is 0 there).
+Its fakes are its inputs, so its paired metrics must equal the do-nothing baseline's.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from conftest import make_paired_curated, tiny_config
+from maskcycle.config import FamilySettings, TrialConfig
+from maskcycle.models import families
+from maskcycle.models.optim import build_optimizer, build_scheduler
+from maskcycle.models.runtime import fused_default, prepare_network, to_layout
+
+TESTS = Path(__file__).resolve().parent
+
+
+@dataclasses.dataclass
+class IdentityModel:
+    cfg: TrialConfig
+    G_AB: nn.Module
+    G_BA: nn.Module
+    opt_G: torch.optim.Optimizer
+    sched_G: object
+
+    def state_dict(self) -> dict:
+        return {"G_AB": self.G_AB.state_dict(), "G_BA": self.G_BA.state_dict(),
+                "opt_G": self.opt_G.state_dict(), "sched_G": self.sched_G.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        for name in ("G_AB", "G_BA", "opt_G", "sched_G"):
+            getattr(self, name).load_state_dict(state[name])
+
+    def rank_state(self) -> dict:
+        return {}
+
+    def load_rank_state(self, state: dict) -> None:
+        pass
+
+
+class Identity:
+    """The family: the members models.families.Family names, nothing else."""
+
+    SETTINGS = FamilySettings(two_way=True)
+    LOSS_NAMES = ("idt_A", "idt_B")
+    G_LOSS_TERMS = ("idt_A", "idt_B")
+    NEEDS_PAIRS = False
+
+    @staticmethod
+    def generator(cfg: TrialConfig) -> nn.Module:
+        conv = nn.Conv2d(3, 3, 1)
+        with torch.no_grad():
+            conv.weight.copy_(torch.eye(3).view(3, 3, 1, 1))
+            conv.bias.zero_()
+        return conv
+
+    @staticmethod
+    def build(cfg: TrialConfig, device="cpu", fused=None) -> IdentityModel:
+        G_AB, G_BA = (prepare_network(Identity.generator(cfg), cfg, device) for _ in range(2))
+        opt = build_optimizer([*G_AB.parameters(), *G_BA.parameters()], cfg, fused_default(cfg, fused))
+        return IdentityModel(cfg, G_AB, G_BA, opt, build_scheduler(opt, cfg))
+
+    @staticmethod
+    def train_step(m: IdentityModel, real_A: torch.Tensor, real_B: torch.Tensor) -> dict[str, torch.Tensor]:
+        real_A, real_B = to_layout(real_A, m.cfg), to_layout(real_B, m.cfg)
+        m.opt_G.zero_grad(set_to_none=True)
+        losses = {"idt_A": F.l1_loss(m.G_BA(real_A), real_A), "idt_B": F.l1_loss(m.G_AB(real_B), real_B)}
+        sum(losses.values()).backward()
+        m.opt_G.step()
+        return {k: v.detach() for k, v in losses.items()}
+
+    @staticmethod
+    def schedulers(m: IdentityModel) -> list:
+        return [m.sched_G]
+
+    @staticmethod
+    def networks(m: IdentityModel) -> dict[str, nn.Module]:
+        return {"G_AB": m.G_AB, "G_BA": m.G_BA}
+
+    @staticmethod
+    def seed_rank_streams(m: IdentityModel, rank: int) -> None:
+        pass  # no random streams
+
+
+families.register("identity", Identity)  # the one line a new family adds
+
+
+def test_a_family_lacking_a_member_is_refused():
+    class Half:
+        LOSS_NAMES = ("x",)
+
+    with pytest.raises(TypeError, match="lacks G_LOSS_TERMS, NEEDS_PAIRS, SETTINGS, build"):
+        families.register("half", Half)
+    assert "half" not in families.FAMILIES
+
+
+def test_the_toy_family_trains_resumes_and_is_evaluated(tmp_path):
+    from maskcycle.evaluation import evaluate
+    from maskcycle.training.trainer import train
+
+    curated = make_paired_curated(tmp_path)
+    cfg = tiny_config(curated, model="identity", name="idt")
+    assert cfg.directions == ("AB", "BA")
+    whole, parts = tmp_path / "whole" / "idt", tmp_path / "parts" / "idt"
+    train(cfg, whole, progress=False)
+    train(cfg, parts, stop_after_epochs=1, progress=False)
+    assert (parts / "run.json").read_text().count('"stopped"')
+    train(cfg, parts, progress=False)  # resumes at epoch 2
+    assert (whole / "losses.csv").read_text() == (parts / "losses.csv").read_text()
+    assert (whole / "losses.csv").read_text().splitlines()[0] == "epoch,batch,images,lr,idt_A,idt_B"
+
+    record = evaluate.evaluate_trial(whole, evaluate.Scorer(None, "no extractor in this test"), curated,
+                                     progress=False)
+    assert record["model"] == "identity" and record["directions"] == "AB,BA"
+    # fakes = inputs: the do-nothing baseline's numbers, to the rounding of a uint8 round trip
+    assert record["psnr_BA"] == pytest.approx(record["psnr_BA_input"], rel=1e-3)
+    assert record["ssim_AB"] == pytest.approx(record["ssim_AB_input"], rel=1e-3)
+
+
+@pytest.mark.slow
+def test_the_toy_family_runs_through_a_sweep(tmp_path, monkeypatch):
+    from maskcycle import results
+    from maskcycle.training import sweep
+
+    curated = make_paired_curated(tmp_path)
+    params = tmp_path / "identity.yaml"
+    settings = {k: v for k, v in tiny_config(curated).to_dict().items()
+                if k in ("netG", "ngf", "ndf", "load_size", "crop_size", "batch_size", "n_samples")}
+    params.write_text("".join(f"{k}: {v}\n" for k, v in {**settings, "model": "identity", "n_epochs": 1,
+                                                          "n_epochs_decay": 0}.items()))
+    # the sweep's notebooks run in other processes: they import this file to have the family
+    monkeypatch.setenv(families.PLUGINS_ENV, "test_add_one")
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(TESTS), os.environ.get("PYTHONPATH")])))
+    out = tmp_path / "sweep"
+    records = sweep.run_sweep([params], out, [f"dataroot={curated}"], echo=lambda *a: None)
+    assert [r["status"] for r in records] == ["finished"], records
+    table = results.summary_table(out)
+    assert table.loc[0, "model"] == "identity" and table.loc[0, "directions"] == "AB,BA"
