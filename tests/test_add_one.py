@@ -1,5 +1,5 @@
-"""Adding one: a model family from this file alone (registered below), run through train, resume,
-sweep and evaluation.
+"""Adding one, from this file alone: a model family (registered below) run through train, resume,
+sweep and evaluation; a CycleGAN loss term.
 
 The family is "identity", the do-nothing baseline: each generator is a 1x1 convolution that
 starts as the identity and is trained to stay one (L1 to its input, whose gradient is 0 there).
@@ -19,7 +19,7 @@ from torch import nn
 
 from conftest import make_paired_curated, tiny_config
 from maskcycle.config import FamilySettings, TrialConfig
-from maskcycle.models import families
+from maskcycle.models import cyclegan, families
 from maskcycle.models.optim import build_optimizer, build_scheduler
 from maskcycle.models.runtime import fused_default, prepare_network, to_layout
 
@@ -53,9 +53,15 @@ class Identity:
     """The family: the members models.families.Family names, nothing else."""
 
     SETTINGS = FamilySettings(two_way=True)
-    LOSS_NAMES = ("idt_A", "idt_B")
-    G_LOSS_TERMS = ("idt_A", "idt_B")
     NEEDS_PAIRS = False
+
+    @staticmethod
+    def loss_names(cfg: TrialConfig) -> tuple[str, ...]:
+        return ("idt_A", "idt_B")
+
+    @staticmethod
+    def g_loss_terms(cfg: TrialConfig) -> tuple[str, ...]:
+        return ("idt_A", "idt_B")
 
     @staticmethod
     def generator(cfg: TrialConfig) -> nn.Module:
@@ -98,9 +104,9 @@ families.register("identity", Identity)  # the one line a new family adds
 
 def test_a_family_lacking_a_member_is_refused():
     class Half:
-        LOSS_NAMES = ("x",)
+        NEEDS_PAIRS = False
 
-    with pytest.raises(TypeError, match="lacks G_LOSS_TERMS, NEEDS_PAIRS, SETTINGS, build"):
+    with pytest.raises(TypeError, match="lacks SETTINGS, build, g_loss_terms, generator, loss_names"):
         families.register("half", Half)
     assert "half" not in families.FAMILIES
 
@@ -147,3 +153,23 @@ def test_the_toy_family_runs_through_a_sweep(tmp_path, monkeypatch):
     assert [r["status"] for r in records] == ["finished"], records
     table = results.summary_table(out)
     assert table.loc[0, "model"] == "identity" and table.loc[0, "directions"] == "AB,BA"
+
+
+def total_variation_AB(m, p: cyclegan.Passes) -> torch.Tensor:
+    """A toy term: smoothness of the masked fakes (vertical neighbours)."""
+    return (p.fake_B[..., 1:, :] - p.fake_B[..., :-1, :]).abs().mean() * 0.1
+
+
+def test_a_cyclegan_loss_term_is_one_function_and_one_line(tiny_data, tmp_path, monkeypatch):
+    from maskcycle.training.trainer import train
+
+    cfg = tiny_config(tiny_data, n_epochs=1, n_epochs_decay=0)
+    x = torch.rand(2, 3, 32, 32) * 2 - 1
+    before, _, _ = cyclegan.generator_loss(cyclegan.build(cfg), x, x.flip(3))
+    monkeypatch.setitem(cyclegan.G_TERMS, "tv_AB", total_variation_AB)  # the one line
+    after, parts, _ = cyclegan.generator_loss(cyclegan.build(cfg), x, x.flip(3))
+    assert float(parts["tv_AB"]) > 0 and float(after - before) == pytest.approx(float(parts["tv_AB"]), rel=1e-4)
+
+    train(cfg, tmp_path / "tv", progress=False)
+    lines = (tmp_path / "tv" / "losses.csv").read_text().splitlines()
+    assert lines[0].endswith(",idt_BA,tv_AB") and all(float(r.split(",")[-1]) > 0 for r in lines[1:])

@@ -275,11 +275,25 @@ class _UniqueKeyLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
-def read_settings_yaml(path: str | os.PathLike) -> dict[str, Any]:
-    """A params file's mapping of settings; ConfigError naming the file when it cannot be read, is
-    not UTF-8 or YAML, repeats a key, or is empty (which would silently mean a full-size,
-    200-epoch run with every default)."""
-    path = Path(path)
+BASE_KEY = "base"  # a params file's `base: other.yaml` (beside it): its settings, then this file's over them
+
+
+def read_settings_yaml(path: str | os.PathLike, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """A params file's mapping of settings, over those of its `base:` file when it names one (so a
+    study's variant states only what it changes); ConfigError naming the file when it cannot be
+    read, is not UTF-8 or YAML, repeats a key, is empty (which would silently mean a full-size,
+    200-epoch run with every default), or its bases form a loop."""
+    values = _read_one_settings_file(Path(path))
+    base = values.pop(BASE_KEY, None)
+    if base is None:
+        return values
+    base_path = Path(path).parent / str(base)
+    if base_path.resolve() in _seen or base_path.resolve() == Path(path).resolve():
+        raise ConfigError(f"{path}: key 'base': {base!r} leads back to itself")
+    return {**read_settings_yaml(base_path, (*_seen, Path(path).resolve())), **values}
+
+
+def _read_one_settings_file(path: Path) -> dict[str, Any]:
     try:
         text = path.read_bytes().decode("utf-8")
     except OSError as exc:

@@ -8,7 +8,9 @@ importer (`checkpoints.load_reference_generator`) speaks the reference's names.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import itertools
+import operator
 
 import torch
 import torch.nn.functional as F
@@ -183,6 +185,66 @@ def _batched_passes(m: CycleGAN, real_A: torch.Tensor, real_B: torch.Tensor, ide
     return fake_B, rec_A, fake_A, rec_B, idt_B, idt_A
 
 
+@dataclasses.dataclass
+class Passes:
+    """What the generator passes of one step produced (idt_* None without the identity loss)."""
+
+    real_A: torch.Tensor
+    real_B: torch.Tensor
+    fake_A: torch.Tensor
+    fake_B: torch.Tensor
+    rec_A: torch.Tensor
+    rec_B: torch.Tensor
+    idt_A: torch.Tensor | None  # G_BA(A)
+    idt_B: torch.Tensor | None  # G_AB(B)
+
+
+def adversarial_AB(m: CycleGAN, p: Passes) -> torch.Tensor:
+    return gan_loss(m.D_B(p.fake_B), True, m.cfg.gan_mode)
+
+
+def adversarial_BA(m: CycleGAN, p: Passes) -> torch.Tensor:
+    return gan_loss(m.D_A(p.fake_A), True, m.cfg.gan_mode)
+
+
+def cycle_A(m: CycleGAN, p: Passes) -> torch.Tensor:
+    return cycle_loss(p.rec_A, p.real_A, m.cfg.cycle_loss) * m.cfg.lambda_A
+
+
+def cycle_B(m: CycleGAN, p: Passes) -> torch.Tensor:
+    return cycle_loss(p.rec_B, p.real_B, m.cfg.cycle_loss) * m.cfg.lambda_B
+
+
+def identity_AB(m: CycleGAN, p: Passes) -> torch.Tensor:
+    """|G_AB(B) - B|, weighted as the reference weights its idt_A."""
+    if p.idt_B is None:
+        return p.real_A.new_zeros(())
+    return F.l1_loss(p.idt_B, p.real_B) * m.cfg.lambda_B * m.cfg.lambda_identity
+
+
+def identity_BA(m: CycleGAN, p: Passes) -> torch.Tensor:
+    if p.idt_A is None:
+        return p.real_A.new_zeros(())
+    return F.l1_loss(p.idt_A, p.real_A) * m.cfg.lambda_A * m.cfg.lambda_identity
+
+
+# The generator loss terms, name -> function(model, passes) -> weighted loss, computed in this order
+# (the reference's: it fixes the order autograd accumulates gradients in). A new term is one function
+# and one line here; it is summed after the others and logged as the last column of losses.csv.
+G_TERMS = {"idt_AB": identity_AB, "idt_BA": identity_BA, "G_AB": adversarial_AB, "G_BA": adversarial_BA,
+           "cycle_A": cycle_A, "cycle_B": cycle_B}
+
+
+def loss_names(cfg: TrialConfig) -> tuple[str, ...]:
+    """The columns of losses.csv: the reference's eight, then any added term."""
+    return LOSS_NAMES + tuple(k for k in G_TERMS if k not in LOSS_NAMES)
+
+
+def g_loss_terms(cfg: TrialConfig) -> tuple[str, ...]:
+    """The terms in the order they are summed (the reference's, then any added term)."""
+    return G_LOSS_TERMS + tuple(k for k in G_TERMS if k not in G_LOSS_TERMS)
+
+
 def generator_loss(m: CycleGAN, real_A: torch.Tensor, real_B: torch.Tensor):
     """The generators' forward and loss, with both D frozen: (loss_G, its parts, (fake_A,
     fake_B)). Split out of `train_step` so tests can compare gradients of the paths."""
@@ -198,17 +260,9 @@ def generator_loss(m: CycleGAN, real_A: torch.Tensor, real_B: torch.Tensor):
     with amp:
         if identity and idt_B is None:
             idt_B, idt_A = _identity_passes(m, real_A, real_B)
-        if identity:
-            idt_AB = F.l1_loss(idt_B, real_B) * cfg.lambda_B * cfg.lambda_identity
-            idt_BA = F.l1_loss(idt_A, real_A) * cfg.lambda_A * cfg.lambda_identity
-        else:
-            idt_AB = idt_BA = real_A.new_zeros(())
-        adv_AB = gan_loss(m.D_B(fake_B), True, cfg.gan_mode)
-        adv_BA = gan_loss(m.D_A(fake_A), True, cfg.gan_mode)
-        cyc_A = cycle_loss(rec_A, real_A, cfg.cycle_loss) * cfg.lambda_A
-        cyc_B = cycle_loss(rec_B, real_B, cfg.cycle_loss) * cfg.lambda_B
-        loss_G = adv_AB + adv_BA + cyc_A + cyc_B + idt_AB + idt_BA
-    parts = dict(G_AB=adv_AB, cycle_A=cyc_A, idt_AB=idt_AB, G_BA=adv_BA, cycle_B=cyc_B, idt_BA=idt_BA)
+        p = Passes(real_A, real_B, fake_A, fake_B, rec_A, rec_B, idt_A, idt_B)
+        parts = {name: term(m, p) for name, term in G_TERMS.items()}
+        loss_G = functools.reduce(operator.add, (parts[k] for k in g_loss_terms(cfg)))
     return loss_G, parts, (fake_A, fake_B)
 
 
@@ -240,4 +294,4 @@ def train_step(m: CycleGAN, real_A: torch.Tensor, real_B: torch.Tensor) -> dict[
     m.opt_D.step()
 
     values = dict(D_A=loss_D_A, D_B=loss_D_B, **parts)
-    return {k: values[k].detach().float() for k in LOSS_NAMES}
+    return {k: values[k].detach().float() for k in loss_names(cfg)}

@@ -40,9 +40,13 @@ class Family(Protocol):
     """The contract of a model family (a module, or any object with these members; checked on `register`)."""
 
     SETTINGS: FamilySettings  # directions, presets and value checks: its part of TrialConfig
-    LOSS_NAMES: tuple[str, ...]  # the columns of losses.csv, in order
-    G_LOSS_TERMS: tuple[str, ...]  # the losses that sum to the generator loss (plateau schedule)
     NEEDS_PAIRS: bool  # trains on curated pairs (data.paired) instead of unpaired batches
+
+    def loss_names(self, cfg: TrialConfig) -> tuple[str, ...]:
+        """The losses train_step returns: the columns of losses.csv, in order."""
+
+    def g_loss_terms(self, cfg: TrialConfig) -> tuple[str, ...]:
+        """The losses that sum to the generator loss (the plateau schedule's loss_G)."""
 
     def build(self, cfg: TrialConfig, device: torch.device | str = "cpu", fused: bool | None = None) -> Model:
         """A fresh model (seeded by cfg.seed; its random streams from runtime.stream)."""
@@ -51,7 +55,7 @@ class Family(Protocol):
         """An untrained generator of the trial's architecture: what a saved G_AB / G_BA loads into."""
 
     def train_step(self, m: Model, real_A: torch.Tensor, real_B: torch.Tensor) -> dict[str, torch.Tensor]:
-        """One iteration; the detached losses named LOSS_NAMES (on the device, no host sync)."""
+        """One iteration; the detached losses named loss_names(cfg) (on the device, no host sync)."""
 
     def schedulers(self, m: Model) -> list:
         """m's learning-rate schedulers, in the order they are stepped."""

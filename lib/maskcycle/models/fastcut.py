@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from maskcycle.config import FamilySettings
 from maskcycle.models.cut import (
-    G_LOSS_TERMS,
-    LOSS_NAMES,
     NEEDS_PAIRS,
     build,
     check_settings,
+    g_loss_terms,
     generator,
+    loss_names,
     networks,
     schedulers,
     seed_rank_streams,
@@ -20,5 +20,5 @@ from maskcycle.models.cut import (
 FASTCUT_MODE = {"lambda_NCE": 10.0, "nce_idt": False, "flip_equivariance": True}  # reference CUT_mode FastCUT
 SETTINGS = FamilySettings(presets=FASTCUT_MODE, check=check_settings)
 
-__all__ = ["G_LOSS_TERMS", "LOSS_NAMES", "NEEDS_PAIRS", "SETTINGS", "build", "generator", "networks", "schedulers",
-           "seed_rank_streams", "train_step"]
+__all__ = ["NEEDS_PAIRS", "SETTINGS", "build", "g_loss_terms", "generator", "loss_names", "networks",
+           "schedulers", "seed_rank_streams", "train_step"]

@@ -108,6 +108,14 @@ def generator(cfg: TrialConfig) -> nn.Module:
     return build_generator(cfg)
 
 
+def loss_names(cfg: TrialConfig) -> tuple[str, ...]:
+    return LOSS_NAMES
+
+
+def g_loss_terms(cfg: TrialConfig) -> tuple[str, ...]:
+    return G_LOSS_TERMS
+
+
 def schedulers(m: Pix2Pix) -> list:
     return m.schedulers()
 

@@ -129,7 +129,7 @@ class _Runner:
         self.data = UnpairedData(cfg.dataroot, cfg)
         self.fam = family(cfg)
         self.model = self.fam.build(cfg, device, fused)
-        self.names = self.fam.LOSS_NAMES
+        self.names = self.fam.loss_names(cfg)
         self.it, self.epoch, self.plan = 0, 0, None
         self.losses: list[list[float]] = []
 

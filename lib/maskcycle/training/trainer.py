@@ -326,7 +326,7 @@ def _start(cfg: TrialConfig, out: Path, progress: bool, r: ddp.Rank, device: tor
         state = RunState.from_checkpoint(saved)
     if r.is_main:
         cfg.to_yaml(out / "config.yaml")
-    log = LossLog(out / "losses.csv" if r.is_main else None, state.images, fam.LOSS_NAMES)
+    log = LossLog(out / "losses.csv" if r.is_main else None, state.images, fam.loss_names(cfg))
     run = Run(cfg, out, fam, m, step_m, data, samples, log, r, device, progress, stop, data_fingerprint(cfg.dataroot))
     run.next_latest = (state.images // cfg.save_latest_freq + 1) * cfg.save_latest_freq
     return run, state
@@ -357,12 +357,13 @@ def _run_epoch(run: Run, state: RunState) -> None:
     bar = tqdm.tqdm(range(state.batch, n_batches), desc=f"{cfg.name} epoch {state.epoch}/{cfg.total_epochs}",
                     disable=not (run.progress and r.is_main), leave=False, mininterval=1.0)
     loss_G_acc = torch.zeros((), device=run.device)  # summed on the device: no host sync per step
+    g_terms = run.fam.g_loss_terms(cfg)
     for b in bar:
         real_A, real_B = run.data.batch(plan, b, run.device)
         losses = ddp.mean_losses(run.fam.train_step(run.step_m, real_A, real_B), r)
         state.images += len(real_A) * r.world_size  # global images, as one process counts them
         epoch_images += len(real_A) * r.world_size
-        loss_G_acc += sum(losses[k] for k in run.fam.G_LOSS_TERMS)
+        loss_G_acc += sum(losses[k] for k in g_terms)
         state.loss_G_n += 1
         run.log.add(state.epoch, b, state.images, lr, losses)
         if len(run.log.pending) >= cfg.log_freq or b == n_batches - 1:
