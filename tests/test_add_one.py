@@ -1,5 +1,5 @@
 """Adding one, from this file alone: a model family (registered below) run through train, resume,
-sweep and evaluation; a CycleGAN loss term.
+sweep and evaluation; a metric; a CycleGAN loss term.
 
 The family is "identity", the do-nothing baseline: each generator is a 1x1 convolution that
 starts as the identity and is trained to stay one (L1 to its input, whose gradient is 0 there).
@@ -111,9 +111,17 @@ def test_a_family_lacking_a_member_is_refused():
     assert "half" not in families.FAMILIES
 
 
-def test_the_toy_family_trains_resumes_and_is_evaluated(tmp_path):
-    from maskcycle.evaluation import evaluate
+def brightness_gap(fakes, reals, pairs) -> dict:
+    """A toy metric: how far the fakes' mean brightness is from the real target domain's."""
+    return {"gap": float(abs(fakes.mean() - reals.mean())), "pairs": len(pairs)}
+
+
+def test_the_toy_family_trains_resumes_and_is_evaluated_with_a_toy_metric(tmp_path, monkeypatch):
+    from maskcycle import results
+    from maskcycle.evaluation import evaluate, metrics
     from maskcycle.training.trainer import train
+
+    monkeypatch.setattr(metrics, "METRICS", [*metrics.METRICS, brightness_gap])  # the one line
 
     curated = make_paired_curated(tmp_path)
     cfg = tiny_config(curated, model="identity", name="idt")
@@ -132,6 +140,10 @@ def test_the_toy_family_trains_resumes_and_is_evaluated(tmp_path):
     # fakes = inputs: the do-nothing baseline's numbers, to the rounding of a uint8 round trip
     assert record["psnr_BA"] == pytest.approx(record["psnr_BA_input"], rel=1e-3)
     assert record["ssim_AB"] == pytest.approx(record["ssim_AB_input"], rel=1e-3)
+    test = evaluate.load_test_sets(curated, cfg.crop_size)  # fakes = inputs: the gap of test A and test B
+    assert record["gap_AB"] == pytest.approx(abs(test.A.mean() - test.B.mean()), abs=0.5)
+    assert record["pairs_AB"] == record["n_pairs_AB"] > 0 and record["by_epoch"][0]["gap_BA"] is not None
+    assert results.summary_table(whole.parent).loc[0, "gap_BA"] == record["gap_BA"]
 
 
 @pytest.mark.slow
@@ -168,7 +180,8 @@ def test_a_cyclegan_loss_term_is_one_function_and_one_line(tiny_data, tmp_path, 
     before, _, _ = cyclegan.generator_loss(cyclegan.build(cfg), x, x.flip(3))
     monkeypatch.setitem(cyclegan.G_TERMS, "tv_AB", total_variation_AB)  # the one line
     after, parts, _ = cyclegan.generator_loss(cyclegan.build(cfg), x, x.flip(3))
-    assert float(parts["tv_AB"]) > 0 and float(after - before) == pytest.approx(float(parts["tv_AB"]), rel=1e-4)
+    assert float(parts["tv_AB"].detach()) > 0
+    assert float((after - before).detach()) == pytest.approx(float(parts["tv_AB"].detach()), rel=1e-4)
 
     train(cfg, tmp_path / "tv", progress=False)
     lines = (tmp_path / "tv" / "losses.csv").read_text().splitlines()
