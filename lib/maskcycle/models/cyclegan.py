@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from maskcycle.config import FamilySettings, TrialConfig
+from maskcycle.models.execution import require_resolved
 from maskcycle.models.losses import cycle_loss, gan_loss, gradient_penalty
 from maskcycle.models.networks import build_discriminator, build_generator
 from maskcycle.models.optim import build_optimizer, build_scheduler
@@ -133,6 +134,7 @@ def uses_batched_passes(cfg: TrialConfig) -> bool:
     per-sample. Batch norm's statistics would mix the concatenated images, so it keeps the
     separate passes. (With `use_dropout` the batched call draws its dropout masks in another
     order: same distribution, other numbers.)"""
+    require_resolved(cfg)
     return cfg.batched_passes and cfg.norm != "batch"
 
 

@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from maskcycle.config import TrialConfig
+from maskcycle.models.execution import require_resolved
 
 # Seed offsets of every random stream of a trial (seed + offset on rank 0 / a single process).
 # One table, so two streams never share a seed; a new family adds its streams here.
@@ -51,6 +52,7 @@ def is_plain(cfg: TrialConfig) -> bool:
     """The plain path: fp32, contiguous, eager, separate passes. It is the exactness reference;
     any fast switch (precision bf16, channels_last, compile, batched_passes) also takes the
     fused optimiser."""
+    require_resolved(cfg)
     return cfg.precision == "fp32" and not cfg.channels_last and not cfg.compile and not cfg.batched_passes
 
 
@@ -61,6 +63,7 @@ def fused_default(cfg: TrialConfig, fused: bool | None) -> bool:
 
 def autocast(cfg: TrialConfig, device: torch.device | str):
     """bf16 autocast (CPU and CUDA) when asked for; fp32 (no autocast) is the exactness reference."""
+    require_resolved(cfg)
     if cfg.precision == "bf16":
         return torch.autocast(torch.device(device).type, dtype=torch.bfloat16)
     return contextlib.nullcontext()
@@ -96,6 +99,7 @@ def prepare_network(net: nn.Module, cfg: TrialConfig, device: torch.device | str
     batch-1 instance-norm fix) and `torch.compile` (in place, so state-dict keys stay plain).
     Mode "reduce-overhead" records CUDA graphs, one per call site and shape (the batched step
     has static shapes: 2n, 3n and n per generator; a short last batch records once more)."""
+    require_resolved(cfg)
     net = net.to(device)
     if cfg.channels_last:
         _swap_instance_norms(net)
@@ -107,7 +111,7 @@ def prepare_network(net: nn.Module, cfg: TrialConfig, device: torch.device | str
 
 def to_layout(x: torch.Tensor, cfg: TrialConfig) -> torch.Tensor:
     """A batch in the memory layout the networks use."""
-    return x.contiguous(memory_format=torch.channels_last) if cfg.channels_last else x
+    return x.contiguous(memory_format=torch.channels_last) if cfg.channels_last is True else x
 
 
 def configure_backends(cfg: TrialConfig, device: torch.device | str) -> None:
