@@ -25,7 +25,7 @@ from maskcycle.data.images import (
 )
 from maskcycle.io import check_output, check_writable
 from maskcycle.models import checkpoints, execution
-from maskcycle.models.cyclegan import translate_batch
+from maskcycle.models.runtime import translate_batch
 
 
 def load_generator(checkpoint: str | Path, direction: str, device: torch.device | str = "cpu",
