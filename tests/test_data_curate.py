@@ -181,7 +181,7 @@ def test_training_pairs_are_identity_disjoint_from_test(curated):
         row = pairs.iloc[0]
         assert np.array_equal(read_rgb(out / folder / row.file), read_rgb(row[col], s.load_size))
     from maskcycle.config import TrialConfig
-    from maskcycle.data.paired import PairedData
+    from maskcycle.data.paired_batches import PairedData
 
     data = PairedData(out, TrialConfig(model="pix2pix", load_size=s.load_size, crop_size=32, netG="resnet_6blocks"))
     assert len(data) == len(pairs)
@@ -193,7 +193,7 @@ def test_an_already_curated_folder_gets_no_pair_list(curated, tmp_path):
     C.curate(again, curated=out, settings=C.Settings(load_size=40, sharpness_min=0), workers=1, progress=False)
     assert not (again / "pairs_train.csv").exists()
     from maskcycle.config import TrialConfig
-    from maskcycle.data.paired import NoPairsError, PairedData
+    from maskcycle.data.paired_batches import NoPairsError, PairedData
 
     with pytest.raises(NoPairsError, match="pairs_train.csv"):
         PairedData(again, TrialConfig(model="pix2pix", load_size=40, crop_size=32, netG="resnet_6blocks"))

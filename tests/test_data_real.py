@@ -10,7 +10,7 @@ from PIL import Image, ImageFilter
 
 from maskcycle.cli import main
 from maskcycle.data import curate as C
-from maskcycle.data import faces, measures, pairs, report
+from maskcycle.data import faces, measures, pair_checks, report
 from maskcycle.data.images import read_rgb
 from maskcycle.evaluation import evaluate
 
@@ -83,17 +83,17 @@ def test_curated_names_are_not_identities_unless_a_pairs_csv_says_so(astronaut, 
 
 
 def test_pair_checks_flag_wrong_pairs_and_derive_placement(aligned, astronaut):
-    ok = pairs.check_pair(_masked(aligned), aligned)
+    ok = pair_checks.check_pair(_masked(aligned), aligned)
     assert ok["check"] == "ok" and 0.10 <= ok["mask_share"] <= 0.35
     assert ok["derived_placement"] == "correct" and ok["upper_face_distance"] < faces.SAME_PERSON
     other = np.asarray(Image.fromarray(astronaut[:256, 256:]))  # not the same photo at all
-    assert pairs.check_pair(_masked(aligned), other)["check"] == "mask_region_large"
+    assert pair_checks.check_pair(_masked(aligned), other)["check"] == "mask_region_large"
     tiny = _masked(aligned, 0.9, 0.93)  # a thin strip: too little to be a mask
-    assert "mask_region_small" in pairs.check_pair(tiny, aligned)["check"]
-    low = pairs.check_pair(_masked(aligned, 0.78, 0.95), aligned)  # a mask below the mouth, named correct
+    assert "mask_region_small" in pair_checks.check_pair(tiny, aligned)["check"]
+    low = pair_checks.check_pair(_masked(aligned, 0.78, 0.95), aligned)  # a mask below the mouth, named correct
     assert "nose_or_mouth_outside_region" in low["check"] and low["derived_placement"] != "correct"
-    assert pairs.placement_from(0.0, 1.0, 1.0) == "nose_uncovered"
-    assert pairs.placement_from(1.0, 1.0, 0.0) == "chin_uncovered"
+    assert pair_checks.placement_from(0.0, 1.0, 1.0) == "nose_uncovered"
+    assert pair_checks.placement_from(1.0, 1.0, 0.0) == "chin_uncovered"
 
 
 def test_evaluation_leaves_flagged_pairs_out(tmp_path):

@@ -9,7 +9,7 @@ import torch
 
 from conftest import TINY_CUT, TINY_PIX2PIX, add_train_pairs, make_paired_curated, tiny_config
 from maskcycle.config import ConfigError, TrialConfig
-from maskcycle.data.paired import NoPairsError
+from maskcycle.data.paired_batches import NoPairsError
 from maskcycle.models import families
 from maskcycle.models.checkpoints import load, load_generators
 from maskcycle.models.losses import patch_nce_loss
@@ -166,7 +166,7 @@ def test_pix2pix_refuses_unpaired_data(tiny_data, tmp_path):
 
 
 def test_paired_batches_share_crop_and_flip(paired):
-    from maskcycle.data.paired import PairedData
+    from maskcycle.data.paired_batches import PairedData
 
     cfg = tiny_config(paired, **TINY_PIX2PIX)
     data = PairedData(paired, cfg.replace(load_size=40, crop_size=32, netG="resnet_6blocks"))

@@ -44,10 +44,10 @@ import pandas as pd
 
 from maskcycle.config import add_field_arguments, at_least, check_field_types, from_arguments, setting
 from maskcycle.data import measures, readers
-from maskcycle.data import pairs as pairs_mod
+from maskcycle.data import pair_checks as pairs_mod
 from maskcycle.data.cache import cached_images
 from maskcycle.data.images import ImageReadError, read_rgb, write_png
-from maskcycle.data.paired import PAIR_FOLDERS, PAIRS_TRAIN
+from maskcycle.data.paired_batches import PAIR_FOLDERS, PAIRS_TRAIN
 from maskcycle.data.parallel import parallel_map
 from maskcycle.io import atomic_write_text, check_output, read_csv_rows
 

@@ -44,8 +44,9 @@ from maskcycle import results
 from maskcycle.config import ConfigError, TrialConfig, at_least, parse_overrides, resolve_device
 from maskcycle.data.cache import cached_set
 from maskcycle.data.images import ImageReadError, list_images, read_rgb, write_png
-from maskcycle.evaluation import external, facedist, metrics, paired
+from maskcycle.evaluation import external, facedist, metrics
 from maskcycle.evaluation import fid as fidlib
+from maskcycle.evaluation import paired_metrics as paired
 from maskcycle.evaluation.translate import translate_array
 from maskcycle.io import atomic_write_text, check_output, utc_now
 from maskcycle.models import checkpoints

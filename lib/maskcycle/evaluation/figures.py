@@ -204,7 +204,7 @@ def paired_plot(pairs: pd.DataFrame, save=None):
 def example_pairs(trial_dir: str | Path, n: int = 4, direction: str = "BA", save=None):
     """A few test pairs of one trial: input, translation, true counterpart, and the mask region."""
     from maskcycle.data.images import ImageReadError, list_images, read_rgb
-    from maskcycle.evaluation import paired
+    from maskcycle.evaluation import paired_metrics
     from maskcycle.evaluation.evaluate import read_pairs
 
     trial_dir = Path(trial_dir)
@@ -225,8 +225,9 @@ def example_pairs(trial_dir: str | Path, n: int = 4, direction: str = "BA", save
             break
     fig, axes = plt.subplots(max(len(rows), 1), 4, figsize=(8, 2.1 * max(len(rows), 1)), squeeze=False)
     for ax_row, (source, fake, truth) in zip(axes, rows):
-        region = paired.mask_region(source, truth) if direction == "BA" else paired.mask_region(truth, source)
-        p = paired.psnr(fake, truth)
+        masked, unmasked = (source, truth) if direction == "BA" else (truth, source)
+        region = paired_metrics.mask_region(masked, unmasked)
+        p = paired_metrics.psnr(fake, truth)
         for ax, img, title in zip(ax_row, (source, fake, truth, region),
                                   ("input", f"G_{direction} ({p:.1f} dB)" if math.isfinite(p) else "fake",
                                    "true counterpart", "mask region")):

@@ -40,7 +40,7 @@ class Family(Protocol):
     """The contract of a model family (a module, or any object with these members; checked on `register`)."""
 
     SETTINGS: FamilySettings  # directions, presets and value checks: its part of TrialConfig
-    NEEDS_PAIRS: bool  # trains on curated pairs (data.paired) instead of unpaired batches
+    NEEDS_PAIRS: bool  # trains on curated pairs (data.paired_batches) instead of unpaired batches
 
     def loss_names(self, cfg: TrialConfig) -> tuple[str, ...]:
         """The losses train_step returns: the columns of losses.csv, in order."""

@@ -3,7 +3,7 @@ trained on pairs with a conditional PatchGAN that judges (input, output) concate
 GAN + lambda_L1 * L1 to the true counterpart.
 
 One direction per trial (`cfg.direction`): AB maps unmasked -> masked (src = A), BA the reverse.
-Batches come from the curated pair list (maskcycle.data.paired). The step follows the reference
+Batches come from the curated pair list (maskcycle.data.paired_batches). The step follows the reference
 `Pix2PixModel.optimize_parameters`: G(src); D on pool((src, fake)) vs (src, tgt), 0.5 x the sum;
 then G on GAN((src, fake), real) + lambda_L1 * |fake - tgt|. The reference's defaults that are
 shared TrialConfig fields (unet_256, batch norm, vanilla, pool 0, dropout) are set in its params

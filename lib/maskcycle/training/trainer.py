@@ -34,7 +34,7 @@ from torchvision.utils import make_grid, save_image
 
 from maskcycle.config import RUN_CONTROL_FIELDS, ConfigError, TrialConfig, at_least, resolve_device
 from maskcycle.data.cache import content_fingerprint
-from maskcycle.data.paired import PairedData
+from maskcycle.data.paired_batches import PairedData
 from maskcycle.data.unpaired import UnpairedData, fixed_samples
 from maskcycle.io import (
     atomic_path,

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from maskcycle.data.pairs import mask_region  # noqa: F401 - one definition, shared with curation
+from maskcycle.data.pair_checks import mask_region  # noqa: F401 - one definition, shared with curation
 
 DATA_RANGE = 255.0
 
