@@ -52,9 +52,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from IPython.display import Markdown, display
-from scipy import stats
 
-from maskcycle.survey import analysis
+from maskcycle.survey import analysis, figures
 from maskcycle.survey import stats as survey_stats
 
 pd.set_option('display.width', 160)
@@ -95,13 +94,7 @@ print('response time (ms) per answer:', answers.rt_ms.describe().round(0).to_dic
 # %%
 people = result['participants']
 n_items = int(people.n.max())
-fig, ax = plt.subplots(figsize=(7, 3.5))
-bins = np.arange(-0.5, n_items + 1.5)
-ax.hist(people.score, bins=bins, color='tab:blue', alpha=0.8, label='participants')
-k = np.arange(n_items + 1)
-ax.plot(k, len(people) * stats.binom.pmf(k, n_items, 0.5), 'o-', color='grey', ms=3, label='guessing')
-ax.set_xlabel(f'correct answers (of {n_items})'); ax.set_ylabel('participants'); ax.legend()
-ax.set_title(('SIMULATED: ' if simulated else '') + 'scores per participant')
+fig = figures.scores_per_participant(people, simulated)
 plt.show()
 print(f'mean score {people.score.mean():.2f} / {n_items}, sd {people.score.std():.2f}, '
       f'guessing sd {np.sqrt(n_items / 4):.2f}')
@@ -122,15 +115,7 @@ show = rates[['measure', 'k', 'n', 'rate', 'wilson_lo', 'wilson_hi', 'cp_lo', 'c
 for c in ['rate', 'wilson_lo', 'wilson_hi', 'cp_lo', 'cp_hi', 'boot_lo', 'boot_hi']:
     show[c] = (100 * show[c]).round(2)
 display(show)
-fig, ax = plt.subplots(figsize=(7, 3.5))
-y = np.arange(len(rates))[::-1]
-ax.errorbar(100 * rates.rate, y, xerr=[100 * (rates.rate - rates.boot_lo), 100 * (rates.boot_hi - rates.rate)],
-            fmt='o', capsize=3, label='participant bootstrap 95 %')
-ax.plot(100 * rates.wilson_lo, y + 0.15, '|', color='grey'); ax.plot(100 * rates.wilson_hi, y + 0.15, '|', color='grey',
-                                                                     label='Wilson 95 % ends')
-ax.axvline(50, color='k', lw=0.8, ls=':')
-ax.set_yticks(y, rates.measure); ax.set_xlabel('% of answers'); ax.legend(fontsize=8)
-ax.set_title(('SIMULATED: ' if simulated else '') + 'error rates with 95 % intervals')
+fig = figures.error_rates(rates, simulated)
 plt.show()
 
 # %% [markdown]
@@ -167,11 +152,8 @@ display(pd.DataFrame([
      'delta 95 %': (sdt['criterion_delta_lo'], sdt['criterion_delta_hi']),
      'bootstrap 95 %': (sdt['criterion_boot_lo'], sdt['criterion_boot_hi'])},
 ]).round(3))
-fig, ax = plt.subplots(1, 2, figsize=(8, 3))
-ax[0].hist(people.dprime_ll, bins=15); ax[0].set_xlabel("per-person d' (log-linear)")
-ax[1].hist(people.criterion_ll, bins=15, color='tab:orange'); ax[1].set_xlabel('per-person criterion')
-fig.suptitle(('SIMULATED: ' if simulated else '') + 'sensitivity and bias per participant')
-plt.tight_layout(); plt.show()
+fig = figures.sensitivity_and_bias(people, simulated)
+plt.show()
 
 # %% [markdown]
 # ## Per-image difficulty
@@ -182,15 +164,7 @@ plt.tight_layout(); plt.show()
 # %%
 images = result['images']
 display(images.assign(source=images.source_file.map(lambda p: Path(p).name)).drop(columns='source_file').round(3))
-colors = {'real_A': 'tab:green', 'real_B': 'tab:olive', 'fake_AB': 'tab:red', 'fake_BA': 'tab:purple'}
-fig, ax = plt.subplots(figsize=(8, 3.5))
-x = np.arange(len(images))
-for cat, g in images.groupby('category'):
-    err = [100 * (g.error_rate - g.wilson_lo), 100 * (g.wilson_hi - g.error_rate)]
-    ax.errorbar(x[g.index], 100 * g.error_rate, yerr=err, fmt='o', capsize=2, color=colors.get(cat), label=cat)
-ax.axhline(50, color='k', lw=0.8, ls=':'); ax.set_xticks([]); ax.set_xlabel('images, hardest first')
-ax.set_ylabel('% wrong'); ax.legend(fontsize=8)
-ax.set_title(('SIMULATED: ' if simulated else '') + 'per-image difficulty with Wilson 95 %')
+fig = figures.image_difficulty(images, simulated)
 plt.show()
 
 # %% [markdown]
