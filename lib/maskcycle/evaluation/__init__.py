@@ -1,1 +1,16 @@
-"""evaluation"""
+"""Evaluation: score trained generators on the curated test sets: FID/KID per direction, paired
+metrics against true counterparts, face-feature distances and identity; per checkpoint (FID over
+training) and for a whole sweep (its results table, which notebook 03 shows).
+
+Start reading at `evaluate.py` (`evaluate_sweep`, what notebook 03 and `maskcycle evaluate` call),
+then `metrics.py` (the list of per-direction metrics: adding one is a function plus one line).
+
+- evaluate.py: test-set reading, scoring per checkpoint, caching, the sweep's table, the CLI.
+- metrics.py: METRICS, the per-direction metrics evaluation, summary.csv and notebook 03 read.
+- fid.py: FID and KID through torch-fidelity, the real sets' features reused.
+- paired_metrics.py: PSNR and SSIM against the true counterpart, whole image and mask region.
+- facedist.py: face-feature distances and identity (dlib descriptors of aligned crops).
+- translate.py: translate arrays, aligned crops and real photos with a trained generator.
+- external.py: score folders of fakes made elsewhere (no checkpoints).
+- figures.py: the tables and figures of notebook 03.
+"""
