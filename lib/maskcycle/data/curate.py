@@ -326,7 +326,7 @@ def read_pairs_csv(path: str | Path, root: Path, records: list[readers.Record]) 
         return r
 
     out = {}
-    for line, ra, rb in read_pairs(path, ("b", "a"), resolve, CurationError):
+    for line, rb, ra in read_pairs(path, ("b", "a"), resolve, CurationError):  # b first: each b once
         if ra.split != rb.split:
             raise CurationError(
                 f"{path} line {line}: a={str(ra.path.relative_to(root))!r} is in {ra.split}, "
