@@ -217,11 +217,14 @@ class TrialConfig:
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):
-    """safe_load, except that a key given twice is an error (YAML itself keeps the last one)."""
+    """safe_load, except that a key given twice is an error (YAML itself keeps the last one). Merge
+    keys (`<<: *defaults`) work as in safe_load: a key written beside one overrides the merged value."""
 
     def construct_mapping(self, node, deep=False):
         seen = set()
         for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
             key = self.construct_object(key_node, deep=deep)
             if key in seen:
                 raise yaml.constructor.ConstructorError(
@@ -466,6 +469,56 @@ def _check_values(cfg: TrialConfig) -> None:
     if not cfg.name or cfg.name in (".", "..") or any(c in cfg.name for c in "/\\\0"):
         bad("name", "must be a file name (a trial folder inside the output folder)")
     _check_model_values(cfg, bad)
+    _check_geometry(cfg, bad)
+
+
+def _conv_side(x: int, kernel: int, stride: int, pad: int) -> int:
+    return (x + 2 * pad - kernel) // stride + 1 if x >= 1 and x + 2 * pad >= kernel else 0
+
+
+def patchgan_side(side: int, n_layers: int, antialias: bool, norm_needs_two: bool) -> int:
+    """The side of the PatchGAN's output map for side x side images (models.networks.NLayerDiscriminator,
+    stride-2 4x4 convs, or stride-1 convs + blur-subsample with `antialias`), or 0 when a layer cannot
+    take its input (a normalised map of one pixel with `norm_needs_two`: instance norm, or batch norm
+    of one image)."""
+    x = side
+    for i in range(n_layers):
+        x = _conv_side(x, 4, 1 if antialias else 2, 1)
+        if x < 1 or (i > 0 and norm_needs_two and x < 2):
+            return 0
+        if antialias:  # reflection pad 1 (needs 2 pixels), 3x3 blur, stride 2
+            x = _conv_side(x, 3, 2, 1) if x >= 2 else 0
+    x = _conv_side(x, 4, 1, 1)
+    if x < 1 or (norm_needs_two and x < 2):
+        return 0
+    return _conv_side(x, 4, 1, 1)
+
+
+def _check_geometry(cfg: TrialConfig, bad) -> None:
+    """The networks fit the crop (checked here so that a bad pair fails before any work, naming the
+    keys, not inside torch): the ResNet generator's residual blocks need 2x2 after its two
+    down-samplings, and the PatchGAN's layers must leave at least one patch."""
+    if cfg.netG.startswith("resnet_") and cfg.crop_size < 8:
+        bad("crop_size", f"is too small for netG {cfg.netG!r}: its two down-samplings leave "
+                         f"{cfg.crop_size // 4}x{cfg.crop_size // 4} and its residual blocks need 2x2 (crop_size >= 8)")
+    if cfg.netD == "pixel":
+        return
+    n = 3 if cfg.netD == "basic" else cfg.n_layers_D
+    antialias = cfg.model in CUT_MODELS and not cfg.no_antialias
+    per_process = cfg.batch_size // (cfg.nproc * cfg.nnodes)
+    needs_two = cfg.norm == "instance" or (cfg.norm == "batch" and per_process == 1)
+    if patchgan_side(cfg.crop_size, n, antialias, needs_two) >= 1:
+        return
+    fits = [k for k in range(1, n) if patchgan_side(cfg.crop_size, k, antialias, needs_two) >= 1]
+    step = size_multiple(cfg.netG)
+    least = next(c for c in range(step, 2**16, step) if patchgan_side(c, n, antialias, needs_two) >= 1)
+    if cfg.netD == "basic":
+        key, what = "netD", "'basic' (a 3-layer PatchGAN)"
+    else:
+        key, what = "n_layers_D", f"{n} with netD 'n_layers'"
+    way = f"n_layers_D <= {fits[-1]} with netD 'n_layers', or " if fits else ""
+    raise ConfigError(f"key {key!r}: value {what} needs crop_size >= {least}, got crop_size {cfg.crop_size}: its "
+                      f"down-samplings leave less than one patch to judge; use {way}a larger crop_size")
 
 
 def _check_model_values(cfg: TrialConfig, bad) -> None:
