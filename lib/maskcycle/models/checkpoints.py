@@ -65,7 +65,7 @@ STATE_FIELDS = {"epoch": int, "batch": int, "images": int, "loss_G_sum": float, 
                 "last_loss_G": (float, type(None)), "wall_s": float}
 
 
-def load(path: str | Path, kind: str) -> dict:
+def load(path: str | Path, kind: str = "state") -> dict:
     """Load a checkpoint safely (no arbitrary unpickling) onto the CPU and check that it is the
     `kind` of file asked for (`check`): the one way checkpoints are read."""
     path = Path(path)
@@ -101,7 +101,7 @@ def check(obj, path: str | Path, kind: str) -> None:
     if not isinstance(obj.get("config"), dict):
         bad(f"no saved settings (key 'config' holds {_describe(obj.get('config'))})")
     if obj["format"] == STATE_FORMAT:
-        if not isinstance(obj.get("model"), dict) or not all(isinstance(v, dict) for v in obj["model"].values()):
+        if not isinstance(obj.get("model"), dict):
             bad(f"key 'model' holds {_describe(obj.get('model'))}, not the networks' and optimisers' states")
         for key, types in STATE_FIELDS.items():
             if kind == "state" and not (isinstance(obj.get(key), types) and not isinstance(obj.get(key), bool)):
