@@ -31,7 +31,7 @@ SURVEY_COMMANDS = {
     "simulate": ("maskcycle.survey.simulate", "simulated participants (files named simulated_*)"),
     "analyse": ("maskcycle.survey.analysis", "read response CSVs against the key and print the analysis"),
 }
-DESCRIPTIONS = {"sweep": "Exit status: number of failed trials; 125 when nothing could start."}
+DESCRIPTIONS = {"sweep": "Exit status: number of failed (or busy) trials; 125 when nothing could start."}
 
 
 def _add(sub, name: str, module: str, helptext: str, load: bool) -> None:

@@ -62,10 +62,11 @@ def remove_stale_temps(folder: str | os.PathLike, subfolders: tuple[str, ...] = 
 
 
 @contextlib.contextmanager
-def folder_lock(folder: str | os.PathLike, what: str = "another process") -> Iterator[None]:
-    """Hold an exclusive lock on `folder` (a `.lock` file inside it, released when the process ends,
-    even by kill -9); FolderBusyError at once when another process holds it."""
-    path = Path(folder) / ".lock"
+def folder_lock(folder: str | os.PathLike, what: str = "another process", name: str = ".lock") -> Iterator[None]:
+    """Hold an exclusive lock on `folder` (a `.lock` file inside it, or `name` for a lock of another
+    kind, released when the process ends, even by kill -9); FolderBusyError at once when another
+    process holds it."""
+    path = Path(folder) / name
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("a+") as f:
         try:
