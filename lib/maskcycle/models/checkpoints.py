@@ -61,8 +61,8 @@ KINDS = {"state": "a maskcycle training state (latest.pt)",
          "generators": "a maskcycle checkpoint (latest.pt or epoch_NNN.pt)",
          "reference": "the reference implementation's generator weights (a mapping of parameter names to tensors)"}
 # The run's place saved in a training state (training.trainer.RunState's fields; a test ties the two)
-STATE_FIELDS = {"epoch": int, "batch": int, "images": int, "loss_G_sum": float, "loss_G_n": int,
-                "last_loss_G": (float, type(None)), "wall_s": float}
+STATE_FIELDS = {"epoch": int, "batch": int, "images": int, "loss_G_sum": (int, float), "loss_G_n": int,
+                "last_loss_G": (int, float, type(None)), "wall_s": (int, float)}
 
 
 def load(path: str | Path, kind: str = "state") -> dict:
