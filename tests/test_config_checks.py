@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from maskcycle.cli import main
-from maskcycle.config import ConfigError, TrialConfig, patchgan_side
-from maskcycle.models.networks import NLayerDiscriminator, ResnetGenerator
+from maskcycle.config import ConfigError, TrialConfig, patchgan_side, resnet_layers
+from maskcycle.models.networks import NLayerDiscriminator, ResnetGenerator, build_generator
 
 
 def _runs(net: torch.nn.Module, side: int):
@@ -68,6 +68,18 @@ def test_discriminator_too_deep_for_the_crop_is_refused_before_work(tmp_path, ca
     assert code == 2 and message in err and err.count("\n") == 1 and "Traceback" not in err
     assert not (tmp_path / "trial").exists()  # refused before anything was written
     assert TrialConfig(netD="n_layers", n_layers_D=3, crop_size=32, load_size=32).n_layers_D == 3  # the advice works
+
+
+@pytest.mark.parametrize("changes", [dict(), dict(model="cut"), dict(model="fastcut", netG="resnet_6blocks"),
+                                     dict(model="cut", no_antialias=True), dict(model="cut", no_antialias_up=True)])
+def test_cut_nce_layers_past_the_generator_are_refused(changes):
+    cfg = TrialConfig(ngf=2, **changes)
+    assert resnet_layers(cfg) == len(build_generator(cfg).model)  # the rule against the network
+    if cfg.model != "cyclegan":
+        last = resnet_layers(cfg) - 1
+        assert TrialConfig(ngf=2, nce_layers=f"0,{last}", **changes).nce_layer_ids == [0, last]
+        with pytest.raises(ConfigError, match=rf"key 'nce_layers': value '0,{last + 1}' reads layer {last + 1}, past"):
+            TrialConfig(ngf=2, nce_layers=f"0,{last + 1}", **changes)
 
 
 def test_yaml_merge_keys_are_read_and_repeated_keys_still_refused(tmp_path):

@@ -494,6 +494,17 @@ def patchgan_side(side: int, n_layers: int, antialias: bool, norm_needs_two: boo
     return _conv_side(x, 4, 1, 1)
 
 
+def resnet_layers(cfg: TrialConfig) -> int:
+    """Entries of the ResNet generator's Sequential (models.networks.ResnetGenerator), which CUT's
+    nce_layers index: stem 4, two down-samplings of 3 (4 with CUT's blur), the blocks, two
+    up-samplings of 3 (4 with CUT's filter), head 3."""
+    cut = cfg.model in CUT_MODELS
+    down = 4 if cut and not cfg.no_antialias else 3
+    up = 4 if cut and not cfg.no_antialias_up else 3
+    blocks = int(cfg.netG.split("_")[1].removesuffix("blocks"))
+    return 4 + 2 * down + blocks + 2 * up + 3
+
+
 def _check_geometry(cfg: TrialConfig, bad) -> None:
     """The networks fit the crop (checked here so that a bad pair fails before any work, naming the
     keys, not inside torch): the ResNet generator's residual blocks need 2x2 after its two
@@ -501,6 +512,11 @@ def _check_geometry(cfg: TrialConfig, bad) -> None:
     if cfg.netG.startswith("resnet_") and cfg.crop_size < 8:
         bad("crop_size", f"is too small for netG {cfg.netG!r}: its two down-samplings leave "
                          f"{cfg.crop_size // 4}x{cfg.crop_size // 4} and its residual blocks need 2x2 (crop_size >= 8)")
+    if cfg.model in CUT_MODELS and cfg.netG.startswith("resnet_"):
+        last = max(cfg.nce_layer_ids)
+        if last >= resnet_layers(cfg):
+            bad("nce_layers", f"reads layer {last}, past the {resnet_layers(cfg)} layers (0..{resnet_layers(cfg) - 1}) "
+                              f"of netG {cfg.netG!r} for {cfg.model}")
     if cfg.netD == "pixel":
         return
     n = 3 if cfg.netD == "basic" else cfg.n_layers_D
