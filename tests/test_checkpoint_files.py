@@ -48,8 +48,10 @@ def _generators(**changes) -> dict:
     ([1, 2], "holds a list of 2 item(s)"),
     (torch.zeros(3), "holds a bare tensor of shape (3,)"),
     ({"format": checkpoints.GENERATORS_FORMAT, "G_AB": {}}, "no saved settings (key 'config' holds nothing)"),
-    ({"epoch": 1}, "format None"),
-    ({"weight": torch.zeros(1)}, "format None (it looks like a bare generator state dict"),
+    ({"epoch": 1}, "holds a mapping with keys 'epoch', with no 'format' key"),
+    ({"format": "other"}, "format 'other'"),
+    ({"weight": torch.zeros(1)}, "holds a mapping with keys 'weight', with no 'format' key (it looks like a bare "
+                                 "generator state dict"),
     (_generators(config=[1]), "no saved settings (key 'config' holds a list of 1 item(s))"),
     (_generators(G_AB=torch.zeros(2)), "generator G_AB holds a bare tensor of shape (2,)"),
     ({k: v for k, v in _generators().items() if k != "G_AB"}, "no generator (G_AB or G_BA) in it"),

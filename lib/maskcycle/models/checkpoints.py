@@ -97,7 +97,8 @@ def check(obj, path: str | Path, kind: str) -> None:
     if obj.get("format") not in formats:
         hint = (" (it looks like a bare generator state dict, as the reference implementation saves: name it "
                 "<epoch>_net_G_A.pth / _net_G_B.pth)") if _is_weights(obj) else ""
-        bad(f"format {obj.get('format')!r}{hint}")
+        what = f"format {obj['format']!r}" if "format" in obj else f"holds {_describe(obj)}, with no 'format' key"
+        bad(what + hint)
     if not isinstance(obj.get("config"), dict):
         bad(f"no saved settings (key 'config' holds {_describe(obj.get('config'))})")
     if obj["format"] == STATE_FORMAT:
