@@ -269,7 +269,7 @@ def test_sigterm_stops_with_a_saved_state(tmp_path):
     assert "stopped" in err and "rerun the same command to resume" in err
     run = json.loads((out / "run.json").read_text())
     assert run["status"] == "stopped" and "SIGTERM" in run["error"]
-    assert checkpoints.load(out / "checkpoints" / "latest.pt")["images"] > 0
+    assert checkpoints.load(out / "checkpoints" / "latest.pt", "state")["images"] > 0
 
 
 # --- 4. one clear line ----------------------------------------------------------------------------

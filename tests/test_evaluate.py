@@ -155,7 +155,7 @@ def test_bad_pairs_file_names_the_problem(tmp_path):
     root = tmp_path / "cur"
     (root / "testA").mkdir(parents=True)
     (root / "pairs_test.csv").write_text("domain,file\nA,x.png\n")
-    with pytest.raises(ValueError, match=r"pairs_test.csv: missing column\(s\) id, counterpart_path"):
+    with pytest.raises(ValueError, match=r"pairs_test.csv: missing column\(s\) counterpart_path, id"):
         evaluate.read_pairs(root, ["a.png"], ["b.png"])
     (root / "pairs_test.csv").write_text("domain,file,id,counterpart_path\nA,a.png,1,x.png\nB,zz.png,2,y.png\n")
     with pytest.raises(FileNotFoundError, match="line 2: counterpart_path 'x.png' not found"):

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import scipy.linalg
+from PIL import Image
 
 from maskcycle.cli import main
 from maskcycle.data.images import ImageReadError, read_rgb
@@ -77,11 +78,17 @@ def test_evaluate_external_fakes_with_and_without_pairs(demo_raw, tmp_path, monk
     assert m["kd_face_AB"] > m["kd_face_BA"]
     assert "id_rate_AB" not in m and "fid_AB" not in m and m["fid_unavailable_reason"]
 
-    pairs = tmp_path / "pairs_ba.csv"  # each fake B->A with the photo it must look like (itself here)
+    pairs = tmp_path / "pairs_ba.csv"  # each fake B->A with the photo it must look like (a copy of it here)
     pairs.write_text("fake,real\n" + "".join(f"{p.name},realA/{p.name}\n" for p in sorted(fakes_ba.iterdir())))
+    assert main([*common, "--out", str(tmp_path / "same"), "--pairs-ba", str(pairs)]) == 2  # a "fake" = its real
+    assert "line 2: fake '00000.png' and real 'realA/00000.png' are the same bytes" in capsys.readouterr().err
+    for p in fakes_ba.iterdir():  # one pixel changed: a fake that still shows the same person
+        img = np.array(Image.open(p).convert("RGB"))
+        img[0, 0] ^= 1
+        Image.fromarray(img).save(p)
     assert main([*common, "--out", str(tmp_path / "paired"), "--pairs-ba", str(pairs)]) == 0
     m = json.loads((tmp_path / "paired" / "metrics.json").read_text())
-    assert m["id_rate_BA"] == 1.0 and m["id_dist_BA"] == 0.0 and m["id_pairs_BA"] == 6
+    assert m["id_rate_BA"] == 1.0 and m["id_dist_BA"] < 0.05 and m["id_pairs_BA"] == 6
     assert "id_rate_AB" not in m
 
     # one direction alone; an output folder inside an input is refused

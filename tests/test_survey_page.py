@@ -234,7 +234,8 @@ def test_external_fakes_need_pairs_and_identity_keeps_real_and_own_fake_apart(tm
     theirs, pairs_csv = _renamed_fakes(tmp_path, f, n)
     with pytest.raises(ValueError, match="--pairs CSV .* or --allow-unpaired"):
         page_mod.build_survey(f["testA"], f["testB"], theirs, f["fakes_BA"], tmp_path / "q", n=8, size=16)
-    ident = page_mod.csv_identities(pairs_csv)
+    # our BA fakes' identities as for a sweep; the renamed AB fakes' from the CSV
+    ident = page_mod.sweep_identities(tmp_path / "src", {"BA": [f["fakes_BA"]]}) | page_mod.csv_identities(pairs_csv)
     for seed in range(8):  # 3 of 6 reals of A drawn next to 2 of 6 fakes made from them: often clash by chance
         page = page_mod.build_survey(f["testA"], f["testB"], theirs, f["fakes_BA"], tmp_path / f"q{seed}", n=8,
                                      n_practice=0, size=16, seed=seed, identity=ident)

@@ -178,6 +178,33 @@ def test_failing_trial_is_recorded_others_finish_and_rerun_skips(tmp_path, capsy
     assert len(json.loads((out / "broken" / "run.json").read_text())["attempts"]) >= 1
 
 
+@pytest.mark.parametrize("lock, holder", [(sweep.SWEEP_LOCK, "another sweep"), (".lock", "a training")])
+def test_a_trial_busy_in_another_process_is_reported_busy_and_left_untouched(tmp_path, capsys, lock, holder):
+    """Two sweeps into one --out (or a sweep over a trial that `maskcycle train` is running): the
+    second leaves the running trial's log, notebook and run.json alone and says it is busy."""
+    from maskcycle.io import folder_lock
+
+    params = write_params(tmp_path / "params", "t", dataroot=str(tmp_path / "data"), **TINY)
+    trial = tmp_path / "sweep" / "t"
+    trial.mkdir(parents=True)
+    files = {"papermill.log": "epoch 1 of the running trial\n", "run.json": '{"status": "running"}\n',
+             "02_training.ipynb": "{}"}
+    for name, text in files.items():
+        (trial / name).write_text(text)
+    with folder_lock(trial, holder, lock):  # held here as the other process would hold it
+        code = cli_main(["sweep", str(params), "--out", str(tmp_path / "sweep")])
+    captured = capsys.readouterr()
+    assert code == 1 and f"t: busy, not run here (its files are left as they are): {trial}: {holder}" in captured.out
+    assert "1 of 1 trial(s) busy in another process, not run here: t" in captured.err
+    assert {name: (trial / name).read_text() for name in files} == files
+    # free again, and the other process finished the trial meanwhile: skipped, not rerun
+    (trial / "run.json").write_text('{"status": "finished"}\n')
+    (trial / "metrics.json").write_text('{"finished": true}\n')
+    log = (trial / "papermill.log").read_text()
+    assert sweep.run_trial(params, trial) == {"trial": "t", "status": "finished", "skipped": True}
+    assert (trial / "papermill.log").read_text() == log
+
+
 def test_one_rule_for_finished_in_every_table(tmp_path):
     """results.trial_status is what sweep, evaluation and survey use: run.json's status, and
     'finished' only when metrics.json says every epoch ran."""

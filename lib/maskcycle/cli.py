@@ -36,7 +36,7 @@ SURVEY_COMMANDS = {
     "export": ("maskcycle.survey.db:export", "write a survey database's answers as the response CSVs analyse reads"),
 }
 INTERRUPTED = 130  # the shell's status for a process ended by SIGINT (128 + 2)
-DESCRIPTIONS = {"sweep": "Exit status: number of failed trials; 125 when nothing could start."}
+DESCRIPTIONS = {"sweep": "Exit status: number of failed (or busy) trials; 125 when nothing could start."}
 
 
 def _add(sub, name: str, module: str, helptext: str, load: bool) -> None:

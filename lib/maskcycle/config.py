@@ -233,6 +233,7 @@ class FamilySettings:
     `bad(key, why)` for the first bad value."""
 
     two_way: bool = False  # learns AB and BA (CycleGAN); else only `cfg.direction`
+    antialias: bool = False  # its G and D blur before down-sampling unless no_antialias (CUT's networks)
     presets: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     check: Callable[[Any, Callable[[str, str], None]], None] | None = None
 
@@ -263,11 +264,14 @@ def directions(settings: Mapping[str, Any]) -> tuple[str, ...]:
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):
-    """safe_load, except that a key given twice is an error (YAML itself keeps the last one)."""
+    """safe_load, except that a key given twice is an error (YAML itself keeps the last one). Merge
+    keys (`<<: *defaults`) work as in safe_load: a key written beside one overrides the merged value."""
 
     def construct_mapping(self, node, deep=False):
         seen = set()
         for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
             key = self.construct_object(key_node, deep=deep)
             if key in seen:
                 raise yaml.constructor.ConstructorError(
@@ -288,7 +292,9 @@ def read_settings_yaml(path: str | os.PathLike, _seen: tuple[Path, ...] = ()) ->
     base = values.pop(BASE_KEY, None)
     if base is None:
         return values
-    base_path = Path(path).parent / str(base)
+    if not isinstance(base, str) or not base.strip():
+        raise ConfigError(f"{path}: key 'base': value {base!r} is not a file name (the params file this one builds on)")
+    base_path = Path(path).parent / base
     if base_path.resolve() in _seen or base_path.resolve() == Path(path).resolve():
         raise ConfigError(f"{path}: key 'base': {base!r} leads back to itself")
     return {**read_settings_yaml(base_path, (*_seen, Path(path).resolve())), **values}
@@ -529,6 +535,67 @@ def _check_values(cfg: TrialConfig) -> None:
     if not cfg.name or cfg.name in (".", "..") or any(c in cfg.name for c in "/\\\0"):
         bad("name", "must be a file name (a trial folder inside the output folder)")
     _check_model_values(cfg, bad)
+    _check_geometry(cfg, bad)
+
+
+def _conv_side(x: int, kernel: int, stride: int, pad: int) -> int:
+    return (x + 2 * pad - kernel) // stride + 1 if x >= 1 and x + 2 * pad >= kernel else 0
+
+
+def patchgan_side(side: int, n_layers: int, antialias: bool, norm_needs_two: bool) -> int:
+    """The side of the PatchGAN's output map for side x side images (models.networks.NLayerDiscriminator,
+    stride-2 4x4 convs, or stride-1 convs + blur-subsample with `antialias`), or 0 when a layer cannot
+    take its input (a normalised map of one pixel with `norm_needs_two`: instance norm, or batch norm
+    of one image)."""
+    x = side
+    for i in range(n_layers):
+        x = _conv_side(x, 4, 1 if antialias else 2, 1)
+        if x < 1 or (i > 0 and norm_needs_two and x < 2):
+            return 0
+        if antialias:  # reflection pad 1 (needs 2 pixels), 3x3 blur, stride 2
+            x = _conv_side(x, 3, 2, 1) if x >= 2 else 0
+    x = _conv_side(x, 4, 1, 1)
+    if x < 1 or (norm_needs_two and x < 2):
+        return 0
+    return _conv_side(x, 4, 1, 1)
+
+
+def resnet_layers(cfg: TrialConfig) -> int:
+    """Entries of the ResNet generator's Sequential (models.networks.ResnetGenerator), which CUT's
+    nce_layers index: stem 4, two down-samplings of 3 (4 with CUT's blur), the blocks, two
+    up-samplings of 3 (4 with CUT's filter), head 3."""
+    cut = family_settings(cfg.model).antialias
+    down = 4 if cut and not cfg.no_antialias else 3
+    up = 4 if cut and not cfg.no_antialias_up else 3
+    blocks = int(cfg.netG.split("_")[1].removesuffix("blocks"))
+    return 4 + 2 * down + blocks + 2 * up + 3
+
+
+def _check_geometry(cfg: TrialConfig, bad) -> None:
+    """The networks fit the crop (checked here so that a bad pair fails before any work, naming the
+    keys, not inside torch): the ResNet generator's residual blocks need 2x2 after its two
+    down-samplings, and the PatchGAN's layers must leave at least one patch."""
+    if cfg.netG.startswith("resnet_") and cfg.crop_size < 8:
+        bad("crop_size", f"is too small for netG {cfg.netG!r}: its two down-samplings leave "
+                         f"{cfg.crop_size // 4}x{cfg.crop_size // 4} and its residual blocks need 2x2 (crop_size >= 8)")
+    if cfg.netD == "pixel":
+        return
+    n = 3 if cfg.netD == "basic" else cfg.n_layers_D
+    antialias = family_settings(cfg.model).antialias and not cfg.no_antialias
+    per_process = cfg.batch_size // (cfg.nproc * cfg.nnodes)
+    needs_two = cfg.norm == "instance" or (cfg.norm == "batch" and per_process == 1)
+    if patchgan_side(cfg.crop_size, n, antialias, needs_two) >= 1:
+        return
+    fits = [k for k in range(1, n) if patchgan_side(cfg.crop_size, k, antialias, needs_two) >= 1]
+    step = size_multiple(cfg.netG)
+    least = next(c for c in range(step, 2**16, step) if patchgan_side(c, n, antialias, needs_two) >= 1)
+    if cfg.netD == "basic":
+        key, what = "netD", "'basic' (a 3-layer PatchGAN)"
+    else:
+        key, what = "n_layers_D", f"{n} with netD 'n_layers'"
+    way = f"n_layers_D <= {fits[-1]} with netD 'n_layers', or " if fits else ""
+    raise ConfigError(f"key {key!r}: value {what} needs crop_size >= {least}, got crop_size {cfg.crop_size}: its "
+                      f"down-samplings leave less than one patch to judge; use {way}a larger crop_size")
 
 
 def _check_model_values(cfg: TrialConfig, bad) -> None:

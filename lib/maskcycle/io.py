@@ -66,10 +66,11 @@ def remove_stale_temps(folder: str | os.PathLike, subfolders: tuple[str, ...] = 
 
 
 @contextlib.contextmanager
-def folder_lock(folder: str | os.PathLike, what: str = "another process") -> Iterator[None]:
-    """Hold an exclusive lock on `folder` (a `.lock` file inside it, released when the process ends,
-    even by kill -9); FolderBusyError at once when another process holds it."""
-    path = Path(folder) / ".lock"
+def folder_lock(folder: str | os.PathLike, what: str = "another process", name: str = ".lock") -> Iterator[None]:
+    """Hold an exclusive lock on `folder` (a `.lock` file inside it, or `name` for a lock of another
+    kind, released when the process ends, even by kill -9); FolderBusyError at once when another
+    process holds it."""
+    path = Path(folder) / name
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("a+") as f:
         try:
@@ -194,18 +195,88 @@ def atomic_write_texts(files: dict) -> None:
             stack.enter_context(atomic_path(path)).write_text(text)
 
 
-def read_csv_rows(path: str | Path, columns: set[str], error=ValueError) -> list[dict]:
-    """The rows of a CSV file that must have `columns` (a missing file or column raises `error`
-    naming it); row i of the result is line i + 2 of the file."""
+class CsvRow(dict):
+    """One row of a CSV file: column -> value (surrounding blanks stripped), and its `line`."""
+
+    line: int
+
+
+def read_csv_rows(path: str | Path, columns: set[str], error=ValueError) -> list[CsvRow]:
+    """The rows of a CSV file that must have `columns`: the one reader of the project's input CSVs.
+    A missing file or column, a row with fewer fields than the header (or more, not blank), or an
+    empty value in one of `columns` raises `error` naming the file and line. A UTF-8 byte-order
+    mark (Excel's "CSV UTF-8") is read as what it is, not as part of the first column's name."""
     path = Path(path)
     if not path.is_file():
         raise error(f"{path}: no such file")
-    with path.open(newline="") as f:
-        reader = csv.DictReader(f)
-        if not columns <= set(reader.fieldnames or []):
-            raise error(f"{path}: needs the columns {','.join(sorted(columns))} "
-                        f"(found {', '.join(reader.fieldnames or [])})")
-        return list(reader)
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as f:
+            reader = csv.DictReader(f)
+            header = [c.strip() for c in reader.fieldnames or []]
+            reader.fieldnames = header
+            missing = sorted(columns - set(header))
+            if missing:
+                raise error(f"{path}: missing column(s) {', '.join(missing)} (needs {','.join(sorted(columns))}; "
+                            f"found {', '.join(map(repr, header)) or 'an empty file'})")
+            return [_csv_row(path, reader.line_num, header, columns, raw, error) for raw in reader]
+    except UnicodeDecodeError as exc:
+        raise error(f"{path}: not UTF-8 text (byte {exc.start}); save it as CSV UTF-8") from None
+    except csv.Error as exc:
+        raise error(f"{path}: not a readable CSV file ({exc})") from None
+
+
+def _csv_row(path: Path, line: int, header: list[str], columns: set[str], raw: dict, error) -> CsvRow:
+    extra = [v for v in raw.pop(None, []) if v.strip()]
+    missing = [c for c in header if raw.get(c) is None]
+    if missing or extra:
+        n = len(header) - len(missing) + len(extra)
+        raise error(f"{path} line {line}: {n} field(s), the header has {len(header)} ({','.join(header)})")
+    row = CsvRow((k, v.strip()) for k, v in raw.items())
+    row.line = line
+    empty = [c for c in sorted(columns) if not row[c]]
+    if empty:
+        raise error(f"{path} line {line}: empty {', '.join(empty)}")
+    return row
+
+
+def refuse_repeats(path: str | Path, keyed: list[tuple[int, object, str]], error=ValueError) -> None:
+    """`keyed` = (line, key, what the key is, for the message) per row: a key on two lines raises
+    `error` naming the file, both lines and the value (a row given twice counts twice otherwise)."""
+    first: dict = {}
+    for line, key, shown in keyed:
+        if key in first:
+            raise error(f"{path} line {line}: {shown} is already listed on line {first[key]}; "
+                        "each may appear once (remove the repeated row)")
+        first[key] = line
+
+
+def read_pairs(path: str | Path, columns: tuple[str, str], resolve,
+               error=ValueError) -> list[tuple[int, object, object]]:
+    """(line, first, second) for each row of a two-column pairs CSV, the values passed through
+    `resolve(column, value, row)` (which raises naming the line; e.g. a path -> a file). Besides
+    read_csv_rows' checks: a first value paired on two lines is refused (a fake made from one
+    real; a masked image showing one person), and so is a pair of one file with itself."""
+    path = Path(path)
+    rows = read_csv_rows(path, set(columns), error)
+    out = [(row.line, resolve(columns[0], row[columns[0]], row), resolve(columns[1], row[columns[1]], row))
+           for row in rows]
+    if not out:
+        raise error(f"{path}: lists no pairs")
+    refuse_repeats(path, [(line, a, f"{columns[0]} {row[columns[0]]!r}") for (line, a, _), row in zip(out, rows)],
+                   error)
+    for (line, a, b), row in zip(out, rows):
+        if isinstance(a, Path) and isinstance(b, Path) and same_content(a, b):
+            how = "file" if a.resolve() == b.resolve() else "bytes"
+            raise error(f"{path} line {line}: {columns[0]} {row[columns[0]]!r} and {columns[1]} {row[columns[1]]!r} "
+                        f"are the same {how} ({a}); a pair needs two images")
+    return out
+
+
+def same_content(a: Path, b: Path) -> bool:
+    """The same file, or two files with identical bytes."""
+    if a.resolve() == b.resolve():
+        return True
+    return a.stat().st_size == b.stat().st_size and a.read_bytes() == b.read_bytes()
 
 
 def save_figure(fig, save, dpi: int = 100):

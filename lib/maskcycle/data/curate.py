@@ -49,7 +49,7 @@ from maskcycle.data.cache import cached_images
 from maskcycle.data.images import ImageReadError, read_rgb, write_png
 from maskcycle.data.paired_batches import PAIR_FOLDERS, PAIRS_TRAIN
 from maskcycle.data.parallel import parallel_map
-from maskcycle.io import atomic_write_text, check_output, read_csv_rows
+from maskcycle.io import atomic_write_text, check_output, read_pairs
 
 MEASURE_COLUMNS = ["source_path", "bytes", "mtime_ns", "error", "width", "height", "mode", "gray_content",
                    "sharpness", "faces", "faces_dlib"]
@@ -311,18 +311,28 @@ def split_ids(ids_a: set[str], ids_b: set[str], n_train: int, n_test: int, seed:
 
 def read_pairs_csv(path: str | Path, root: Path, records: list[readers.Record]) -> dict[str, str]:
     """A curated folder's pairs CSV (columns a,b: files relative to the folder, one person each) ->
-    {source path: identity} for both files of every pair; bad rows are errors naming the line."""
+    {source path: identity} for both files of every pair. Checked by io.read_pairs (a B image in
+    two pairs is refused); a file that is no A (or B) image of the folder, and a pair whose images
+    lie in different splits (a training identity would be a test image's true counterpart), are
+    errors naming the line."""
     path = Path(path)
-    rows = read_csv_rows(path, {"a", "b"}, CurationError)
     known = {str(r.path.relative_to(root)): r for r in records}
+
+    def resolve(column: str, value: str, row) -> readers.Record:
+        r = known.get(str(Path(value)))
+        if r is None or r.domain != column.upper():
+            raise CurationError(f"{path} line {row.line}: {column}={value!r} is not an image of "
+                                f"{'trainA/ or testA/' if column == 'a' else 'trainB/ or testB/'} in {root}")
+        return r
+
     out = {}
-    for line, row in enumerate(rows, start=2):
-        ra, rb = known.get(row["a"].strip()), known.get(row["b"].strip())
-        if ra is None or rb is None or ra.domain != "A" or rb.domain != "B":
-            bad = "a" if ra is None or ra.domain != "A" else "b"
-            raise CurationError(f"{path} line {line}: {bad}={row[bad]!r} is not an image of "
-                                f"{'trainA/ or testA/' if bad == 'a' else 'trainB/ or testB/'} in {root}")
-        out[str(ra.path)] = out[str(rb.path)] = f"pair:{row['a'].strip()}"
+    for line, rb, ra in read_pairs(path, ("b", "a"), resolve, CurationError):  # b first: each b once
+        if ra.split != rb.split:
+            raise CurationError(
+                f"{path} line {line}: a={str(ra.path.relative_to(root))!r} is in {ra.split}, "
+                f"b={str(rb.path.relative_to(root))!r} in {rb.split}; one person cannot be in both splits "
+                f"(a training identity would be a test image's true counterpart): move one, or drop the row")
+        out[str(ra.path)] = out[str(rb.path)] = f"pair:{ra.path.relative_to(root)}"
     return out
 
 

@@ -48,7 +48,7 @@ from maskcycle.evaluation import external, facedist, metrics
 from maskcycle.evaluation import fid as fidlib
 from maskcycle.evaluation import paired_metrics as paired
 from maskcycle.evaluation.translate import translate_array
-from maskcycle.io import atomic_write_text, check_output, utc_now
+from maskcycle.io import atomic_write_text, check_output, read_csv_rows, refuse_repeats, utc_now
 from maskcycle.models import checkpoints
 
 # The study's numbers (its results table survives only as an image); shown beside ours, labelled.
@@ -100,15 +100,13 @@ def read_pairs(root: str | Path, names_A: list[str], names_B: list[str]) -> tupl
     path = root / "pairs_test.csv"
     if not path.is_file():
         return [], f"no {path}: paired metrics need the curated pairs file"
-    with path.open(newline="") as f:
-        reader = csv.DictReader(f)
-        missing = [c for c in PAIRS_COLUMNS if c not in (reader.fieldnames or [])]
-        if missing:
-            raise ValueError(f"{path}: missing column(s) {', '.join(missing)} (expected {','.join(PAIRS_COLUMNS)})")
-        rows = list(reader)
+    rows = read_csv_rows(path, set(PAIRS_COLUMNS))
+    # a test file listed twice would count twice in every paired mean
+    refuse_repeats(path, [(r.line, (r["domain"], r["file"]), f"test{r['domain']}/{r['file']}") for r in rows])
     known = {"A": set(names_A), "B": set(names_B)}
     out, flagged = [], 0
-    for line, row in enumerate(rows, start=2):
+    for row in rows:
+        line = row.line
         if row.get("check", "ok") not in ("", "ok"):  # curation's pair checks failed: not a true pair
             flagged += 1
             continue
@@ -133,8 +131,7 @@ def flagged_pairs(root: str | Path) -> int:
     path = Path(root) / "pairs_test.csv"
     if not path.is_file():
         return 0
-    with path.open(newline="") as f:
-        return sum(1 for row in csv.DictReader(f) if row.get("check", "ok") not in ("", "ok"))
+    return sum(1 for row in read_csv_rows(path, set()) if row.get("check", "ok") not in ("", "ok"))
 
 
 def _fingerprint(paths: list[Path], extra: str = "") -> str:

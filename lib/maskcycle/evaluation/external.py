@@ -19,7 +19,7 @@ import numpy as np
 
 from maskcycle.config import ConfigError
 from maskcycle.data.images import ImageReadError, list_images, read_rgb
-from maskcycle.io import atomic_write_text, check_output, read_csv_rows, resolved, utc_now
+from maskcycle.io import atomic_write_text, check_output, read_pairs, resolved, utc_now
 
 REAL_OF = {"AB": "B", "BA": "A"}  # fakes of a direction are compared with real images of this domain
 
@@ -37,28 +37,32 @@ def _read_folder(folder: Path, flag: str) -> tuple[list[Path], list[np.ndarray],
     return files, images, skipped
 
 
-def _resolve(value: str, csv_path: Path, fallback: Path | None) -> Path | None:
+def _resolve(value: str, csv_path: Path, fakes_dir: Path | None) -> Path | None:
+    """A pairs CSV's path: absolute, or relative to the CSV's folder; a fake's bare name is looked up
+    in its fakes folder first (a CSV kept among the real photos names them the same way)."""
     path = Path(value)
-    candidates = [path] if path.is_absolute() else [csv_path.parent / path]
-    if fallback is not None:
-        candidates.append(fallback / path.name)
-    return next((p for p in candidates if p.is_file()), None)
+    if path.is_absolute():
+        candidates = [path]
+    elif fakes_dir is not None and len(path.parts) == 1:
+        candidates = [fakes_dir / path, csv_path.parent / path]
+    else:
+        candidates = [csv_path.parent / path] + ([fakes_dir / path.name] if fakes_dir is not None else [])
+    return next((p.resolve() for p in candidates if p.is_file()), None)
 
 
 def read_pair_csv(path: str | Path, fakes_dir: Path) -> list[tuple[Path, Path]]:
-    """(fake, real) files of a pairs CSV; a missing column or file is an error naming the line."""
+    """(fake, real) files of a pairs CSV, checked by io.read_pairs (a missing file names the line;
+    a fake listed twice, or a "fake" that is its own real, is refused)."""
     path = Path(path)
-    rows = read_csv_rows(path, {"fake", "real"}, ConfigError)
-    out = []
-    for line, row in enumerate(rows, start=2):
-        fake, real = _resolve(row["fake"], path, fakes_dir), _resolve(row["real"], path, None)
-        if fake is None or real is None:
-            what = "fake" if fake is None else "real"
-            raise ConfigError(f"{path} line {line}: {what} file {row[what]!r} not found")
-        out.append((fake, real))
-    if not out:
-        raise ConfigError(f"{path}: lists no pairs")
-    return out
+
+    def resolve(column: str, value: str, row) -> Path:
+        found = _resolve(value, path, fakes_dir if column == "fake" else None)
+        if found is None:
+            where = f"{fakes_dir} or {path.parent}" if column == "fake" and len(Path(value).parts) == 1 else path.parent
+            raise ConfigError(f"{path} line {row.line}: {column} file {value!r} not found (looked in {where})")
+        return found
+
+    return [(fake, real) for _, fake, real in read_pairs(path, ("fake", "real"), resolve, ConfigError)]
 
 
 def _read(path: Path) -> np.ndarray:
@@ -112,6 +116,11 @@ def evaluate_fakes(out_dir: str | Path, fakes: dict[str, str | Path | None], rea
     given = [d for d in ("AB", "BA") if fakes.get(d)]
     if not given:
         raise ConfigError("give --fakes-ab DIR and/or --fakes-ba DIR")
+    for d in ("AB", "BA"):
+        if pairs.get(d) and d not in given:
+            raise ConfigError(f"--pairs-{d.lower()} {pairs[d]} needs --fakes-{d.lower()} (the fakes it pairs)")
+    # every pairs CSV is checked before any image is read
+    pair_files = {d: read_pair_csv(pairs[d], Path(fakes[d])) for d in given if pairs.get(d)}
     record: dict = {"evaluated_at": utc_now(), "face_fallback": {}, "skipped": []}
     real_sets: dict = {}
     for d in given:
@@ -127,10 +136,9 @@ def evaluate_fakes(out_dir: str | Path, fakes: dict[str, str | Path | None], rea
         f_fake, miss_fake = facedist.descriptors(fake_imgs, progress, f"faces fakes {d}")
         f_real, miss_real = facedist.descriptors(real_imgs, progress, f"faces real {dom}")
         ident = ref = None
-        if pairs.get(d):
-            pair_files = read_pair_csv(pairs[d], fake_dir)
-            f_a, _ = facedist.descriptors([_read(f) for f, _ in pair_files], progress, f"faces pairs {d}")
-            f_b, _ = facedist.descriptors([_read(r) for _, r in pair_files], progress, f"faces pairs {d}")
+        if d in pair_files:
+            f_a, _ = facedist.descriptors([_read(f) for f, _ in pair_files[d]], progress, f"faces pairs {d}")
+            f_b, _ = facedist.descriptors([_read(r) for _, r in pair_files[d]], progress, f"faces pairs {d}")
             ident, ref = facedist.identity(f_a, f_b), str(pairs[d])
         record.update(facedist.flat(d, facedist.distribution_distances(f_fake, f_real), ident, ref))
         record["face_fallback"].update({f"fakes_{d}": miss_fake, f"real_{dom}": miss_real})

@@ -12,7 +12,7 @@ import torch
 import tqdm
 from torch import nn
 
-from maskcycle.config import ConfigError, TrialConfig, at_least, resolve_device, size_multiple
+from maskcycle.config import ConfigError, TrialConfig, at_least, parse_overrides, resolve_device, size_multiple
 from maskcycle.data import faces as facelib
 from maskcycle.data.images import (
     ImageReadError,
@@ -28,6 +28,11 @@ from maskcycle.models import checkpoints, execution
 from maskcycle.models.runtime import translate_batch
 
 
+def is_reference(checkpoint: str | Path) -> bool:
+    """A generator saved by the reference implementation (by its name: `*_net_G_A.pth`, `*_net_G_B.pth`)."""
+    return Path(checkpoint).name.endswith(("_net_G_A.pth", "_net_G_B.pth"))
+
+
 def load_generator(checkpoint: str | Path, direction: str, device: torch.device | str = "cpu",
                    reference_cfg: TrialConfig | None = None) -> tuple[TrialConfig, nn.Module]:
     """The generator for direction "AB" (put a mask on) or "BA" (take it off).
@@ -37,7 +42,7 @@ def load_generator(checkpoint: str | Path, direction: str, device: torch.device 
     if direction not in ("AB", "BA"):
         raise ValueError(f"direction must be 'AB' or 'BA', got {direction!r}")
     name = Path(checkpoint).name
-    if name.endswith(("_net_G_A.pth", "_net_G_B.pth")):
+    if is_reference(checkpoint):
         want = "A" if direction == "AB" else "B"
         if not name.endswith(f"_net_G_{want}.pth"):
             raise ValueError(f"{checkpoint}: a reference G_{name[-5]} checkpoint cannot translate {direction} "
@@ -199,12 +204,20 @@ def add_arguments(p) -> None:
     p.add_argument("--size", type=at_least(1), default=None, help="translate faces at this side (default: the model's "
                    "crop_size; refused when the generator cannot take it)")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--set", nargs="*", action="extend", default=[], metavar="KEY=VALUE",
+                   help="a reference *_net_G_A/B.pth only: the run's settings (netG, ngf, norm, crop_size, ...)")
 
 
 def run_command(args) -> int:
     """Run `maskcycle translate`: one report line per file; exit 1 when any file was not written."""
     check_output(args.output, [("--input", args.input), ("--checkpoint", args.checkpoint)], "--output")
-    cfg, G = load_generator(args.checkpoint, args.direction, resolve_device(args.device))
+    reference_cfg = None
+    if args.set:
+        if not is_reference(args.checkpoint):
+            raise ConfigError(f"--set is for a reference checkpoint (*_net_G_A.pth / *_net_G_B.pth); "
+                              f"{args.checkpoint} carries its trial's own settings")
+        reference_cfg = TrialConfig().replace(**parse_overrides(args.set))
+    cfg, G = load_generator(args.checkpoint, args.direction, resolve_device(args.device), reference_cfg)
     check_writable(args.output)  # a read-only place fails here, not after the face work
     report = translate_files(G, cfg, args.input, args.output, size=args.size, aligned=args.aligned,
                              which=args.faces, detector=args.detector)

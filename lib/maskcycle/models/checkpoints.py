@@ -58,15 +58,81 @@ def _write(obj, tmp: Path, path: Path) -> None:
         raise CheckpointError(f"{path}: cannot write checkpoint ({str(exc).splitlines()[0]})") from None
 
 
-def load(path: str | Path) -> dict:
-    """Load a checkpoint safely (no arbitrary unpickling) onto the CPU."""
+# What `check` expects of each kind of checkpoint file
+KINDS = {"state": "a maskcycle training state (latest.pt)",
+         "generators": "a maskcycle checkpoint (latest.pt or epoch_NNN.pt)",
+         "reference": "the reference implementation's generator weights (a mapping of parameter names to tensors)"}
+# The run's place saved in a training state (training.trainer.RunState's fields; a test ties the two)
+STATE_FIELDS = {"epoch": int, "batch": int, "images": int, "loss_G_sum": (int, float), "loss_G_n": int,
+                "last_loss_G": (int, float, type(None)), "wall_s": (int, float)}
+
+
+def load(path: str | Path, kind: str = "state") -> dict:
+    """Load a checkpoint safely (no arbitrary unpickling) onto the CPU and check that it is the
+    `kind` of file asked for (`check`): the one way checkpoints are read."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint file")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises several types for corrupt or unsafe files
         raise CheckpointError(f"{path}: cannot load checkpoint ({_why(exc)})") from None
+    check(obj, path, kind)
+    return obj
+
+
+def check(obj, path: str | Path, kind: str) -> None:
+    """The one shape check of a loaded checkpoint: CheckpointError naming the file, what it holds and
+    what `kind` ("state", "generators", "reference"; see KINDS) needs."""
+    def bad(what: str) -> None:
+        raise CheckpointError(f"{path}: {what}; expected {KINDS[kind]}")
+
+    if kind == "reference":
+        if isinstance(obj, dict) and obj.get("format") in (STATE_FORMAT, GENERATORS_FORMAT):
+            bad("is a maskcycle checkpoint (give it under its own name, not *_net_G_A/B.pth)")
+        if not _is_weights(obj):
+            bad(f"holds {_describe(obj)}")
+        return
+    if not isinstance(obj, dict):
+        bad(f"holds {_describe(obj)}")
+    formats = (STATE_FORMAT,) if kind == "state" else (STATE_FORMAT, GENERATORS_FORMAT)
+    if obj.get("format") not in formats:
+        hint = (" (it looks like a bare generator state dict, as the reference implementation saves: name it "
+                "<epoch>_net_G_A.pth / _net_G_B.pth)") if _is_weights(obj) else ""
+        what = f"format {obj['format']!r}" if "format" in obj else f"holds {_describe(obj)}, with no 'format' key"
+        bad(what + hint)
+    if not isinstance(obj.get("config"), dict):
+        bad(f"no saved settings (key 'config' holds {_describe(obj.get('config'))})")
+    if obj["format"] == STATE_FORMAT:
+        if not isinstance(obj.get("model"), dict):
+            bad(f"key 'model' holds {_describe(obj.get('model'))}, not the networks' and optimisers' states")
+        for key, types in STATE_FIELDS.items():
+            if kind == "state" and not (isinstance(obj.get(key), types) and not isinstance(obj.get(key), bool)):
+                bad(f"key {key!r} holds {_describe(obj.get(key))}")
+    weights = obj["model"] if obj["format"] == STATE_FORMAT else obj
+    nets = [name for name in ("G_AB", "G_BA") if name in weights]
+    if not nets:
+        bad("no generator (G_AB or G_BA) in it")
+    for name in nets:
+        if not _is_weights(weights[name]):
+            bad(f"generator {name} holds {_describe(weights[name])}")
+
+
+def _is_weights(obj) -> bool:
+    """A state dict: parameter names -> tensors."""
+    return isinstance(obj, dict) and bool(obj) and all(isinstance(k, str) and isinstance(v, torch.Tensor)
+                                                       for k, v in obj.items())
+
+
+def _describe(obj) -> str:
+    if isinstance(obj, torch.Tensor):
+        return f"a bare tensor of shape {tuple(obj.shape)}"
+    if isinstance(obj, dict):
+        keys = ", ".join(map(repr, list(obj)[:5])) + (", ..." if len(obj) > 5 else "")
+        return f"a mapping with keys {keys}" if obj else "an empty mapping"
+    if isinstance(obj, (list, tuple)):
+        return f"a {type(obj).__name__} of {len(obj)} item(s)"
+    return "nothing" if obj is None else f"a {type(obj).__name__}"
 
 
 def _why(exc: Exception) -> str:
@@ -89,7 +155,7 @@ def load_state(latest: str | Path) -> tuple[dict | None, Path | None]:
         if not path.exists():
             continue
         try:
-            state = load(path)
+            state = load(path, "state")
         except CheckpointError as exc:
             problems.append(str(exc))
             continue
@@ -114,12 +180,7 @@ def load_generators(path: str | Path, device: torch.device | str = "cpu") -> tup
         TrialConfig, nn.Module | None, nn.Module | None]:
     """(config, G_AB, G_BA) from one of our checkpoints (full state or generator snapshot); a
     direction the trial did not learn (CUT, FastCUT, pix2pix learn one) is None."""
-    state = load(path)
-    if state.get("format") not in (STATE_FORMAT, GENERATORS_FORMAT):
-        raise CheckpointError(
-            f"{path}: not a maskcycle checkpoint (for the reference implementation's "
-            "latest_net_G_A.pth / latest_net_G_B.pth use load_reference_generator)"
-        )
+    state = load(path, "generators")
     try:
         cfg = TrialConfig.from_dict(state["config"], source=f"{path} (saved config)")
     except ConfigError as exc:
@@ -132,7 +193,7 @@ def load_generators(path: str | Path, device: torch.device | str = "cpu") -> tup
             nets.append(None)
             continue
         net = family(cfg).generator(cfg)
-        _load_into(net, weights[name], path)
+        _load_into(net, weights[name], path, "its saved settings: a damaged or edited checkpoint")
         nets.append(net.to(device).eval())
     return cfg, nets[0], nets[1]
 
@@ -142,21 +203,22 @@ def load_reference_generator(path: str | Path, cfg: TrialConfig, device: torch.d
     our G_BA) loaded into our network built from cfg (netG, ngf, norm must match the run).
     The reference's module layout is ours, so its keys load as they are; a "module." prefix from
     DataParallel and the stale InstanceNorm running-stat keys of old checkpoints are dropped."""
-    state = load(path)
+    state = load(path, "reference")
     state = {k.removeprefix("module."): v for k, v in state.items()}
     net = build_generator(cfg)
     expected = set(net.state_dict())
     state = {k: v for k, v in state.items()
              if k in expected or not k.endswith(("running_mean", "running_var", "num_batches_tracked"))}
-    _load_into(net, state, path)
+    _load_into(net, state, path, f"netG={cfg.netG} ngf={cfg.ngf} norm={cfg.norm}; give the run's own with "
+               "--set, e.g. --set netG=resnet_6blocks ngf=32 norm=batch")
     return net.to(device).eval()
 
 
-def _load_into(net: nn.Module, state: dict, path) -> None:
+def _load_into(net: nn.Module, state: dict, path, built_from: str) -> None:
     try:
         net.load_state_dict(state, strict=True)
     except RuntimeError as exc:
         raise CheckpointError(
-            f"{path}: weights do not fit the network built from the config "
-            f"(check netG, ngf, norm): {str(exc).splitlines()[0]} ..."
+            f"{path}: weights do not fit the network built from {built_from} "
+            f"({str(exc).splitlines()[0]} ...)"
         ) from None

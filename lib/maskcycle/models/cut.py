@@ -22,7 +22,7 @@ import dataclasses
 import torch
 from torch import nn
 
-from maskcycle.config import FamilySettings, TrialConfig
+from maskcycle.config import FamilySettings, TrialConfig, resnet_layers
 from maskcycle.models.losses import gan_loss, patch_nce_loss
 from maskcycle.models.networks import PatchSampleMLP, build_discriminator, build_generator, init_weights
 from maskcycle.models.optim import build_optimizer, build_scheduler
@@ -51,9 +51,13 @@ def check_settings(cfg: TrialConfig, bad) -> None:
         bad("netG", f"must be a ResNet generator for {cfg.model} (PatchNCE reads its encoder layers)")
     if cfg.nproc * cfg.nnodes > 1:
         bad("nproc", f"must be 1 for {cfg.model}: its lazily built NCE head is not wrapped for DDP")
+    n_layers = resnet_layers(cfg)
+    if max(cfg.nce_layer_ids) >= n_layers:
+        bad("nce_layers", f"reads layer {max(cfg.nce_layer_ids)}, past the {n_layers} layers (0..{n_layers - 1}) "
+                          f"of netG {cfg.netG!r} for {cfg.model}")
 
 
-SETTINGS = FamilySettings(presets=CUT_MODE, check=check_settings)
+SETTINGS = FamilySettings(presets=CUT_MODE, check=check_settings, antialias=True)
 
 
 @dataclasses.dataclass

@@ -18,7 +18,7 @@ from maskcycle.models.cut import (
 )
 
 FASTCUT_MODE = {"lambda_NCE": 10.0, "nce_idt": False, "flip_equivariance": True}  # reference CUT_mode FastCUT
-SETTINGS = FamilySettings(presets=FASTCUT_MODE, check=check_settings)
+SETTINGS = FamilySettings(presets=FASTCUT_MODE, check=check_settings, antialias=True)
 
 __all__ = ["NEEDS_PAIRS", "SETTINGS", "build", "g_loss_terms", "generator", "loss_names", "networks",
            "schedulers", "seed_rank_streams", "train_step"]

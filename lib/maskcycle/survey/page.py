@@ -28,7 +28,7 @@ from PIL import Image, ImageDraw
 
 from maskcycle.config import at_least
 from maskcycle.data.images import centre_square, list_images, read_rgb, split_readable
-from maskcycle.io import atomic_write_texts, check_output, read_csv_rows
+from maskcycle.io import atomic_write_texts, check_output, read_pairs
 
 KEY_COLUMNS = ["image_id", "role", "truth", "domain", "direction", "trial", "source", "source_file", "identity",
                "expected_response", "sha256"]
@@ -94,24 +94,27 @@ def _readable(folder, skipped: list[str]) -> list[Path]:
 
 
 def _pool(sources: list[tuple[str, Path]], k: int, rng, what: str, avoid: set, identity: dict,
-          skipped: list[str]) -> list:
-    """k fakes spread evenly over the sources (each source's share drawn from its own folder)."""
+          skipped: list[str], known_only: bool = False) -> list:
+    """k fakes spread evenly over the sources (each source's share drawn from its own folder);
+    `known_only`: fakes whose identity is unknown are left out (see unknown_fakes)."""
     out = []
     for (name, folder), share in zip(sources, _quota(k, len(sources))):
-        files = [(p, name) for p in _readable(folder, skipped)]
-        out += _pick(rng, files, share, f"{what} {name}", avoid, identity)
+        files = [(p, name) for p in _readable(folder, skipped) if not known_only or _key(p) in identity]
+        known = " (fakes of known identity only: see --pairs)" if known_only else ""
+        out += _pick(rng, files, share, f"{what} {name}{known}", avoid, identity)
     return out
 
 
 def select_stimuli(real_a: str | Path, real_b: str | Path, fakes_ab, fakes_ba,
                    n: int = 22, n_practice: int = 2, n_attention: int = 2, seed: int = 0,
                    trial: str = "", identity: dict[str, str] | None = None,
-                   skipped: list[str] | None = None) -> list[Stimulus]:
+                   skipped: list[str] | None = None, known_only: bool = False) -> list[Stimulus]:
     """Choose a balanced quiz: n/2 real (test A and test B) and n/2 generated (G_AB and G_BA outputs,
     from one folder each or several: `fakes_ab`/`fakes_ba` may be lists, spread evenly), plus
     practice images from the same pools. `identity` maps a file (str path) to the person it shows;
     a real image never appears with a fake of the same identity, so one cannot be judged against
-    the other. Files without an identity are never excluded (see build_survey's allow_unpaired).
+    the other. `known_only`: fakes without an identity are left out (their real could appear beside
+    them); else they are kept (see build_survey's allow_unpaired).
     Files that do not decode are left out, one "path: why" line each added to `skipped`."""
     if n < 4 or n % 2:
         raise ValueError(f"n must be an even number >= 4 (half real, half generated), got {n}")
@@ -126,7 +129,7 @@ def select_stimuli(real_a: str | Path, real_b: str | Path, fakes_ab, fakes_ba,
     # Generated first; then reals of people none of whose fakes is in the quiz.
     for name, folders in (("fakeB", fakes_ab), ("fakeA", fakes_ba)):
         chosen[name] = _pool(_sources(folders, trial), want[name] + practice[name], rng, f"{name} pool", set(),
-                             identity, skipped)
+                             identity, skipped, known_only)
     avoid = {identity.get(_key(p)) for name in ("fakeB", "fakeA") for p, _ in chosen[name]} - {None}
     for name, folder in (("realA", real_a), ("realB", real_b)):
         files = [(p, "real") for p in _readable(folder, skipped)]
@@ -147,6 +150,12 @@ def select_stimuli(real_a: str | Path, real_b: str | Path, fakes_ab, fakes_ba,
         out.append(Stimulus(ids.pop(), "attention", "attention", "", "", "", "", expected))
     # Sorted by the random id, so the key's row order tells nothing either.
     return sorted(out, key=lambda s: (s.role, s.image_id))
+
+
+def unknown_fakes(fakes_ab, fakes_ba, identity: dict[str, str]) -> list[str]:
+    """The fake files of the folders that `identity` does not know (e.g. left out of a pairs CSV)."""
+    folders = [f for group in (fakes_ab, fakes_ba) for f in ([group] if isinstance(group, (str, Path)) else group)]
+    return [str(p) for f in folders for p in list_images(f) if _key(p) not in identity]
 
 
 def sweep_identities(curated: str | Path, fake_dirs: dict[str, list]) -> dict[str, str]:
@@ -177,15 +186,18 @@ def sweep_identities(curated: str | Path, fake_dirs: dict[str, list]) -> dict[st
 
 def csv_identities(path: str | Path) -> dict[str, str]:
     """Identities from a pairs CSV (columns fake,real: a fake and the real photo it was made from,
-    paths absolute or relative to the CSV's folder): the fake shares the real's identity."""
+    paths absolute or relative to the CSV's folder): the fake shares the real's identity.
+    Checked by io.read_pairs (a fake listed twice, or that is its own real, is refused)."""
     path = Path(path)
-    rows = read_csv_rows(path, {"fake", "real"})
+
+    def resolve(column: str, value: str, row) -> Path:
+        p = Path(value) if Path(value).is_absolute() else path.parent / value
+        if not p.is_file():
+            raise ValueError(f"{path} line {row.line}: {column} file {value!r} not found")
+        return Path(_key(p))  # as the folders' files are keyed
+
     ident = {}
-    for line, row in enumerate(rows, start=2):
-        fake, real = (Path(row[c]) if Path(row[c]).is_absolute() else path.parent / row[c] for c in ("fake", "real"))
-        for what, p in (("fake", fake), ("real", real)):
-            if not p.is_file():
-                raise ValueError(f"{path} line {line}: {what} file {row[what]!r} not found")
+    for _, fake, real in read_pairs(path, ("fake", "real"), resolve):
         ident[_key(fake)] = ident[_key(real)] = f"pair:{_key(real)}"
     return ident
 
@@ -317,9 +329,12 @@ def build_survey(real_a: str | Path, real_b: str | Path, fakes_ab, fakes_ba,
     if identity is None and not allow_unpaired:
         raise ValueError("the real and fake folders carry no pairing, so a real image and its own fake could both "
                          "appear: give --pairs CSV (columns fake,real) or --allow-unpaired")
+    # With identities known, a fake of unknown identity could sit beside its own real: left out (recorded).
+    unknown = unknown_fakes(fakes_ab, fakes_ba, identity) if identity is not None and not allow_unpaired else []
     skipped: list[str] = []
     stimuli = select_stimuli(real_a, real_b, fakes_ab, fakes_ba, n=n, n_practice=n_practice,
-                             n_attention=n_attention, seed=seed, trial=trial, identity=identity, skipped=skipped)
+                             n_attention=n_attention, seed=seed, trial=trial, identity=identity, skipped=skipped,
+                             known_only=bool(unknown))
     if size is None:
         fake = next(s for s in stimuli if s.truth == "fake")
         size = min(read_rgb(fake.source_file).shape[:2])
@@ -336,6 +351,7 @@ def build_survey(real_a: str | Path, real_b: str | Path, fakes_ab, fakes_ba,
     info = {"survey_id": survey_id, "seed": seed, "n_main": n, "n_practice": n_practice,
             "n_attention": n_attention, "image_size": size, "trial": trial,
             "identities": "none (allowed unpaired)" if identity is None else "known",
+            "fakes_left_out_no_identity": len(unknown),
             "file_size_auc": file_size_auc(stimuli, pngs), "unreadable_left_out": skipped,
             "centre_cropped": cropped,
             "sources": {"real_A": str(real_a), "real_B": str(real_b),
@@ -450,5 +466,8 @@ def run_command(args) -> int:
         print(f"left out: {line}", file=sys.stderr)
     for line in info["centre_cropped"]:
         print(f"not square, centre-cropped to a square: {line}", file=sys.stderr)
+    if info["fakes_left_out_no_identity"]:
+        print(f"note: {info['fakes_left_out_no_identity']} fake(s) of unknown identity (not in --pairs) were left "
+              "out: the real photo each was made from could have appeared beside it", file=sys.stderr)
     print(f"file size alone separates real from fake with AUC {info['file_size_auc']} (0.5: not at all)")
     return 0

@@ -38,12 +38,13 @@ from maskcycle.config import (
     parse_overrides,
     read_settings_yaml,
 )
-from maskcycle.io import check_output, update_run_json, utc_now
+from maskcycle.io import FolderBusyError, check_output, folder_lock, update_run_json, utc_now
 from maskcycle.training import slurm
 
 NOTEBOOK = NOTEBOOKS_DIR / "02_training.ipynb"
 RENDERED = "02_training.ipynb"
-EXIT_NOT_STARTED = 125  # exit status when nothing ran; otherwise the number of failed trials
+EXIT_NOT_STARTED = 125  # exit status when nothing ran; otherwise the number of failed (or busy) trials
+SWEEP_LOCK = ".sweep.lock"  # held in a trial folder while a sweep runs that trial (the trainer holds .lock)
 
 
 class SweepError(RuntimeError):
@@ -73,9 +74,23 @@ def run_trial(params_file: str | Path, trial_dir: str | Path, overrides: Sequenc
     Runs papermill in a child process (so `env`, e.g. CUDA_VISIBLE_DEVICES, reaches the kernel),
     never raises for a failing trial, and returns the record it merged into trial_dir/run.json:
     trial, status (finished / stopped / failed), notebook, papermill (failing cell, error name
-    and message, or None), trial_wall_s."""
+    and message, or None), trial_wall_s. A trial that another sweep or a training is running is
+    left alone (its log, notebook and run.json untouched): status "busy", with the holder named;
+    one that finished meanwhile is skipped."""
     params_file, trial_dir = Path(params_file).resolve(), Path(trial_dir).resolve()
     trial_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        with folder_lock(trial_dir, "another sweep", SWEEP_LOCK):
+            with folder_lock(trial_dir, "a training"):  # only a probe: the trainer takes this lock itself
+                pass
+            if is_finished(trial_dir):
+                return {"trial": trial_dir.name, "status": "finished", "skipped": True}
+            return _run_trial(params_file, trial_dir, overrides, kernel, env)
+    except FolderBusyError as exc:
+        return {"trial": trial_dir.name, "status": "busy", "error": str(exc)}
+
+
+def _run_trial(params_file: Path, trial_dir: Path, overrides: Sequence[str], kernel: str, env: dict | None) -> dict:
     record = {"trial": trial_dir.name, "params_file": str(params_file), "overrides": list(overrides)}
     t0 = time.perf_counter()
     try:
@@ -248,6 +263,10 @@ def run_sweep(params_files: Sequence[str | Path], out: str | Path, overrides: Se
         raise SweepError(f"executor {executor!r}: expected 'local' or 'slurm'")
     for r in records:
         msg = r.get("status")
+        if msg == "busy":
+            msg = f"busy, not run here (its files are left as they are): {r.get('error')}"
+        elif r.get("skipped"):
+            msg = "finished meanwhile (by another process), skipped"
         if r.get("papermill"):
             pm = r["papermill"]
             msg += f" (cell {pm.get('cell')}: {pm.get('error_name')}: {pm.get('error_message')})"
@@ -276,8 +295,8 @@ def add_arguments(p) -> None:
 
 
 def run_command(args) -> int:
-    """Run the sweep; exit status = number of failed trials (0 = all finished), or 125 when nothing
-    could start (invalid params, no SLURM support)."""
+    """Run the sweep; exit status = number of failed or busy trials (0 = all finished), or 125 when
+    nothing could start (invalid params, no SLURM support)."""
     args.slurm = slurm.flag_options(args) + list(args.slurm)  # --slurm KEY=VALUE wins over named flags
     try:
         records = run_sweep(args.params, args.out, args.set, args.executor, args.parallel,
@@ -286,6 +305,10 @@ def run_command(args) -> int:
         print(f"maskcycle sweep: error: {exc}", file=sys.stderr)
         return EXIT_NOT_STARTED
     failed = [r["trial"] for r in records if r.get("status") == "failed"]
+    busy = [r["trial"] for r in records if r.get("status") == "busy"]
     if failed:
         print(f"[sweep] {len(failed)} of {len(records)} trial(s) failed: {', '.join(failed)}", file=sys.stderr)
-    return min(len(failed), EXIT_NOT_STARTED - 1)
+    if busy:
+        print(f"[sweep] {len(busy)} of {len(records)} trial(s) busy in another process, not run here: "
+              f"{', '.join(busy)}; rerun the sweep once they end", file=sys.stderr)
+    return min(len(failed) + len(busy), EXIT_NOT_STARTED - 1)

@@ -333,7 +333,12 @@ def _start(cfg: TrialConfig, out: Path, progress: bool, r: ddp.Rank, device: tor
     step_m = ddp.wrap(m, r, device)  # m itself for one process; m keeps the bare networks
     state = RunState()
     if saved is not None:
-        m.load_state_dict(saved["model"])
+        try:  # its shape was checked (checkpoints.check); what it holds must fit this trial's networks
+            m.load_state_dict(saved["model"])
+        except (KeyError, RuntimeError, ValueError, TypeError) as exc:
+            raise checkpoints.CheckpointError(f"{path}: its saved state does not fit the {cfg.model} trial's "
+                                              f"networks and optimisers ({type(exc).__name__}: "
+                                              f"{str(exc).splitlines()[0] if str(exc) else ''})") from None
         ddp.restore_rank_state(m, saved, r, path)
         state = RunState.from_checkpoint(saved)
     if r.is_main:
