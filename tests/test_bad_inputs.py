@@ -22,11 +22,12 @@ from PIL import Image
 
 from conftest import make_image_folders, tiny_config
 from maskcycle import cli
-from maskcycle.config import ConfigError, TrialConfig
+from maskcycle.config import TrialConfig
 from maskcycle.data import cache
 from maskcycle.data.images import ImageReadError, list_images, read_rgb
 from maskcycle.io import atomic_path, folder_lock
 from maskcycle.models import checkpoints
+from maskcycle.settings import ConfigError
 from maskcycle.training.trainer import train
 
 REPO = Path(__file__).resolve().parents[1]

@@ -1,7 +1,9 @@
 import pytest
 import yaml
 
-from maskcycle.config import ConfigError, TrialConfig, defaults, parse_overrides
+from maskcycle.config import TrialConfig, defaults
+from maskcycle.params import parse_overrides
+from maskcycle.settings import ConfigError
 
 
 def test_defaults_are_the_reference_cyclegan():
@@ -67,8 +69,8 @@ def test_settings_flags_round_trip_through_argparse():
     """CLI flags come from the settings' fields; field_flags gives the flags back for a subprocess."""
     import argparse
 
-    from maskcycle.config import add_field_arguments, field_flags, from_arguments
     from maskcycle.data.curate import CurationError, Settings
+    from maskcycle.settings import add_field_arguments, field_flags, from_arguments
 
     parser = argparse.ArgumentParser()
     add_field_arguments(parser, Settings)
@@ -100,7 +102,8 @@ def test_a_params_file_states_only_what_it_changes_against_its_base(tmp_path):
 
 
 def test_every_study_variant_resolves_from_its_base():
-    from maskcycle.config import PARAMS_DIR, read_settings_yaml
+    from maskcycle.params import read_settings_yaml
+    from maskcycle.paths import PARAMS_DIR
 
     for path in sorted(PARAMS_DIR.glob("*/*.yaml")):
         TrialConfig.from_params(path)  # validated

@@ -9,8 +9,9 @@ import pytest
 import torch
 
 from maskcycle.cli import main
-from maskcycle.config import ConfigError, TrialConfig, patchgan_side, resnet_layers
+from maskcycle.config import TrialConfig, patchgan_side, resnet_layers
 from maskcycle.models.networks import NLayerDiscriminator, ResnetGenerator, build_generator
+from maskcycle.settings import ConfigError
 
 
 def _runs(net: torch.nn.Module, side: int):

@@ -7,11 +7,12 @@ import pytest
 import torch
 
 from conftest import make_image_folders, tiny_config
-from maskcycle.config import ConfigError, check_processes
+from maskcycle.config import check_processes
 from maskcycle.data.unpaired import UnpairedData
 from maskcycle.models.checkpoints import load, load_generators
 from maskcycle.models.cyclegan import build as build_cyclegan
 from maskcycle.models.runtime import STREAMS, stream_seed, translate_batch
+from maskcycle.settings import ConfigError
 from maskcycle.training import ddp
 from maskcycle.training import launch as launch_mod
 from maskcycle.training.ddp import Rank

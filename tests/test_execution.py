@@ -10,9 +10,10 @@ import pytest
 import yaml
 
 from conftest import tiny_config
-from maskcycle.config import ConfigError, TrialConfig
+from maskcycle.config import TrialConfig
 from maskcycle.models import checkpoints, execution
 from maskcycle.models.cyclegan import build as build_cyclegan
+from maskcycle.settings import ConfigError
 from maskcycle.training.trainer import train
 
 NATIVE = execution.Capability("cpu", "test CPU with bf16", True, "bf16 is native (test)")

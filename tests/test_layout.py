@@ -7,9 +7,10 @@ import ast
 from pathlib import Path
 
 PKG = Path(__file__).resolve().parents[1] / "lib" / "maskcycle"
-# survey -> evaluation -> training -> models / data -> results -> config -> io
-LAYER = {"io": 0, "config": 1, "results": 2, "data": 3, "models": 3, "training": 4, "evaluation": 5,
-         "survey": 6, "cli": 7, "__main__": 8, "__init__": 0}
+# survey -> evaluation -> training -> models / data -> results -> config -> params / devices -> settings
+# -> io / paths
+LAYER = {"io": 0, "paths": 0, "settings": 1, "params": 2, "devices": 2, "config": 3, "results": 4, "data": 5,
+         "models": 5, "training": 6, "evaluation": 7, "survey": 8, "cli": 9, "__main__": 10, "__init__": 0}
 
 
 def module_name(path: Path) -> str:

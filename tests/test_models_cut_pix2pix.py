@@ -8,12 +8,13 @@ import pytest
 import torch
 
 from conftest import TINY_CUT, TINY_PIX2PIX, add_train_pairs, make_paired_curated, tiny_config
-from maskcycle.config import ConfigError, TrialConfig
+from maskcycle.config import TrialConfig
 from maskcycle.data.paired_batches import NoPairsError
 from maskcycle.models import families
 from maskcycle.models.checkpoints import load, load_generators
 from maskcycle.models.losses import patch_nce_loss
 from maskcycle.models.networks import PatchSampleMLP, build_discriminator, build_generator, count_parameters
+from maskcycle.settings import ConfigError
 from maskcycle.training.trainer import train
 
 

@@ -101,7 +101,7 @@ def test_trial_folder_artefacts(tiny_data, tmp_path):
 
 
 def test_resume_refuses_other_settings(tiny_data, tmp_path):
-    from maskcycle.config import ConfigError
+    from maskcycle.settings import ConfigError
 
     cfg = tiny_config(tiny_data, n_epochs=1, n_epochs_decay=0)
     train(cfg, tmp_path / "t", progress=False)

@@ -12,7 +12,8 @@ import pytest
 import yaml
 
 from conftest import make_image_folders
-from maskcycle.config import ConfigError, parse_overrides
+from maskcycle.params import parse_overrides
+from maskcycle.settings import ConfigError
 from maskcycle.training import slurm, sweep
 
 LOCAL = {"cluster": "local", "gpus_per_trial": 0, "cpus_per_trial": 1, "timeout_min": 10}

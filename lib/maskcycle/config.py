@@ -9,19 +9,16 @@ which directions it learns, the values of its None-defaulted fields (CUT's `CUT_
 resolved when the config is built, so config.yaml holds numbers) and its own value checks.
 Shared fields keep CycleGAN's defaults for every model: the params YAMLs of CUT and pix2pix set
 their references' values (init_type, pool_size, norm, ...). Every invalid key or value raises
-`ConfigError` naming it, before any work starts.
+`ConfigError` naming it, before any work starts. Reading params files (`base:`, overrides) is
+params.py; the type check and command-line flags every settings class shares are settings.py.
 """
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
-import functools
 import importlib
-import math
 import os
 import types
-import typing
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
@@ -29,15 +26,8 @@ from typing import Any, Literal, get_args, get_origin
 import yaml
 
 from maskcycle.io import atomic_write_text
-
-# Repository paths, the one place they are spelled (the package is installed editable from lib/).
-REPO_ROOT = Path(__file__).resolve().parents[2]
-NOTEBOOKS_DIR = REPO_ROOT / "notebooks"
-PARAMS_DIR = REPO_ROOT / "params"
-
-
-class ConfigError(ValueError):
-    """An unknown key, a value of the wrong type, or an impossible value in a trial config."""
+from maskcycle.params import parse_overrides, read_settings_yaml
+from maskcycle.settings import ConfigError, check_field_types, field_hints
 
 
 def size_multiple(netG: str) -> int:
@@ -263,63 +253,6 @@ def directions(settings: Mapping[str, Any]) -> tuple[str, ...]:
     return ("AB", "BA") if two_way else (settings.get("direction", "AB"),)
 
 
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """safe_load, except that a key given twice is an error (YAML itself keeps the last one). Merge
-    keys (`<<: *defaults`) work as in safe_load: a key written beside one overrides the merged value."""
-
-    def construct_mapping(self, node, deep=False):
-        seen = set()
-        for key_node, _ in node.value:
-            if key_node.tag == "tag:yaml.org,2002:merge":
-                continue
-            key = self.construct_object(key_node, deep=deep)
-            if key in seen:
-                raise yaml.constructor.ConstructorError(
-                    None, None, f"key {key!r} given twice (line {key_node.start_mark.line + 1})", key_node.start_mark)
-            seen.add(key)
-        return super().construct_mapping(node, deep=deep)
-
-
-BASE_KEY = "base"  # a params file's `base: other.yaml` (beside it): its settings, then this file's over them
-
-
-def read_settings_yaml(path: str | os.PathLike, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
-    """A params file's mapping of settings, over those of its `base:` file when it names one (so a
-    study's variant states only what it changes); ConfigError naming the file when it cannot be
-    read, is not UTF-8 or YAML, repeats a key, is empty (which would silently mean a full-size,
-    200-epoch run with every default), or its bases form a loop."""
-    values = _read_one_settings_file(Path(path))
-    base = values.pop(BASE_KEY, None)
-    if base is None:
-        return values
-    if not isinstance(base, str) or not base.strip():
-        raise ConfigError(f"{path}: key 'base': value {base!r} is not a file name (the params file this one builds on)")
-    base_path = Path(path).parent / base
-    if base_path.resolve() in _seen or base_path.resolve() == Path(path).resolve():
-        raise ConfigError(f"{path}: key 'base': {base!r} leads back to itself")
-    return {**read_settings_yaml(base_path, (*_seen, Path(path).resolve())), **values}
-
-
-def _read_one_settings_file(path: Path) -> dict[str, Any]:
-    try:
-        text = path.read_bytes().decode("utf-8")
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read ({exc.strerror})") from None
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start}: {exc.object[exc.start:exc.start + 1]!r}); "
-                          "save it as UTF-8") from None
-    try:
-        values = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML ({exc})") from None
-    if values is None:
-        raise ConfigError(f"{path}: holds no settings; an empty params file would train every default "
-                          "(200 epochs at 256 px): write the trial's settings, e.g. `n_epochs: 1`")
-    if not isinstance(values, dict):
-        raise ConfigError(f"{path}: expected a mapping of settings at top level")
-    return values
-
-
 def check_processes(cfg: TrialConfig, device_type: str) -> None:
     """Settings that several processes cannot run on `device_type` ("cpu"/"cuda"): checked when the
     config names its device, and again by DDP once "auto" has been resolved."""
@@ -328,17 +261,6 @@ def check_processes(cfg: TrialConfig, device_type: str) -> None:
         raise ConfigError(
             f"key 'norm': value 'batch' with nproc*nnodes = {world} needs SyncBatchNorm, which PyTorch "
             "supports on CUDA only; use norm 'instance', one process, or GPUs")
-
-
-def resolve_device(name: str):
-    """"auto" -> cuda when visible, else cpu; "cuda" without a visible device is a ConfigError."""
-    import torch  # here, not at the top: `maskcycle --help` and config checks stay fast
-
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("key 'device': value 'cuda' but no CUDA device is visible")
-    return torch.device(name)
 
 
 def defaults() -> dict[str, Any]:
@@ -350,32 +272,11 @@ def field_names() -> list[str]:
     return [f.name for f in dataclasses.fields(TrialConfig)]
 
 
-def parse_overrides(overrides: dict[str, Any] | list[str] | str | None) -> dict[str, Any]:
-    """`["lr=0.001", "norm=batch"]` (or the string "lr=0.001 norm=batch") -> {"lr": 0.001, "norm":
-    "batch"} (values parsed as YAML)."""
-    if overrides is None:
-        return {}
-    if isinstance(overrides, dict):
-        return dict(overrides)
-    if isinstance(overrides, str):
-        overrides = overrides.split()
-    out: dict[str, Any] = {}
-    for item in overrides:
-        key, sep, raw = item.partition("=")
-        if not sep or not key.strip():
-            raise ConfigError(f"override {item!r}: expected key=value")
-        try:
-            out[key.strip()] = yaml.safe_load(raw) if raw.strip() else ""
-        except yaml.YAMLError:
-            out[key.strip()] = raw
-    return out
-
-
 # --- validation ---------------------------------------------------------------------------
 def _coerce(key: str, value: Any, source: str) -> Any:
     """Accept an int where a float is expected (YAML writes 10 for 10.0), and a float written
     without a dot (`2e-4`: YAML 1.1 reads it as a string)."""
-    hint = _hints(TrialConfig).get(key)
+    hint = field_hints(TrialConfig).get(key)
     if get_origin(hint) is types.UnionType:  # `float | None`
         hint = next(h for h in get_args(hint) if h is not type(None))
     if hint is float and isinstance(value, int) and not isinstance(value, bool):
@@ -386,116 +287,6 @@ def _coerce(key: str, value: Any, source: str) -> Any:
         except ValueError:
             return value
     return value
-
-
-def check_field_types(obj, error=ConfigError) -> None:
-    """Every field of the dataclass `obj` has its annotated type: a Literal's choices, bool, int,
-    float (an int is accepted), str, or tuple[T, ...]. The one type check of every settings class
-    (TrialConfig, curation Settings, SLURM options, the survey simulator); raises `error`."""
-    for f in dataclasses.fields(obj):
-        value, hint = getattr(obj, f.name), _hints(type(obj))[f.name]
-        why = _type_problem(value, hint)
-        if why:
-            raise error(f"key {f.name!r}: value {value!r} {why}")
-
-
-def _type_problem(value: Any, hint: Any) -> str | None:
-    origin, args = get_origin(hint), get_args(hint)
-    if origin in (types.UnionType, typing.Union):  # X | None, bool | Literal["auto"]
-        problems = [_type_problem(value, h) for h in args if h is not type(None)]
-        return None if value is None or None in problems else problems[0]
-    if origin is Literal:
-        return None if value in args else f"is not one of {', '.join(map(repr, args))}"
-    if origin is tuple:
-        if not isinstance(value, tuple):
-            return f"has type {type(value).__name__}, expected a list"
-        return next((_type_problem(v, args[0]) for v in value if _type_problem(v, args[0])), None)
-    if hint is float and isinstance(value, int) and not isinstance(value, bool):
-        return None
-    if hint is float and isinstance(value, float) and not math.isfinite(value):
-        return "must be a finite number"
-    if isinstance(value, hint) and not (hint is not bool and isinstance(value, bool)):
-        return None
-    return f"has type {type(value).__name__}, expected {getattr(hint, '__name__', hint)}"
-
-
-@functools.cache
-def _hints(cls) -> dict:
-    return typing.get_type_hints(cls)
-
-
-def setting(default, help: str, **metadata):
-    """A settings dataclass field with its help text (and, e.g., `flag=`): what add_field_arguments
-    turns into a command-line flag."""
-    return dataclasses.field(default=default, metadata={"help": help, **metadata})
-
-
-# --- settings on the command line -----------------------------------------------------------
-def add_field_arguments(parser, cls, skip: tuple[str, ...] = (), only: list[str] | None = None,
-                        dest_prefix: str = "", defaults: bool = True) -> None:
-    """One `--field-name` flag per field of the settings dataclass `cls` (help from the field's
-    metadata, type and choices from its annotation, default from the field unless `defaults` is
-    False: then an absent flag is None, for options merged over others), so flags never restate a default."""
-    for f in dataclasses.fields(cls):
-        if f.name in skip or (only is not None and f.name not in only):
-            continue
-        hint = _hints(cls)[f.name]
-        if get_origin(hint) is types.UnionType:
-            hint = next(h for h in get_args(hint) if h is not type(None))
-        flag = f.metadata.get("flag") if isinstance(f.metadata.get("flag"), str) else "--" + f.name.replace("_", "-")
-        default = f.default if defaults else None
-        kw: dict[str, Any] = {"dest": dest_prefix + f.name, "default": default}
-        if hint is bool:
-            kw.update(action=argparse.BooleanOptionalAction)
-        elif get_origin(hint) is tuple:
-            item = get_args(hint)[0]
-            kw.update(nargs="+", type=str, default=list(default) if defaults else None,
-                      **({"choices": get_args(item)} if get_origin(item) is Literal else {}))
-        elif get_origin(hint) is Literal:
-            kw.update(choices=get_args(hint), type=type(get_args(hint)[0]))
-        else:
-            kw.update(type=hint)
-        shown = f" (default: {default!r})" if defaults else ""
-        parser.add_argument(flag, help=f"{f.metadata.get('help', '')}{shown}".strip(), **kw)
-
-
-def at_least(low: int):
-    """An argparse type: an int >= low (`--batch-size 0` is a one-line usage error, not a traceback)."""
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-        if value < low:
-            raise argparse.ArgumentTypeError(f"must be >= {low}, got {value}")
-        return value
-
-    parse.__name__ = f"int >= {low}"
-    return parse
-
-
-def from_arguments(cls, args, **extra):
-    """An instance of the settings dataclass `cls` from parsed `add_field_arguments` flags."""
-    values = {f.name: getattr(args, f.name) for f in dataclasses.fields(cls) if hasattr(args, f.name)}
-    values = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
-    return cls(**{**values, **extra})
-
-
-def field_flags(obj) -> list[str]:
-    """The inverse of add_field_arguments: the flags that reproduce the settings `obj` (only the
-    fields that differ from their defaults), for a subprocess command line."""
-    flags: list[str] = []
-    for f in dataclasses.fields(obj):
-        value, flag = getattr(obj, f.name), "--" + f.name.replace("_", "-")
-        if value == f.default:
-            continue
-        if isinstance(value, bool):
-            flags.append(flag if value else "--no-" + flag[2:])
-        elif isinstance(value, tuple):
-            flags += [flag, *map(str, value)]
-        else:
-            flags += [flag, str(value)]
-    return flags
 
 
 def _check_values(cfg: TrialConfig) -> None:
@@ -619,3 +410,10 @@ def _check_model_values(cfg: TrialConfig, bad) -> None:
     check = family_settings(cfg.model).check
     if check is not None:
         check(cfg, bad)
+
+
+# Re-exported only for evaluation/evaluate.py, training/sweep.py and data/curate.py, which other
+# issues are changing now; delete once their imports name the modules these live in.
+from maskcycle.devices import resolve_device  # noqa: E402, F401
+from maskcycle.paths import NOTEBOOKS_DIR  # noqa: E402, F401
+from maskcycle.settings import add_field_arguments, at_least, from_arguments, setting  # noqa: E402, F401

@@ -15,8 +15,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from maskcycle.config import NOT_HYPERPARAMETERS, ConfigError, TrialConfig, directions, field_names
+from maskcycle.config import NOT_HYPERPARAMETERS, TrialConfig, directions, field_names
 from maskcycle.io import atomic_write_text
+from maskcycle.settings import ConfigError
 
 SUMMARY = "summary.csv"
 EVAL_METRICS = Path("eval") / "metrics.json"

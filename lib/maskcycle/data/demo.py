@@ -24,10 +24,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
-from maskcycle.config import at_least
 from maskcycle.data.parallel import parallel_map
 from maskcycle.data.readers import PLACEMENT_BY_SUFFIX
 from maskcycle.io import atomic_write_bytes, atomic_write_text
+from maskcycle.settings import at_least
 
 # MaskedFace-Net file suffixes (as the real set capitalises them) -> placement class; the readers'
 # table is the one source, so drawing and reading cannot drift apart.

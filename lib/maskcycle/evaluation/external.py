@@ -17,9 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
-from maskcycle.config import ConfigError
 from maskcycle.data.images import ImageReadError, list_images, read_rgb
 from maskcycle.io import atomic_write_text, check_output, read_pairs, resolved, utc_now
+from maskcycle.settings import ConfigError
 
 REAL_OF = {"AB": "B", "BA": "A"}  # fakes of a direction are compared with real images of this domain
 

@@ -12,7 +12,7 @@ import torch
 import tqdm
 from torch import nn
 
-from maskcycle.config import ConfigError, TrialConfig, at_least, parse_overrides, resolve_device, size_multiple
+from maskcycle.config import TrialConfig, size_multiple
 from maskcycle.data import faces as facelib
 from maskcycle.data.images import (
     ImageReadError,
@@ -23,9 +23,12 @@ from maskcycle.data.images import (
     to_uint8,
     write_image,
 )
+from maskcycle.devices import resolve_device
 from maskcycle.io import check_output, check_writable
 from maskcycle.models import checkpoints, execution
 from maskcycle.models.runtime import translate_batch
+from maskcycle.params import parse_overrides
+from maskcycle.settings import ConfigError, at_least
 
 
 def is_reference(checkpoint: str | Path) -> bool:

@@ -12,11 +12,12 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from maskcycle.config import ConfigError, TrialConfig
+from maskcycle.config import TrialConfig
 from maskcycle.io import atomic_path
 from maskcycle.models import execution
 from maskcycle.models.families import family
 from maskcycle.models.networks import build_generator
+from maskcycle.settings import ConfigError
 
 STATE_FORMAT = "maskcycle-state-1"
 GENERATORS_FORMAT = "maskcycle-generators-1"

@@ -21,8 +21,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from maskcycle.config import at_least
 from maskcycle.io import atomic_write_text, check_output
+from maskcycle.settings import at_least
 from maskcycle.survey import stats as st
 from maskcycle.survey.page import KEY_COLUMNS, KEY_NAME, survey_id_of
 from maskcycle.survey.simulate import LEGACY_COLUMNS, PARAMS_NAME, RESPONSE_COLUMNS

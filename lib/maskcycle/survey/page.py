@@ -26,9 +26,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from maskcycle.config import at_least
 from maskcycle.data.images import centre_square, list_images, read_rgb, split_readable
 from maskcycle.io import atomic_write_texts, check_output, read_pairs
+from maskcycle.settings import at_least
 
 KEY_COLUMNS = ["image_id", "role", "truth", "domain", "direction", "trial", "source", "source_file", "identity",
                "expected_response", "sha256"]

@@ -27,8 +27,8 @@ from pathlib import Path
 import numpy as np
 from scipy import stats
 
-from maskcycle.config import add_field_arguments, check_field_types, from_arguments, setting
 from maskcycle.io import atomic_write_text, check_output
+from maskcycle.settings import add_field_arguments, check_field_types, from_arguments, setting
 from maskcycle.survey.page import INFO_NAME, KEY_NAME, PAGE_NAME, survey_id_of
 
 RESPONSE_COLUMNS = ["participant_id", "session_start", "trial_index", "image_id", "response", "rt_ms",

@@ -30,13 +30,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from maskcycle.config import ConfigError, TrialConfig, parse_overrides, resolve_device
+from maskcycle.config import TrialConfig
 from maskcycle.data.images import write_png
 from maskcycle.data.unpaired import UnpairedData
+from maskcycle.devices import resolve_device
 from maskcycle.io import atomic_write_text, check_output
 from maskcycle.models import execution
 from maskcycle.models.families import family
 from maskcycle.models.runtime import configure_backends
+from maskcycle.params import parse_overrides
+from maskcycle.settings import ConfigError
 
 # The named configs (reference CycleGAN otherwise: ngf = ndf = 64, instance norm, lsgan).
 CONFIGS: dict[str, dict] = {

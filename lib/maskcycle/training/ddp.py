@@ -37,10 +37,11 @@ import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from maskcycle.config import ConfigError, TrialConfig, check_processes
+from maskcycle.config import TrialConfig, check_processes
 from maskcycle.data.unpaired import EpochPlan
 from maskcycle.models.families import family
 from maskcycle.models.runtime import stream_seed
+from maskcycle.settings import ConfigError
 
 
 @dataclasses.dataclass(frozen=True)

@@ -17,7 +17,8 @@ import sys
 import time
 from pathlib import Path
 
-from maskcycle.config import ConfigError, TrialConfig
+from maskcycle.config import TrialConfig
+from maskcycle.settings import ConfigError
 from maskcycle.training.errors import LaunchError
 
 

@@ -33,8 +33,10 @@ from typing import Literal
 
 import yaml
 
-from maskcycle.config import ConfigError, TrialConfig, add_field_arguments, check_field_types, parse_overrides, setting
+from maskcycle.config import TrialConfig
 from maskcycle.io import update_run_json
+from maskcycle.params import parse_overrides
+from maskcycle.settings import ConfigError, add_field_arguments, check_field_types, setting
 
 
 @dataclasses.dataclass(frozen=True)

@@ -32,10 +32,11 @@ import torch
 import tqdm
 from torchvision.utils import make_grid, save_image
 
-from maskcycle.config import RUN_CONTROL_FIELDS, ConfigError, TrialConfig, at_least, resolve_device
+from maskcycle.config import RUN_CONTROL_FIELDS, TrialConfig
 from maskcycle.data.cache import content_fingerprint
 from maskcycle.data.paired_batches import PairedData
 from maskcycle.data.unpaired import UnpairedData, fixed_samples
+from maskcycle.devices import resolve_device
 from maskcycle.io import (
     atomic_path,
     atomic_write_bytes,
@@ -51,6 +52,7 @@ from maskcycle.models import checkpoints, execution
 from maskcycle.models.families import Family, Model, family
 from maskcycle.models.optim import step_scheduler
 from maskcycle.models.runtime import configure_backends, translate_batch
+from maskcycle.settings import ConfigError, at_least
 from maskcycle.training import ddp
 from maskcycle.training.errors import NonFiniteLossError
 from maskcycle.training.launch import launch
