@@ -57,9 +57,17 @@ LrStepAt = Literal["start", "end"]
 PlateauMetric = Literal["reference", "loss_G"]
 Preprocess = Literal["resize_and_crop", "resize"]  # resize: straight to crop_size, no crop
 Device = Literal["auto", "cpu", "cuda"]
-Model = Literal["cyclegan", "cut", "fastcut", "pix2pix"]
+Model = Literal["cyclegan", "cut", "fastcut", "pix2pix", "template", "inpaint", "do_nothing"]
 Direction = Literal["AB", "BA"]
 CUT_MODELS = ("cut", "fastcut")
+# Families with no training step (models/template.py, inpaint.py, do_nothing.py): a trial is its
+# settings; the directions each can translate.
+NON_LEARNED = {"template": ("AB",), "inpaint": ("BA",), "do_nothing": ("AB", "BA")}
+Composite = Literal["none", "mask"]
+Segmenter = Literal["grabcut", "colour", "landmarks"]  # data/segment.py METHODS (default: its DEFAULT_METHOD)
+InpaintMethod = Literal["telea", "ns"]
+TEXTURES = ("surgical_blue", "white", "black_cloth", "patterned_cloth")  # models/textures.py draws them
+MASK_PLACEMENTS = ("correct", "nose_uncovered", "chin_uncovered", "nose_mouth_uncovered")  # MaskedFace-Net's
 # The CUT_mode presets of the None-defaulted CUT fields (reference cut_model.py).
 CUT_MODE_DEFAULTS = {"cut": {"lambda_NCE": 1.0, "nce_idt": True, "flip_equivariance": False},
                      "fastcut": {"lambda_NCE": 10.0, "nce_idt": False, "flip_equivariance": True}}
@@ -120,6 +128,17 @@ class TrialConfig:
     no_antialias_up: bool = False  # CUT's G upsamples with a fixed filter + conv unless set
     # pix2pix (read only when model is pix2pix)
     lambda_L1: float = 100.0
+    # mask-guided compositing of a learned model's output (evaluation and translation, not training):
+    # mask = B->A keeps every input pixel outside the dilated, feathered predicted mask, A->B changes
+    # only the lower face (from the landmarks)
+    composite: Composite = "none"
+    segmenter: Segmenter = "grabcut"  # how the mask is found (composite B->A, inpaint, maskcycle masks)
+    mask_dilate: float = 0.04  # composite and inpaint: grow the region by this share of the crop side
+    # the non-learned families (model template / inpaint / do_nothing; no training step)
+    template_textures: str = "surgical_blue,white,black_cloth,patterned_cloth"  # drawn per image by seed
+    template_placements: str = "correct"  # MaskedFace-Net's classes, drawn per image by seed
+    inpaint_method: InpaintMethod = "telea"  # OpenCV: Telea (fast marching) or Navier-Stokes
+    inpaint_radius: float = 0.03  # OpenCV's inpaintRadius as a share of the crop side
     # optimisation
     optimizer: Optimizer = "adam"
     lr: float = 0.0002
@@ -209,7 +228,22 @@ class TrialConfig:
     @property
     def directions(self) -> tuple[str, ...]:
         """The translation directions this trial trains: both for CycleGAN, else `direction`."""
+        if self.model in NON_LEARNED:
+            return NON_LEARNED[self.model] if self.model == "do_nothing" else (self.direction,)
         return ("AB", "BA") if self.model == "cyclegan" else (self.direction,)
+
+    @property
+    def learned(self) -> bool:
+        """False for the families with no training step (NON_LEARNED)."""
+        return self.model not in NON_LEARNED
+
+    @property
+    def texture_list(self) -> tuple[str, ...]:
+        return tuple(t.strip() for t in self.template_textures.split(",") if t.strip())
+
+    @property
+    def placement_list(self) -> tuple[str, ...]:
+        return tuple(t.strip() for t in self.template_placements.split(",") if t.strip())
 
     @property
     def nce_layer_ids(self) -> list[int]:
@@ -485,8 +519,25 @@ def _check_model_values(cfg: TrialConfig, bad) -> None:
         ids = []
     if not ids or any(i < 0 for i in ids) or ids != sorted(set(ids)):
         bad("nce_layers", "must be increasing layer indices separated by commas, e.g. '0,4,8,12,16'")
+    _check_baseline_values(cfg, bad)
     if cfg.model in CUT_MODELS:
         if not cfg.netG.startswith("resnet_"):
             bad("netG", f"must be a ResNet generator for {cfg.model} (PatchNCE reads its encoder layers)")
         if cfg.nproc * cfg.nnodes > 1:
             bad("nproc", f"must be 1 for {cfg.model}: its lazily built NCE head is not wrapped for DDP")
+
+
+def _check_baseline_values(cfg: TrialConfig, bad) -> None:
+    """The compositing and non-learned families' fields."""
+    if cfg.model in NON_LEARNED and cfg.direction not in NON_LEARNED[cfg.model]:
+        bad("direction", f"cannot be translated by model {cfg.model!r} (it translates "
+                         f"{' and '.join(NON_LEARNED[cfg.model])} only)")
+    if cfg.model in NON_LEARNED and cfg.composite != "none":
+        bad("composite", f"applies to learned models only; {cfg.model!r} changes only its own region already")
+    for key in ("mask_dilate", "inpaint_radius"):
+        if not 0 <= getattr(cfg, key) <= 0.5:
+            bad(key, "must be a share of the crop side in [0, 0.5]")
+    for key, allowed in (("template_textures", TEXTURES), ("template_placements", MASK_PLACEMENTS)):
+        items = cfg.texture_list if key == "template_textures" else cfg.placement_list
+        if not items or any(i not in allowed for i in items):
+            bad(key, f"must be one or more of {', '.join(allowed)} separated by commas")
