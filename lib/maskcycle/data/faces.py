@@ -248,6 +248,15 @@ def paste_back(photo: np.ndarray, face: np.ndarray, to_aligned: np.ndarray, feat
     return out
 
 
+def warp_to_photo(values: np.ndarray, to_aligned: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """A float map of an aligned crop (e.g. a mask region) warped back onto a photo of `shape`:
+    float32 HxW, 0 where the crop does not reach."""
+    h, w = shape[:2]
+    coeffs = tuple(np.vstack([to_aligned, [0, 0, 1]])[:2].flatten())
+    src = Image.fromarray(np.asarray(values, np.float32), mode="F")
+    return np.asarray(src.transform((w, h), Image.AFFINE, coeffs, Image.BILINEAR), np.float32)
+
+
 def aligned_face_box(size_hw: tuple[int, int]) -> tuple[int, int, int, int]:
     """The fixed face box of an FFHQ-aligned crop of (height, width)."""
     h, w = size_hw

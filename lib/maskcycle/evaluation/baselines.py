@@ -73,10 +73,12 @@ def composite(cfg: TrialConfig, direction: str, crops: np.ndarray, fakes: np.nda
     return Crops(np.stack(out), changed, [None] * len(out))
 
 
-def _inpaint(cfg: TrialConfig, crop: np.ndarray, lm: np.ndarray):
+def _inpaint(cfg: TrialConfig, crop: np.ndarray, lm: np.ndarray, check_masked: bool):
+    share = segment.masked_share(crop, lm) if check_masked else 1.0
+    if share < segment.MASKED_SHARE:
+        return crop.copy(), None, (f"no mask found ({share:.0%} of the lower face differs from the skin, "
+                                   f"< {segment.MASKED_SHARE:.0%})")
     region = segment.segment(crop, lm, cfg.segmenter)
-    if region.mean() < segment.MIN_SHARE:
-        return crop.copy(), None, f"no mask found ({cfg.segmenter} segmenter: {region.mean():.1%} of the face)"
     side = crop.shape[0]
     grown = inpaint.grow(region, cfg.mask_dilate * side)
     out = inpaint.fill(crop, grown, cfg.inpaint_method, cfg.inpaint_radius * side)
@@ -84,9 +86,10 @@ def _inpaint(cfg: TrialConfig, crop: np.ndarray, lm: np.ndarray):
 
 
 def non_learned(cfg: TrialConfig, direction: str, crops: np.ndarray, lms: list | None = None,
-                notes: list | None = None) -> Crops:
+                notes: list | None = None, check_masked: bool = True) -> Crops:
     """Crops through a non-learned family; `notes` (photo mode) marks faces already known to be
-    unplaceable, which are left as they were."""
+    unplaceable, which are left as they were. `check_masked`: inpaint only faces that look masked
+    (`segment.is_masked`; off where every input is known to be masked, e.g. test set B)."""
     if direction not in cfg.directions:
         raise ValueError(f"model {cfg.model!r} cannot translate {direction}")
     crops = np.asarray(crops)
@@ -104,7 +107,7 @@ def non_learned(cfg: TrialConfig, direction: str, crops: np.ndarray, lms: list |
         if cfg.model == "template":
             img, alpha, notes[i] = template.translate(crop, lm, cfg.seed, cfg.texture_list, cfg.placement_list)
         else:
-            img, alpha, notes[i] = _inpaint(cfg, crop, lm)
+            img, alpha, notes[i] = _inpaint(cfg, crop, lm, check_masked)
         out.append(img)
         changed.append(alpha)
     return Crops(np.stack(out), changed, notes)
