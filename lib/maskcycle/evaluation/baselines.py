@@ -19,6 +19,8 @@ from maskcycle.data import faces as facelib
 from maskcycle.data import segment
 from maskcycle.models import do_nothing, inpaint, template
 
+VERSION = 1  # bump when an image operation here changes its output: evaluations are then redone
+
 
 @dataclasses.dataclass
 class Crops:
