@@ -77,6 +77,23 @@ print(f'{len(table)} trial(s); {int(table["evaluated"].sum()) if len(table) else
 display(figures.display_table(table))
 
 # %% [markdown]
+# ## Every family side by side
+# Per direction: the non-learned baselines (`do_nothing`: output = input; `template`: a drawn mask warped onto the lower face from dlib's landmarks; `inpaint`: the segmented mask filled by OpenCV inpainting), each learned model, and the same model with mask-guided compositing (`<trial>+composite`: B->A keeps every input pixel outside the dilated, feathered predicted mask, A->B changes only the lower face). Columns: FID/KID (when the Inception weights are there), FD_face/KD_face, identity rate, paired PSNR/SSIM over the whole image and the mask region, and **mask IoU** (the region a method changed against where the true pair differs; only for methods that act in a region). Then, per learned model and baseline, the metrics on which the learned model's mean is better. Plain means: without intervals a small difference is no evidence.
+
+# %%
+from maskcycle.evaluation import comparison
+
+for d in ('AB', 'BA'):
+    display(Markdown(f'### {figures.DIRECTIONS[d]}'))
+    side = comparison.family_table(table, d)
+    if side.empty:
+        print('no trial translates this direction')
+        continue
+    display(side)
+    display(comparison.beats(table, d))
+    display(Markdown(comparison.verdict(table, d)))
+
+# %% [markdown]
 # ## Face features and identity
 # Per trial and direction, for the final checkpoint: **FD_face** / **KD_face** (lower is better; dlib descriptors, so no download and always available, but not comparable with FID), the **identity rate** (share of fakes within dlib's 0.6 of the face they must still look like, Wilson 95 % interval), the **median descriptor distance** (bootstrap 95 % interval), and the **chance rate**: the same on mismatched pairs, what a translation that forgot who it was would score. Fakes where the detector finds no face are described at the fixed FFHQ-aligned face box (counted in the last column).
 

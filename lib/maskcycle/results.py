@@ -97,8 +97,12 @@ def _family(settings: dict) -> dict:
     """model and the directions a trial learns ("AB,BA" for CycleGAN; None without a config)."""
     if not settings:
         return {"model": None, "directions": None}
-    model = settings.get("model", "cyclegan")
-    return {"model": model, "directions": "AB,BA" if model == "cyclegan" else settings.get("direction")}
+    try:
+        cfg = TrialConfig.from_dict(settings)
+    except ConfigError:
+        model = settings.get("model", "cyclegan")
+        return {"model": model, "directions": "AB,BA" if model == "cyclegan" else settings.get("direction")}
+    return {"model": cfg.model, "directions": ",".join(cfg.directions)}
 
 
 def summary_table(sweep_dir: str | Path, eval_errors: dict[str, str] | None = None):
