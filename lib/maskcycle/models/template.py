@@ -66,9 +66,9 @@ def _edges(lm: np.ndarray, placement: str) -> tuple[np.ndarray, np.ndarray]:
     under_eyes = [lm[40:42].mean(axis=0) + 0.06 * scale * down, lm[46:48].mean(axis=0) + 0.06 * scale * down]
     if placement in ("correct", "chin_uncovered"):
         top = [out(lm[1], 0.04), under_eyes[0], lm[28], under_eyes[1], out(lm[15], 0.04)]
-    elif placement == "nose_uncovered":
-        top = [out(lm[2], 0.04), lm[31] + 0.04 * scale * down, lm[33] + 0.05 * scale * down,
-               lm[35] + 0.04 * scale * down, out(lm[14], 0.04)]
+    elif placement == "nose_uncovered":  # between the nostrils and the upper lip
+        lip = 0.5 * (lm[51] - lm[33])
+        top = [out(lm[2], 0.04), lm[31] + lip, lm[33] + lip, lm[35] + lip, out(lm[14], 0.04)]
     elif placement == "nose_mouth_uncovered":
         top = [out(lm[4], 0.04), lm[58] + 0.04 * scale * down, lm[57] + 0.05 * scale * down,
                lm[56] + 0.04 * scale * down, out(lm[12], 0.04)]
@@ -104,7 +104,22 @@ def _warp(texture: np.ndarray, grid: np.ndarray, box: tuple[int, int, int, int])
     if not tform:
         raise ValueError("mask mesh is degenerate")
     shape = (box[3] - box[1], box[2] - box[0])
-    return warp(texture, tform, output_shape=shape, order=1, mode="constant", cval=0.0).astype(np.float32)
+    layer = warp(texture, tform, output_shape=shape, order=1, mode="constant", cval=0.0).astype(np.float32)
+    # the triangulation covers the mesh's convex hull: cut away what lies outside the mesh itself
+    # (e.g. above a top edge that dips under the nose)
+    layer[..., 3] *= _inside(grid - np.array(box[:2], dtype=np.float64), shape)
+    return layer
+
+
+def _inside(grid: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Anti-aliased float map of the mesh's outline polygon (top row, right column, bottom row
+    backwards, left column backwards)."""
+    import cv2
+
+    outline = np.vstack([grid[0], grid[1:, -1], grid[-1, -2::-1], grid[-2:0:-1, 0]])
+    canvas = np.zeros(shape, np.uint8)
+    cv2.fillPoly(canvas, [np.round(outline * 16).astype(np.int32)], 255, cv2.LINE_AA, shift=4)
+    return canvas.astype(np.float32) / 255
 
 
 def _blur(a: np.ndarray, sigma: float) -> np.ndarray:
@@ -150,7 +165,7 @@ def put_mask(image: np.ndarray, lm: np.ndarray, texture: str, placement: str, se
     loops = _loops(lm, grid, (cy1 - cy0, cx1 - cx0), (cx0, cy0), scale)
     loop_rgb = layer[..., :3][inside].mean(axis=0) * 0.85 if inside.any() else np.full(3, 0.5, np.float32)
     out = region * (1 - loops[..., None]) + loop_rgb * loops[..., None]
-    shadow = np.clip(_blur(alpha, scale / 40) - alpha, 0, 1) * 0.35  # contact shadow on the skin
+    shadow = np.clip(_blur(alpha, scale / 50) - alpha, 0, 1) * 0.15  # a faint contact shadow on the skin
     out = out * (1 - shadow[..., None])
     out = out * (1 - alpha[..., None]) + rgb * alpha[..., None]
     result = image.copy()
