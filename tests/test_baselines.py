@@ -154,8 +154,8 @@ def test_translate_model_template_and_inpaint_on_photos(astronaut, her, tmp_path
     assert not moved[: int(lm[36:48, 1].min())].any()  # above her eyes: exactly as it was
     assert moved.mean() < 0.06  # her lower face (and HOG's false face on her suit), nothing else
     # taking it off again: the inpainted face is nearer the original than the masked one, inside the mask
-    code = main(["translate", "--model", "inpaint", "--direction", "BA", "--input", str(tmp_path / "ab" / "rotated.png"),
-                 "--output", str(tmp_path / "ba"), "--detector", "cnn", "--faces", "all"])
+    code = main(["translate", "--model", "inpaint", "--direction", "BA", "--input",
+                 str(tmp_path / "ab" / "rotated.png"), "--output", str(tmp_path / "ba"), "--detector", "cnn"])
     assert code == 0, capsys.readouterr().err
     back = read_rgb(tmp_path / "ba" / "rotated.png")
     inside = moved

@@ -84,6 +84,7 @@ def verdict(table: pd.DataFrame, direction: str) -> str:
     for _, m in ft[ft["kind"] != "baseline"].iterrows():
         won = [b["trial"] for _, b in base.iterrows() if pd.notna(m[label]) and pd.notna(b[label])
                and (m[label] < b[label] if how == "min" else m[label] > b[label])]
+        others = ", ".join(f"{t} {v:.3f}" for t, v in zip(base["trial"], base[label]))
         lines.append(f"- {m['trial']}: beats {', '.join(won) if won else 'no baseline'} on {label} "
-                     f"({m[label]:.3f}; baselines {', '.join(f'{t} {v:.3f}' for t, v in zip(base['trial'], base[label]))})")
+                     f"({m[label]:.3f}; baselines {others})")
     return f"**{direction}** (headline metric {label}, plain means, no intervals):\n" + "\n".join(lines)
