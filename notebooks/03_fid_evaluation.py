@@ -37,6 +37,7 @@ device = 'auto'
 batch_size = 16
 reference_dir = ''  # a reference-implementation checkpoint folder (<epoch>_net_G_A.pth ...) to score too
 reference_settings = {}  # its TrialConfig settings, e.g. crop_size 256, norm instance
+composite_variants = True  # also score every learned trial with mask-guided compositing (<trial>+composite)
 
 
 # %% [markdown]
@@ -59,7 +60,8 @@ figure_dir = sweep / 'eval_figures'
 table = evaluate.evaluate_sweep(sweep, curated_dir or None, every_k_epochs=every_k_epochs,
                                 inception_weights=inception_weights or None,
                                 feature_extractor=feature_extractor, download=inception_download,
-                                device=device, batch_size=batch_size, progress=False)
+                                device=device, batch_size=batch_size, progress=False,
+                                composite_variants=composite_variants)
 reasons = sorted(set(table['fid_unavailable_reason'].dropna())) if 'fid_unavailable_reason' in table else []
 fid_available = bool(len(table)) and 'FID_AB' in table and table['FID_AB'].notna().any()
 if fid_available:

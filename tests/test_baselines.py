@@ -206,7 +206,8 @@ def test_sweep_scores_baselines_and_composite_variants_beside_the_gan(tmp_path):
         "gan": {}, "template": {"model": "template"}, "inpaint": {"model": "inpaint", "direction": "BA"},
         "do_nothing": {"model": "do_nothing"}})
     assert not (sweep / "template" / "checkpoints").exists()  # no training step
-    table = evaluate_sweep(sweep, curated, download=False, progress=False, device="cpu").set_index("trial")
+    table = evaluate_sweep(sweep, curated, download=False, progress=False, device="cpu",
+                           composite_variants=True).set_index("trial")
     assert set(table.index) == {"gan", "gan+composite", "template", "inpaint", "do_nothing"}
     assert table.loc["template", "directions"] == "AB" and pd_isna(table.loc["template", "psnr_BA"])
     nothing = table.loc["do_nothing"]

@@ -542,11 +542,13 @@ def _test_sets(root: Path, size: int, memo: dict | None) -> TestSets:
 def evaluate_sweep(sweep_dir: str | Path, curated_dir: str | Path | None = None, every_k_epochs: int | None = None,
                    inception_weights: str | None = None, feature_extractor: str = fidlib.INCEPTION,
                    download: bool = True, device: str = "auto", batch_size: int = 16, progress: bool = True,
-                   force: bool = False):
+                   force: bool = False, composite_variants: bool = False):
     """Evaluate every finished trial of a sweep and write the results table; returns it (pandas).
 
     A trial that is not finished, or whose evaluation fails, keeps its row with the status/error;
-    the others still run. FID is computed when the extractor loads, else marked unavailable."""
+    the others still run. FID is computed when the extractor loads, else marked unavailable.
+    `composite_variants`: every finished learned trial is also scored with the other `composite`
+    setting, as `<trial>+composite` (`composite_variant`), so the table holds it both ways."""
     sweep_dir = Path(sweep_dir)
     if not sweep_dir.is_dir():
         raise FileNotFoundError(f"{sweep_dir}: no such sweep folder")
@@ -554,7 +556,7 @@ def evaluate_sweep(sweep_dir: str | Path, curated_dir: str | Path | None = None,
     scorer = open_scorer(feature_extractor, inception_weights, download, dev)
     tests: dict = {}
     errors = {}
-    for trial in results.find_trials(sweep_dir):
+    for trial in results.find_trials(sweep_dir) if composite_variants else []:
         if results.trial_status(trial) == "finished":
             composite_variant(trial)
     for trial in results.find_trials(sweep_dir):
@@ -641,6 +643,8 @@ def add_arguments(p) -> None:
     p.add_argument("--batch-size", type=at_least(1), default=16)
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.add_argument("--force", action="store_true", help="recompute even what an earlier run already scored")
+    p.add_argument("--composite-variants", action="store_true", help="--sweep: also score every learned trial "
+                   "with the other `composite` setting, as <trial>+composite (notebook 03 does)")
 
 
 def run_command(args) -> int:
@@ -652,7 +656,7 @@ def run_command(args) -> int:
     if args.sweep:
         table = evaluate_sweep(args.sweep, args.curated, inception_weights=args.inception_weights,
                                feature_extractor=args.feature_extractor, download=not args.no_download,
-                               device=args.device, **common)
+                               device=args.device, composite_variants=args.composite_variants, **common)
         print(table.to_string(index=False) if len(table) else "(no trials)")
         print(f"results: {Path(args.sweep) / results.SUMMARY}")
         column = table.get("fid_unavailable_reason")
