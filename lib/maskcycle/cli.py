@@ -32,6 +32,7 @@ SURVEY_COMMANDS = {
     "simulate": ("maskcycle.survey.simulate", "simulated participants (files named simulated_*)"),
     "analyse": ("maskcycle.survey.analysis", "read response CSVs against the key and print the analysis"),
 }
+INTERRUPTED = 130  # the shell's status for a process ended by SIGINT (128 + 2)
 DESCRIPTIONS = {"sweep": "Exit status: number of failed trials; 125 when nothing could start."}
 
 
@@ -73,6 +74,10 @@ def main(argv: list[str] | None = None) -> int:
     except (LaunchError, NonFiniteLossError) as exc:  # the run failed; its checkpoint is kept
         print(f"maskcycle {command}: failed: {exc}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:  # Ctrl-C: what each step finished is on disk (atomic writes, logs)
+        print(f"\nmaskcycle {command}: interrupted; what was finished is kept: rerun the same command to go on",
+              file=sys.stderr)
+        return INTERRUPTED
 
 
 HINTS = {

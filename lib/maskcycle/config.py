@@ -71,7 +71,8 @@ MASK_PLACEMENTS = ("correct", "nose_uncovered", "chin_uncovered", "nose_mouth_un
 # The CUT_mode presets of the None-defaulted CUT fields (reference cut_model.py).
 CUT_MODE_DEFAULTS = {"cut": {"lambda_NCE": 1.0, "nce_idt": True, "flip_equivariance": False},
                      "fastcut": {"lambda_NCE": 10.0, "nce_idt": False, "flip_equivariance": True}}
-Precision = Literal["fp32", "bf16"]
+Precision = Literal["auto", "fp32", "bf16"]  # auto: bf16 where native (models/execution.py)
+Auto = Literal["auto"]  # an execution switch that models/execution.py decides per device
 CompileMode = Literal["default", "reduce-overhead", "max-autotune"]  # torch.compile's modes
 
 
@@ -168,13 +169,13 @@ class TrialConfig:
     seed: int = 0
     # execution
     device: Device = "auto"
-    precision: Precision = "fp32"
-    channels_last: bool = False
+    precision: Precision = "fp32"  # fp32 (the exactness reference) | bf16 | auto (chosen per device)
+    channels_last: bool | Auto = False
     compile: bool = False
     compile_mode: CompileMode = "default"  # with compile; "reduce-overhead" = CUDA graphs (CUDA only)
     # 3 generator calls on concatenated batches instead of 6, one D call on [real; fake]; same
     # numbers up to rounding; ignored with norm batch (its statistics would mix the images)
-    batched_passes: bool = False
+    batched_passes: bool | Auto = False
     nproc: int = 1  # processes per node for one trial (DDP via torchrun); batch_size is the global batch
     nnodes: int = 1
 
@@ -366,7 +367,7 @@ def check_field_types(obj, error=ConfigError) -> None:
 
 def _type_problem(value: Any, hint: Any) -> str | None:
     origin, args = get_origin(hint), get_args(hint)
-    if origin is types.UnionType:  # X | None
+    if origin in (types.UnionType, typing.Union):  # X | None, bool | Literal["auto"]
         problems = [_type_problem(value, h) for h in args if h is not type(None)]
         return None if value is None or None in problems else problems[0]
     if origin is Literal:

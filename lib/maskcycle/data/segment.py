@@ -211,10 +211,6 @@ def write_masks(inputs, out_dir, method: str = DEFAULT_METHOD, detector: str = "
     from maskcycle.io import atomic_path, atomic_write_text
 
     out = Path(out_dir)
-    for item in map(Path, inputs):
-        folder = item.resolve() if item.is_dir() else item.resolve().parent
-        if out.resolve() == folder:
-            raise ValueError(f"--out {out_dir} is the input folder {folder}: choose another folder")
     rows = []
     for path in tqdm.tqdm(list_inputs(inputs, "--input"), disable=not progress, desc="masks", unit="file"):
         base = {"file": str(path), "face": "", "faces": "", "mask_share": "", "method": method, "mask_png": ""}
@@ -252,9 +248,20 @@ def add_arguments(p) -> None:
 
 
 def run_command(args) -> int:
+    import sys
+
+    from maskcycle.data.images import none_readable
+    from maskcycle.io import check_output
+
+    check_output(args.out, [("--input", args.input)], "--out")  # the one output rule: never beside the inputs
     rows = write_masks(args.input, args.out, args.method, args.detector)
     files = {r["file"] for r in rows}
     bad = {r["file"] for r in rows if r["note"].startswith(r["file"])}
+    for r in rows:
+        if r["file"] in bad:
+            print(r["note"], file=sys.stderr)
+    if files and bad == files:
+        print(f"maskcycle masks: error: nothing done: {none_readable([r['note'] for r in rows])}", file=sys.stderr)
     n_masks = sum(1 for r in rows if r["mask_png"])
     print(f"{n_masks} masked face(s) in {len(files)} file(s); {len(bad)} unreadable; wrote {args.out}/masks.csv")
     return 1 if bad else 0

@@ -47,7 +47,7 @@ from maskcycle.data.images import ImageReadError, list_images, read_rgb, write_p
 from maskcycle.evaluation import baselines, external, facedist, paired
 from maskcycle.evaluation import fid as fidlib
 from maskcycle.evaluation.translate import translate_crops
-from maskcycle.io import atomic_write_text, utc_now
+from maskcycle.io import atomic_write_text, check_output, utc_now
 from maskcycle.models import checkpoints
 
 # The study's numbers (its results table survives only as an image); shown beside ours, labelled.
@@ -653,6 +653,13 @@ def run_command(args) -> int:
     if bool(args.sweep) == bool(args.reference):
         raise ConfigError("give exactly one of --sweep DIR, --reference DIR or --fakes-ab/--fakes-ba DIR")
     common = dict(every_k_epochs=args.every_k_epochs, batch_size=args.batch_size, force=args.force)
+    weights = ("--inception-weights", args.inception_weights)
+    if args.sweep:  # evaluated in place (eval/ in each trial, summary.csv): only the other inputs are guarded
+        check_output(args.sweep, [("--curated", args.curated), weights], "--sweep")
+    else:  # eval/ goes into --out (default the reference folder), beside the checkpoints it reads
+        checkpoints_read = sorted(Path(args.reference).glob("*.pth")) if Path(args.reference).is_dir() else []
+        check_output(Path(args.out or args.reference) / "eval", [("--curated", args.curated), weights,
+                                                                 ("--reference", checkpoints_read)], "--out")
     if args.sweep:
         table = evaluate_sweep(args.sweep, args.curated, inception_weights=args.inception_weights,
                                feature_extractor=args.feature_extractor, download=not args.no_download,
@@ -683,6 +690,8 @@ def run_command(args) -> int:
 def _run_fakes(args) -> int:
     if args.sweep or args.reference or not args.out:
         raise ConfigError("--fakes-ab/--fakes-ba take --out DIR and neither --sweep nor --reference")
+    external.check_paths(args.out, {"AB": args.fakes_ab, "BA": args.fakes_ba}, {"A": args.real_a, "B": args.real_b},
+                         {"AB": args.pairs_ab, "BA": args.pairs_ba})
     scorer = open_scorer(args.feature_extractor, args.inception_weights, not args.no_download,
                          resolve_device(args.device))
     record = external.evaluate_fakes(args.out, {"AB": args.fakes_ab, "BA": args.fakes_ba},

@@ -14,6 +14,7 @@ from torch import nn
 
 from maskcycle.config import ConfigError, TrialConfig
 from maskcycle.io import atomic_path
+from maskcycle.models import execution
 from maskcycle.models.networks import build_generator
 
 STATE_FORMAT = "maskcycle-state-1"
@@ -122,6 +123,7 @@ def load_generators(path: str | Path, device: torch.device | str = "cpu") -> tup
         cfg = TrialConfig.from_dict(state["config"], source=f"{path} (saved config)")
     except ConfigError as exc:
         raise CheckpointError(str(exc)) from None
+    cfg = execution.resolve(cfg, device).cfg  # "auto": the path this device computes natively
     weights = state["model"] if state["format"] == STATE_FORMAT else state
     nets = []
     for name in ("G_AB", "G_BA"):

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from maskcycle.config import TrialConfig
+from maskcycle.models.execution import require_resolved
 from maskcycle.models.losses import cycle_loss, gan_loss, gradient_penalty
 from maskcycle.models.networks import build_discriminator, build_generator
 from maskcycle.models.optim import build_optimizer, build_scheduler
@@ -83,6 +84,7 @@ def is_plain(cfg: TrialConfig) -> bool:
     """The plain path: fp32, contiguous, eager, separate passes. It is the exactness reference;
     any fast switch (precision bf16, channels_last, compile, batched_passes) also takes the
     fused optimiser."""
+    require_resolved(cfg)
     return cfg.precision == "fp32" and not cfg.channels_last and not cfg.compile and not cfg.batched_passes
 
 
@@ -105,6 +107,7 @@ def build_cyclegan(cfg: TrialConfig, device: torch.device | str = "cpu", fused: 
 
 def autocast(cfg: TrialConfig, device: torch.device | str):
     """bf16 autocast (CPU and CUDA) when asked for; fp32 (no autocast) is the exactness reference."""
+    require_resolved(cfg)
     if cfg.precision == "bf16":
         return torch.autocast(torch.device(device).type, dtype=torch.bfloat16)
     return contextlib.nullcontext()
@@ -140,6 +143,7 @@ def prepare_network(net: nn.Module, cfg: TrialConfig, device: torch.device | str
     batch-1 instance-norm fix) and `torch.compile` (in place, so state-dict keys stay plain).
     Mode "reduce-overhead" records CUDA graphs, one per call site and shape (the batched step
     has static shapes: 2n, 3n and n per generator; a short last batch records once more)."""
+    require_resolved(cfg)
     net = net.to(device)
     if cfg.channels_last:
         _swap_instance_norms(net)
@@ -151,7 +155,7 @@ def prepare_network(net: nn.Module, cfg: TrialConfig, device: torch.device | str
 
 def to_layout(x: torch.Tensor, cfg: TrialConfig) -> torch.Tensor:
     """A batch in the memory layout the networks use."""
-    return x.contiguous(memory_format=torch.channels_last) if cfg.channels_last else x
+    return x.contiguous(memory_format=torch.channels_last) if cfg.channels_last is True else x
 
 
 def configure_backends(cfg: TrialConfig, device: torch.device | str) -> None:
@@ -172,6 +176,7 @@ def uses_batched_passes(cfg: TrialConfig) -> bool:
     per-sample. Batch norm's statistics would mix the concatenated images, so it keeps the
     separate passes. (With `use_dropout` the batched call draws its dropout masks in another
     order: same distribution, other numbers.)"""
+    require_resolved(cfg)
     return cfg.batched_passes and cfg.norm != "batch"
 
 

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from maskcycle.config import at_least
-from maskcycle.io import atomic_write_text
+from maskcycle.io import atomic_write_text, check_output
 from maskcycle.survey import stats as st
 from maskcycle.survey.page import KEY_COLUMNS, KEY_NAME
 from maskcycle.survey.simulate import PARAMS_NAME, RESPONSE_COLUMNS
@@ -316,6 +316,9 @@ def add_arguments(p) -> None:
 
 
 def run_command(args) -> int:
+    if args.out:
+        check_output(args.out, [("--survey", args.survey), ("--responses", args.responses)], kind="file",
+                     suffix=".json")
     result = analyse(args.survey, args.responses, n_boot=args.n_boot, seed=args.seed)
     summary = summary_json(result)
     if args.out:

@@ -28,8 +28,8 @@ import numpy as np
 from scipy import stats
 
 from maskcycle.config import add_field_arguments, check_field_types, from_arguments, setting
-from maskcycle.io import atomic_write_text
-from maskcycle.survey.page import KEY_NAME
+from maskcycle.io import atomic_write_text, check_output
+from maskcycle.survey.page import INFO_NAME, KEY_NAME, PAGE_NAME
 
 RESPONSE_COLUMNS = ["participant_id", "session_start", "trial_index", "image_id", "response", "rt_ms",
                     "is_practice", "is_attention_check"]
@@ -124,6 +124,8 @@ def add_arguments(p) -> None:
 
 
 def run_command(args) -> int:
+    survey = Path(args.survey)
+    check_output(args.out, [("--survey", [survey / n for n in (KEY_NAME, INFO_NAME, PAGE_NAME)])])
     files = simulate(args.survey, args.out, from_arguments(SimParams, args))
     print(f"wrote {len(files)} simulated response files to {args.out}")
     return 0

@@ -1,6 +1,7 @@
 """Training speed: the plain fp32 path against the fast and batched paths, interleaved in one process.
 
     maskcycle bench --configs C1,C2 --paths plain,fast,batched,fast_batched --out results/bench/cpu.json
+    maskcycle bench --configs C1 --paths plain,auto    # what `auto` picks here, and what it gains
     python -m maskcycle.training.bench --configs GPU --device cuda --paths plain,fast_batched,compiled
     maskcycle bench --configs C1 --paths plain,fast,bf16_unfused,bf16_cl,fp32_cl   # what each means adds
     bash scripts/gpu_check.sh    # the whole GPU check (bench, norm check, a trial, translate)
@@ -32,7 +33,8 @@ import torch
 from maskcycle.config import ConfigError, TrialConfig, parse_overrides, resolve_device
 from maskcycle.data.images import write_png
 from maskcycle.data.unpaired import UnpairedData
-from maskcycle.io import atomic_write_text
+from maskcycle.io import atomic_write_text, check_output
+from maskcycle.models import execution
 from maskcycle.models.cyclegan import LOSS_NAMES, configure_backends
 from maskcycle.models.families import build_model, loss_names, train_step
 
@@ -48,6 +50,8 @@ CONFIGS: dict[str, dict] = {
 # The paths: "plain" is the exactness reference; "fast" is what TrialConfig's fast switches give.
 PATHS: dict[str, dict] = {
     "plain": dict(precision="fp32", channels_last=False, compile=False),
+    # what `precision/channels_last/batched_passes: auto` picks on this device (models/execution.py)
+    "auto": dict(precision="auto", channels_last="auto", batched_passes="auto", compile=False),
     # fast = bf16 + channels_last (+ the fused optimiser, automatic off the plain path): measured
     # best at C2; channels_last is neutral at C1 (BENCHMARKS.md, "Training speed")
     "fast": dict(precision="bf16", channels_last=True, compile=False),
@@ -170,7 +174,7 @@ def bench_config(name: str, paths: list[str], device, rounds: int, iters: int,
         settings = dict(PATHS[p])
         fused = settings.pop("fused", None)
         try:
-            cfg = base.replace(**settings)
+            cfg = execution.resolve(base.replace(**settings), device).cfg
         except ConfigError as exc:  # e.g. pix2pix's U-Net at a crop it cannot take
             log(f"  {name} {p}: skipped ({exc})")
             continue
@@ -249,7 +253,18 @@ def machine_info(device) -> dict:
             "loadavg_start": list(os.getloadavg()), "device": str(device)}
     if device.type == "cuda":
         info["gpu"] = torch.cuda.get_device_name(device)
+    cap = execution.capability(device)
+    info["capability"] = {"name": cap.name, "bf16_native": cap.bf16_native, "why": cap.why}
+    info["auto_picks"] = {k: v for k, (v, _) in execution.choose(cap).items()}
     return info
+
+
+def capability_lines(device) -> list[str]:
+    """What this device computes natively and what `auto` runs here, for the user."""
+    cap = execution.capability(device)
+    picks = execution.choose(cap)
+    return [f"device: {cap.name}; bf16 native: {'yes' if cap.bf16_native else 'no'} ({cap.why})",
+            "auto picks: " + ", ".join(f"{k} {str(v).lower()} ({why})" for k, (v, why) in picks.items())]
 
 
 def run(configs: list[str], paths: list[str], device, rounds: int, iters: int,
@@ -282,14 +297,17 @@ def summary_lines(result: dict) -> list[str]:
 
 
 def run_command(args) -> int:
-
+    if args.out:
+        check_output(args.out, [], kind="file", suffix=".json")
     if min(args.rounds, args.iters, args.warmup) < 1:
         raise ConfigError("--rounds, --iters and --warmup must be >= 1 (the first iteration is the warmup)")
+    device = resolve_device(args.device)
+    print("\n".join(capability_lines(device)), flush=True)
     threads = torch.get_num_threads()
     if args.threads:
         torch.set_num_threads(args.threads)
     try:
-        result = run(args.configs.split(","), args.paths.split(","), resolve_device(args.device), args.rounds,
+        result = run(args.configs.split(","), args.paths.split(","), device, args.rounds,
                      args.iters, args.warmup, Path(args.out) if args.out else None, parse_overrides(args.set),
                      log=lambda s: print(s, flush=True))
     finally:

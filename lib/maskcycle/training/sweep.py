@@ -38,7 +38,7 @@ from maskcycle.config import (
     parse_overrides,
     read_settings_yaml,
 )
-from maskcycle.io import update_run_json, utc_now
+from maskcycle.io import check_output, update_run_json, utc_now
 from maskcycle.training import slurm
 
 NOTEBOOK = NOTEBOOKS_DIR / "02_training.ipynb"
@@ -231,6 +231,8 @@ def run_sweep(params_files: Sequence[str | Path], out: str | Path, overrides: Se
     """Validate, skip finished trials, run the rest, write and print summary.csv. Returns one
     record per trial (skipped ones with status 'finished' and skipped=True)."""
     jobs = plan_sweep(params_files, out, overrides)
+    roots = [trial_parameters(p, o).get("dataroot") for p, _, o in jobs]
+    check_output(out, [("params", list(params_files)), ("dataroot", [r for r in roots if r])])
     Path(out).mkdir(parents=True, exist_ok=True)
     done = [j for j in jobs if is_finished(j[1])]
     todo = [j for j in jobs if not is_finished(j[1])]

@@ -40,13 +40,14 @@ from maskcycle.io import (
     atomic_path,
     atomic_write_bytes,
     atomic_write_text,
+    check_output,
     folder_lock,
     remove_stale_temps,
     start_run,
     update_run_json,
     utc_now,
 )
-from maskcycle.models import checkpoints
+from maskcycle.models import checkpoints, execution
 from maskcycle.models.cyclegan import LOSS_NAMES, configure_backends, translate_batch
 from maskcycle.models.families import build_model, g_loss_terms, loss_names, schedulers, train_step
 from maskcycle.models.optim import step_scheduler
@@ -130,7 +131,8 @@ def _check_resumable(saved: dict, cfg: TrialConfig, path: Path) -> None:
     accepted only when it holds the same files (names and sizes: the data set was moved)."""
     config, fingerprint = saved["config"], saved.get("data_fingerprint")
     differs = sorted(k for k, v in cfg.to_dict().items()
-                     if k not in RUN_CONTROL_FIELDS and config.get(k) != v)
+                     if k not in RUN_CONTROL_FIELDS and config.get(k) != v
+                     and not (k in execution.EXECUTION_FIELDS and v == "auto"))  # auto keeps the saved path
     if differs == ["dataroot"] and fingerprint is not None and fingerprint == data_fingerprint(cfg.dataroot):
         return
     if differs:
@@ -301,6 +303,8 @@ class Run:
     progress: bool
     stop: threading.Event
     data_key: str = ""  # data_fingerprint(cfg.dataroot), saved in latest.pt
+    asked: TrialConfig | None = None  # cfg as asked ("auto" kept): what checkpoints and config.yaml hold
+    execution: dict = dataclasses.field(default_factory=dict)  # execution.Execution.record(), saved in latest.pt
     t0: float = dataclasses.field(default_factory=time.perf_counter)  # this call's start, for wall_s
     epoch_img_per_s: float = 0.0  # of the last epoch run, for metrics.json
 
@@ -311,7 +315,17 @@ class Run:
 
 def _start(cfg: TrialConfig, out: Path, progress: bool, r: ddp.Rank, device: torch.device,
            stop: threading.Event) -> tuple[Run, RunState]:
-    """Build data and models, and resume from latest.pt when the folder has one."""
+    """Build data and models, and resume from latest.pt when the folder has one. "auto" execution
+    settings are decided here for `device` (a resumed run keeps the path it started with)."""
+    saved, path = checkpoints.load_state(out / "checkpoints" / "latest.pt")
+    if saved is not None:
+        _check_resumable(saved, cfg, path)
+    exe = execution.resolve(cfg, device, _saved_execution(saved))
+    asked, cfg = cfg, exe.cfg
+    if r.is_main:
+        print(exe.summary(), file=sys.stderr)
+        execution.warn_if_emulated(exe)
+        update_run_json(out, execution=exe.record())
     with ddp.main_first(r):  # rank 0 builds the image cache, the others then read it
         pairs = PairedData if cfg.model == "pix2pix" else UnpairedData
         data = ddp.shard_data(pairs(cfg.dataroot, cfg), cfg, r)
@@ -321,18 +335,26 @@ def _start(cfg: TrialConfig, out: Path, progress: bool, r: ddp.Rank, device: tor
     # Wrapped before resuming: DDP's constructor syncs from rank 0 and must not run over the
     # per-rank state restored below (tests/test_ddp.py resumes exactly only in this order).
     step_m = ddp.wrap(m, r, device)  # m itself for one process; m keeps the bare networks
-    saved, path = checkpoints.load_state(out / "checkpoints" / "latest.pt")
     state = RunState()
     if saved is not None:
-        _check_resumable(saved, cfg, path)
         m.load_state_dict(saved["model"])
         ddp.restore_rank_state(m, saved, r, path)
         state = RunState.from_checkpoint(saved)
     if r.is_main:
-        cfg.to_yaml(out / "config.yaml")
+        asked.to_yaml(out / "config.yaml")  # as asked ("auto" stays auto); run.json says what ran
     log = LossLog(out / "losses.csv" if r.is_main else None, state.images, loss_names(cfg))
-    run = Run(cfg, out, m, step_m, data, samples, log, r, device, progress, stop, data_fingerprint(cfg.dataroot))
+    run = Run(cfg, out, m, step_m, data, samples, log, r, device, progress, stop, data_fingerprint(cfg.dataroot),
+              asked=asked, execution=exe.record())
     return run, state
+
+
+def _saved_execution(saved: dict | None) -> dict | None:
+    """The execution path of the run being resumed: its record, or (checkpoints from before "auto")
+    the concrete values of its saved config."""
+    if saved is None:
+        return None
+    return saved.get("execution") or {k: saved["config"][k] for k in execution.EXECUTION_FIELDS
+                                      if saved["config"].get(k, "auto") != "auto"}
 
 
 def _save_state(run: Run, state: RunState) -> None:
@@ -342,8 +364,8 @@ def _save_state(run: Run, state: RunState) -> None:
     if not run.r.is_main:
         return
     fields = dataclasses.asdict(state) | {"wall_s": state.wall_s + time.perf_counter() - run.t0}
-    checkpoints.save_state({"format": checkpoints.STATE_FORMAT, "config": run.cfg.to_dict(),
-                            "data_fingerprint": run.data_key,
+    checkpoints.save_state({"format": checkpoints.STATE_FORMAT, "config": (run.asked or run.cfg).to_dict(),
+                            "execution": run.execution, "data_fingerprint": run.data_key,
                             "model": run.m.state_dict(), **fields, **extra}, run.latest)
 
 
@@ -397,7 +419,8 @@ def _end_epoch(run: Run, state: RunState) -> None:
     if run.r.is_main:
         _save_samples(m, run.samples, run.out / "samples" / f"epoch_{epoch:03d}.png")
         if epoch % cfg.save_epoch_freq == 0 or epoch == cfg.total_epochs:
-            checkpoints.save_generators(run.out / "checkpoints" / f"epoch_{epoch:03d}.pt", cfg, m.G_AB, m.G_BA, epoch)
+            checkpoints.save_generators(run.out / "checkpoints" / f"epoch_{epoch:03d}.pt", run.asked or cfg,
+                                        m.G_AB, m.G_BA, epoch)
     state.epoch += 1
     _save_state(run, state)
     if run.r.is_main:
@@ -448,6 +471,7 @@ def add_arguments(p) -> None:
 
 def run_command(args) -> int:
     cfg = TrialConfig.from_yaml(args.params, args.set)
+    check_output(args.out, [("--params", args.params), ("dataroot", cfg.dataroot)], own=("config.yaml",))
     try:
         out = train_or_launch(cfg, args.out, stop_after_epochs=args.stop_after_epochs)
     except TrainingStopped as exc:
