@@ -1,4 +1,4 @@
-"""Mask IoU of the segmenter methods against pair-derived masks (BENCHMARKS.md "Mask segmentation").
+"""Mask IoU of the segmenter methods against pair-derived masks (BENCHMARKS.md "Baselines and mask segmentation").
 
     python scripts/measure_segmenter.py CURATED [--split train|test] [--thresholds 2 2.5 3 ...]
 

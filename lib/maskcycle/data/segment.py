@@ -14,7 +14,7 @@ face, guessing the covered points from the face's outline):
   colour seeds find nothing), the landmark region.
 `DEFAULT_METHOD` and `COLOUR_THRESHOLD` were chosen by IoU against pair-derived masks on the demo's
 curated pairs (the threshold on the train pairs, the method on the held-out test pairs; see
-BENCHMARKS.md "Mask segmentation" and `measure`).
+BENCHMARKS.md "Baselines and mask segmentation" and `measure`).
 """
 
 from __future__ import annotations
