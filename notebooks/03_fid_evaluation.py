@@ -147,16 +147,18 @@ else:
 
 # %%
 evaluated = table[table['evaluated']] if len(table) else table
-# the best trial by the first metric that was measured (lower is better for FID and FD_face)
-choices = [('FID_BA', 'min'), ('psnr_BA_mask', 'max'), ('fd_face_BA', 'min')]
-measured = [(k, how) for k, how in choices if k in evaluated and pd.to_numeric(evaluated[k], errors='coerce').notna().any()]
-if len(evaluated):
+# per direction, the best trial that translates it, by the first metric measured (FID lower, PSNR higher)
+for d in ('BA', 'AB'):
+    rows = evaluated[evaluated['directions'].fillna('').str.contains(d)] if len(evaluated) else evaluated
+    choices = [(f'FID_{d}', 'min'), (f'psnr_{d}_mask', 'max'), (f'fd_face_{d}', 'min')]
+    measured = [(k, how) for k, how in choices if k in rows and pd.to_numeric(rows[k], errors='coerce').notna().any()]
+    if not len(rows):
+        continue
     key, how = measured[0] if measured else (None, None)
-    values = pd.to_numeric(evaluated[key], errors='coerce') if key else None
-    best = evaluated.loc[getattr(values, f'idx{how}')(), 'trial'] if key else evaluated['trial'].iloc[0]
-    print(f'examples from {best} (best by {key or "nothing measured: the first trial"})')
-    fig = figures.example_pairs(sweep / best, n=4, direction='BA', save=figure_dir / 'examples_BA.png')
-    fig = figures.example_pairs(sweep / best, n=4, direction='AB', save=figure_dir / 'examples_AB.png')
+    values = pd.to_numeric(rows[key], errors='coerce') if key else None
+    best = rows.loc[getattr(values, f'idx{how}')(), 'trial'] if key else rows['trial'].iloc[0]
+    print(f'{d} examples from {best} (best by {key or "nothing measured: the first trial"})')
+    fig = figures.example_pairs(sweep / best, n=4, direction=d, save=figure_dir / f'examples_{d}.png')
 
 # %% [markdown]
 # ## Reference-implementation checkpoints
