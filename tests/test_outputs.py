@@ -167,3 +167,22 @@ def test_demo_data_never_overwrites_a_file_it_did_not_write(tmp_path, capsys):
                            "--workers", 1)
     assert code == 0, err
     assert json.loads((tmp_path / "fresh" / "demo_settings.json").read_text())["n_ids"] == 3
+
+
+def test_survey_export(tmp_path, capsys, survey):
+    db = tmp_path / "answers.sqlite"
+    db.write_bytes(b"SQLite format 3\x00")
+    refused(capsys, tmp_path, "survey", "export", "--db", db, "--out", survey, "--survey", survey,
+            words=("holds the input file", "key.csv"))
+    refused(capsys, tmp_path, "survey", "export", "--db", db, "--out", survey, words=("is a survey folder",))
+    refused(capsys, tmp_path, "survey", "export", "--db", db, "--out", db, words=("is an existing file",))
+
+
+def test_survey_invite(tmp_path, capsys, survey):
+    db = tmp_path / "answers.sqlite"
+    refused(capsys, tmp_path, "survey", "invite", "--survey", survey, "--db", db, "--n", "3", "--out",
+            survey / "key.csv", words=("key.csv", "refusing to replace"))
+    (tmp_path / "notes.txt").write_text("mine")
+    refused(capsys, tmp_path, "survey", "invite", "--survey", survey, "--db", db, "--n", "3", "--out",
+            tmp_path / "notes.txt", words=("did not write",))
+    assert not db.exists()

@@ -18,6 +18,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import sys
 from importlib import resources
 from pathlib import Path
@@ -250,6 +251,15 @@ def encode_stimuli(stimuli: list[Stimulus], size: int,
     return [dataclasses.replace(s, sha256=hashlib.sha256(pngs[s.image_id]).hexdigest()) for s in stimuli], pngs
 
 
+def survey_id_of(key_rows) -> str:
+    """The survey's id: a hash of its key's rows (ids, roles, truths and image hashes, in key order;
+    not paths, so a moved copy keeps its id). Every response file carries it; two quizzes of other
+    images (e.g. the same seed on another trial) get different ids even where their image ids agree."""
+    content = "\n".join(f"{r['image_id']},{r['role']},{r['truth']},{r['expected_response']},{r['sha256']}"
+                        for r in key_rows)
+    return "s" + hashlib.sha256(content.encode()).hexdigest()[:8]
+
+
 def render_page(stimuli: list[Stimulus], pngs: dict[str, bytes], survey_id: str, title: str = "Real or fake?",
                 feedback_ms: int = 1200) -> str:
     """The quiz as one HTML string (images inline, no answers but the practice ones)."""
@@ -264,9 +274,28 @@ def render_page(stimuli: list[Stimulus], pngs: dict[str, bytes], survey_id: str,
     for role in data:
         if isinstance(data[role], list):
             data[role].sort(key=lambda d: d["id"])
+    return page_html(data, title)
+
+
+def page_html(data: dict, title: str) -> str:
+    """The page template filled with the quiz's data (as built, or as the server serves it)."""
     blob = json.dumps(data, separators=(",", ":")).replace("</", "<\\/")
     template = resources.files("maskcycle.survey").joinpath("page.html").read_text(encoding="utf-8")
     return template.replace("__TITLE__", title).replace("__SURVEY_DATA__", blob)
+
+
+def read_page(path: str | Path) -> tuple[dict, str]:
+    """(the quiz data, the title) of a built page; ValueError naming the file when it is not one."""
+    text = Path(path).read_text(encoding="utf-8")
+    m = re.search(r'<script id="survey-data" type="application/json">(.*?)</script>', text, re.S)
+    t = re.search(r"<title>(.*?)</title>", text, re.S)
+    try:
+        data = json.loads(m.group(1)) if m else None
+    except json.JSONDecodeError:
+        data = None
+    if not (t and isinstance(data, dict) and {"survey_id", "main", "practice", "attention"} <= set(data)):
+        raise ValueError(f"{path}: not a quiz page written by maskcycle survey build")
+    return data, t.group(1)
 
 
 def build_survey(real_a: str | Path, real_b: str | Path, fakes_ab, fakes_ba,
@@ -302,9 +331,7 @@ def build_survey(real_a: str | Path, real_b: str | Path, fakes_ab, fakes_ba,
         raise ValueError(f"{old}: a different survey already lives here (answers collected with it would be "
                          f"misread); choose another output folder, or force to replace it")
     out_dir.mkdir(parents=True, exist_ok=True)
-    # Names the answer files: ids and image hashes, not paths, so a moved copy keeps its id.
-    content = "\n".join(f"{s.image_id},{s.role},{s.truth},{s.expected_response},{s.sha256}" for s in stimuli)
-    survey_id = "s" + hashlib.sha256(content.encode()).hexdigest()[:8]
+    survey_id = survey_id_of(dataclasses.asdict(s) for s in stimuli)
     html = render_page(stimuli, pngs, survey_id, title=title)
     info = {"survey_id": survey_id, "seed": seed, "n_main": n, "n_practice": n_practice,
             "n_attention": n_attention, "image_size": size, "trial": trial,
