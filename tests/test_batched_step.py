@@ -8,7 +8,8 @@ import torch
 
 from maskcycle.config import TrialConfig
 from maskcycle.models import cyclegan
-from maskcycle.models.cyclegan import build_cyclegan, generator_loss, train_step
+from maskcycle.models.cyclegan import build as build_cyclegan
+from maskcycle.models.cyclegan import generator_loss, train_step
 from numerics import TRAP_BOUND, assert_fp32_close, rel, to_float64
 
 TINY = dict(netG="resnet_6blocks", ngf=8, ndf=8, crop_size=32, load_size=36, pool_size=4, device="cpu")

@@ -47,9 +47,9 @@ def test_bench_rejects_unknown_names(capsys):
 
 def test_compare_windows():
     same = [[float(i + k) for k in range(8)] for i in range(10)]
-    r = bench.compare(same, same, window=5)
+    r = bench.compare(same, same, LOSS_NAMES, window=5)
     assert r["iterations"] == 10 and r["window"] == 5
     assert all(r[n]["max_abs_diff"] == 0 for n in LOSS_NAMES)
     shifted = [[v + (1.0 if k == 2 else 0.0) for k, v in enumerate(row)] for row in same]
-    r = bench.compare(same, shifted, window=5)
+    r = bench.compare(same, shifted, LOSS_NAMES, window=5)
     assert r["cycle_A"]["max_abs_diff"] == pytest.approx(1.0) and r["D_A"]["max_abs_diff"] == 0

@@ -12,7 +12,7 @@ import yaml
 from conftest import tiny_config
 from maskcycle.config import ConfigError, TrialConfig
 from maskcycle.models import checkpoints, execution
-from maskcycle.models.cyclegan import build_cyclegan
+from maskcycle.models.cyclegan import build as build_cyclegan
 from maskcycle.training.trainer import train
 
 NATIVE = execution.Capability("cpu", "test CPU with bf16", True, "bf16 is native (test)")

@@ -8,14 +8,9 @@ import torch
 import torch.nn.functional as F
 
 from maskcycle.config import TrialConfig
-from maskcycle.models.cyclegan import (
-    InstanceNormChannelsLastSafe,
-    build_cyclegan,
-    generator_loss,
-    is_plain,
-    train_step,
-    translate_batch,
-)
+from maskcycle.models.cyclegan import build as build_cyclegan
+from maskcycle.models.cyclegan import generator_loss, train_step
+from maskcycle.models.runtime import InstanceNormChannelsLastSafe, is_plain, translate_batch
 from numerics import TRAP_BOUND
 
 TINY = dict(netG="resnet_6blocks", ngf=8, ndf=8, crop_size=32, load_size=36, pool_size=4, device="cpu")

@@ -4,11 +4,12 @@ Defaults equal the reference CycleGAN (junyanz/pytorch-CycleGAN-and-pix2pix, `tr
 `--model cycle_gan`). Field names follow the reference's option names where one exists (CUT's
 options for the CUT fields: taesungp/contrastive-unpaired-translation); new fields get plain
 names. `model` picks the family (models/families.py); the fields only one family reads say so.
-Three CUT fields default to None, "the CUT_mode's value": CUT lambda_NCE 1, nce_idt true,
-flip_equivariance false; FastCUT 10, false, true (resolved when the config is built, so
-config.yaml holds numbers). Shared fields keep CycleGAN's defaults for every model: the params
-YAMLs of CUT and pix2pix set their references' values (init_type, pool_size, norm, ...).
-Every invalid key or value raises `ConfigError` naming it, before any work starts.
+What a family adds to the schema lives in its own module, as a `FamilySettings` it registers here:
+which directions it learns, the values of its None-defaulted fields (CUT's `CUT_mode` presets,
+resolved when the config is built, so config.yaml holds numbers) and its own value checks.
+Shared fields keep CycleGAN's defaults for every model: the params YAMLs of CUT and pix2pix set
+their references' values (init_type, pool_size, norm, ...). Every invalid key or value raises
+`ConfigError` naming it, before any work starts.
 """
 
 from __future__ import annotations
@@ -16,10 +17,12 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import functools
+import importlib
 import math
 import os
 import types
 import typing
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
 
@@ -57,20 +60,12 @@ LrStepAt = Literal["start", "end"]
 PlateauMetric = Literal["reference", "loss_G"]
 Preprocess = Literal["resize_and_crop", "resize"]  # resize: straight to crop_size, no crop
 Device = Literal["auto", "cpu", "cuda"]
-Model = Literal["cyclegan", "cut", "fastcut", "pix2pix", "template", "inpaint", "do_nothing"]
 Direction = Literal["AB", "BA"]
-CUT_MODELS = ("cut", "fastcut")
-# Families with no training step (models/template.py, inpaint.py, do_nothing.py): a trial is its
-# settings; the directions each can translate.
-NON_LEARNED = {"template": ("AB",), "inpaint": ("BA",), "do_nothing": ("AB", "BA")}
 Composite = Literal["none", "mask"]
 Segmenter = Literal["grabcut", "colour", "landmarks"]  # data/segment.py METHODS (default: its DEFAULT_METHOD)
 InpaintMethod = Literal["telea", "ns"]
 TEXTURES = ("surgical_blue", "white", "black_cloth", "patterned_cloth")  # models/textures.py draws them
 MASK_PLACEMENTS = ("correct", "nose_uncovered", "chin_uncovered", "nose_mouth_uncovered")  # MaskedFace-Net's
-# The CUT_mode presets of the None-defaulted CUT fields (reference cut_model.py).
-CUT_MODE_DEFAULTS = {"cut": {"lambda_NCE": 1.0, "nce_idt": True, "flip_equivariance": False},
-                     "fastcut": {"lambda_NCE": 10.0, "nce_idt": False, "flip_equivariance": True}}
 Precision = Literal["auto", "fp32", "bf16"]  # auto: bf16 where native (models/execution.py)
 Auto = Literal["auto"]  # an execution switch that models/execution.py decides per device
 CompileMode = Literal["default", "reduce-overhead", "max-autotune"]  # torch.compile's modes
@@ -94,7 +89,7 @@ class TrialConfig:
 
     # identity and data
     name: str = "trial"
-    model: Model = "cyclegan"  # cyclegan | cut | fastcut | pix2pix (models/families.py)
+    model: str = "cyclegan"  # a registered family: cyclegan | cut | fastcut | pix2pix (models/families.py)
     direction: Direction = "AB"  # what a one-way model (CUT, FastCUT, pix2pix) learns; CycleGAN learns both
     dataroot: str = "data/curated"  # folder with trainA/trainB[/testA/testB]
     max_dataset_size: int = 0  # 0 = all images (reference: inf)
@@ -180,7 +175,7 @@ class TrialConfig:
     nnodes: int = 1
 
     def __post_init__(self) -> None:
-        for key, value in CUT_MODE_DEFAULTS.get(self.model, {}).items():
+        for key, value in family_settings(self.model).presets.items():
             if getattr(self, key) is None:
                 object.__setattr__(self, key, value)  # frozen: resolved once, here
         check_field_types(self)
@@ -209,6 +204,15 @@ class TrialConfig:
         values.update(parse_overrides(overrides))
         return cls.from_dict(values, source=str(path))
 
+    @classmethod
+    def from_params(cls, params_file: str | os.PathLike, overrides: dict[str, Any] | list[str] | str | None = None):
+        """A trial from a params file and overrides, named after the file unless it names itself:
+        what notebook 02 and the sweep build (`maskcycle train` too)."""
+        values = read_settings_yaml(params_file)
+        values.update(parse_overrides(overrides))
+        values.setdefault("name", Path(params_file).stem)
+        return cls.from_dict(values, source=str(params_file))
+
     def replace(self, **changes: Any) -> TrialConfig:
         """A copy with some fields changed (validated)."""
         return TrialConfig.from_dict({**self.to_dict(), **changes}, source="override")
@@ -228,15 +232,13 @@ class TrialConfig:
 
     @property
     def directions(self) -> tuple[str, ...]:
-        """The translation directions this trial trains: both for CycleGAN, else `direction`."""
-        if self.model in NON_LEARNED:
-            return NON_LEARNED[self.model] if self.model == "do_nothing" else (self.direction,)
-        return ("AB", "BA") if self.model == "cyclegan" else (self.direction,)
+        """The translation directions this trial trains: both for a two-way family, else `direction`."""
+        return directions(self.to_dict())
 
     @property
     def learned(self) -> bool:
-        """False for the families with no training step (NON_LEARNED)."""
-        return self.model not in NON_LEARNED
+        """False for the families with no training step (`non_learned`)."""
+        return family_settings(self.model).trains
 
     @property
     def texture_list(self) -> tuple[str, ...]:
@@ -249,6 +251,52 @@ class TrialConfig:
     @property
     def nce_layer_ids(self) -> list[int]:
         return [int(i) for i in self.nce_layers.split(",")]
+
+
+# --- what each model family adds to the schema ------------------------------------------------
+@dataclasses.dataclass(frozen=True)
+class FamilySettings:
+    """A model family's part of the schema, declared in the family's module (models/families.py
+    registers it): whether it learns both directions, the values its None-defaulted fields take
+    (e.g. CUT's CUT_mode presets), and `check(cfg, bad)`, its own value checks, which calls
+    `bad(key, why)` for the first bad value."""
+
+    two_way: bool = False  # learns AB and BA (CycleGAN); else only `cfg.direction`
+    trains: bool = True  # False: a non-learned family (no training step; its trial is its settings)
+    translates: tuple[str, ...] = ("AB", "BA")  # the values `direction` may take
+    presets: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    check: Callable[[Any, Callable[[str, str], None]], None] | None = None
+
+
+_FAMILY_SETTINGS: dict[str, FamilySettings] = {}
+
+
+def register_family_settings(name: str, settings: FamilySettings) -> None:
+    """Make `name` a valid `model` value (models.families.register calls this)."""
+    _FAMILY_SETTINGS[name] = settings
+
+
+def family_settings(name: str) -> FamilySettings:
+    """The registered settings of family `name`; ConfigError naming the registered ones otherwise."""
+    if not _FAMILY_SETTINGS:
+        # The built-in families register on import of the models stage: asked for by name, so this
+        # schema module does not depend on it (the layering test reads import statements only).
+        importlib.import_module("maskcycle.models.families")
+    if name not in _FAMILY_SETTINGS:
+        raise ConfigError(f"key 'model': value {name!r} is not one of {', '.join(map(repr, _FAMILY_SETTINGS))}")
+    return _FAMILY_SETTINGS[name]
+
+
+def non_learned() -> dict[str, tuple[str, ...]]:
+    """The registered families with no training step -> the directions each translates."""
+    family_settings("cyclegan")  # the registry is filled on first use
+    return {n: (("AB", "BA") if s.two_way else s.translates) for n, s in _FAMILY_SETTINGS.items() if not s.trains}
+
+
+def directions(settings: Mapping[str, Any]) -> tuple[str, ...]:
+    """The directions a trial with these settings (a config mapping) learns."""
+    two_way = family_settings(settings.get("model", "cyclegan")).two_way
+    return ("AB", "BA") if two_way else (settings.get("direction", "AB"),)
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):
@@ -265,11 +313,25 @@ class _UniqueKeyLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
-def read_settings_yaml(path: str | os.PathLike) -> dict[str, Any]:
-    """A params file's mapping of settings; ConfigError naming the file when it cannot be read, is
-    not UTF-8 or YAML, repeats a key, or is empty (which would silently mean a full-size,
-    200-epoch run with every default)."""
-    path = Path(path)
+BASE_KEY = "base"  # a params file's `base: other.yaml` (beside it): its settings, then this file's over them
+
+
+def read_settings_yaml(path: str | os.PathLike, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """A params file's mapping of settings, over those of its `base:` file when it names one (so a
+    study's variant states only what it changes); ConfigError naming the file when it cannot be
+    read, is not UTF-8 or YAML, repeats a key, is empty (which would silently mean a full-size,
+    200-epoch run with every default), or its bases form a loop."""
+    values = _read_one_settings_file(Path(path))
+    base = values.pop(BASE_KEY, None)
+    if base is None:
+        return values
+    base_path = Path(path).parent / str(base)
+    if base_path.resolve() in _seen or base_path.resolve() == Path(path).resolve():
+        raise ConfigError(f"{path}: key 'base': {base!r} leads back to itself")
+    return {**read_settings_yaml(base_path, (*_seen, Path(path).resolve())), **values}
+
+
+def _read_one_settings_file(path: Path) -> dict[str, Any]:
     try:
         text = path.read_bytes().decode("utf-8")
     except OSError as exc:
@@ -319,12 +381,15 @@ def field_names() -> list[str]:
     return [f.name for f in dataclasses.fields(TrialConfig)]
 
 
-def parse_overrides(overrides: dict[str, Any] | list[str] | None) -> dict[str, Any]:
-    """`["lr=0.001", "norm=batch"]` -> {"lr": 0.001, "norm": "batch"} (values parsed as YAML)."""
+def parse_overrides(overrides: dict[str, Any] | list[str] | str | None) -> dict[str, Any]:
+    """`["lr=0.001", "norm=batch"]` (or the string "lr=0.001 norm=batch") -> {"lr": 0.001, "norm":
+    "batch"} (values parsed as YAML)."""
     if overrides is None:
         return {}
     if isinstance(overrides, dict):
         return dict(overrides)
+    if isinstance(overrides, str):
+        overrides = overrides.split()
     out: dict[str, Any] = {}
     for item in overrides:
         key, sep, raw = item.partition("=")
@@ -504,7 +569,8 @@ def _check_values(cfg: TrialConfig) -> None:
 
 
 def _check_model_values(cfg: TrialConfig, bad) -> None:
-    """The CUT and pix2pix fields (checked whatever the model, so a typo never waits for a run)."""
+    """The fields of every family (checked whatever the model, so a typo never waits for a run),
+    then the trial's family's own checks."""
     for key in ("lambda_GAN", "lambda_NCE", "lambda_L1"):
         value = getattr(cfg, key)
         if value is not None and value < 0:
@@ -520,20 +586,19 @@ def _check_model_values(cfg: TrialConfig, bad) -> None:
         ids = []
     if not ids or any(i < 0 for i in ids) or ids != sorted(set(ids)):
         bad("nce_layers", "must be increasing layer indices separated by commas, e.g. '0,4,8,12,16'")
+    check = family_settings(cfg.model).check
+    if check is not None:
+        check(cfg, bad)
     _check_baseline_values(cfg, bad)
-    if cfg.model in CUT_MODELS:
-        if not cfg.netG.startswith("resnet_"):
-            bad("netG", f"must be a ResNet generator for {cfg.model} (PatchNCE reads its encoder layers)")
-        if cfg.nproc * cfg.nnodes > 1:
-            bad("nproc", f"must be 1 for {cfg.model}: its lazily built NCE head is not wrapped for DDP")
 
 
 def _check_baseline_values(cfg: TrialConfig, bad) -> None:
-    """The compositing and non-learned families' fields."""
-    if cfg.model in NON_LEARNED and cfg.direction not in NON_LEARNED[cfg.model]:
+    """The compositing and non-learned families' fields (checked whatever the model)."""
+    fam = family_settings(cfg.model)
+    if cfg.direction not in fam.translates:
         bad("direction", f"cannot be translated by model {cfg.model!r} (it translates "
-                         f"{' and '.join(NON_LEARNED[cfg.model])} only)")
-    if cfg.model in NON_LEARNED and cfg.composite != "none":
+                         f"{' and '.join(fam.translates)} only)")
+    if not fam.trains and cfg.composite != "none":
         bad("composite", f"applies to learned models only; {cfg.model!r} changes only its own region already")
     for key in ("mask_dilate", "inpaint_radius"):
         if not 0 <= getattr(cfg, key) <= 0.5:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from maskcycle.config import NON_LEARNED
+from maskcycle.config import non_learned
 
 # (column template, label, which way is better)
 METRICS = (("FID_{d}", "FID", "min"), ("KID_{d}", "KID", "min"), ("fd_face_{d}", "FD_face", "min"),
@@ -29,7 +29,7 @@ def _rows(table: pd.DataFrame, direction: str) -> pd.DataFrame:
 
 def kind(row: pd.Series) -> str:
     """baseline, learned + composite, or learned."""
-    if row.get("model") in NON_LEARNED:
+    if row.get("model") in non_learned():
         return "baseline"
     return "learned + composite" if row.get("composite") == "mask" else "learned"
 

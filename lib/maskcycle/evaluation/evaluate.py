@@ -44,7 +44,7 @@ from maskcycle import results
 from maskcycle.config import ConfigError, TrialConfig, at_least, parse_overrides, resolve_device
 from maskcycle.data.cache import cached_set
 from maskcycle.data.images import ImageReadError, list_images, read_rgb, write_png
-from maskcycle.evaluation import baselines, external, facedist, paired
+from maskcycle.evaluation import baselines, external, facedist, metrics, paired
 from maskcycle.evaluation import fid as fidlib
 from maskcycle.evaluation.translate import translate_crops
 from maskcycle.io import atomic_write_text, check_output, utc_now
@@ -261,10 +261,7 @@ def segment_iou(a: np.ndarray, b: np.ndarray) -> float:
 
 def paired_column(name: str, direction: str) -> str:
     """Column of a paired metric's mean: psnr -> psnr_BA, ssim_mask -> ssim_BA_mask, ..."""
-    if name in ("mask_fraction", "mask_iou"):
-        return f"{name}_{direction}"
-    metric, _, part = name.partition("_")
-    return f"{metric}_{direction}" + (f"_{part}" if part else "")
+    return metrics.column(name, direction)
 
 
 def paired_means(rows: list[dict]) -> dict:
@@ -312,7 +309,17 @@ def evaluate_snapshot(snap: Snapshot, cfg: TrialConfig, test: TestSets, scorer: 
             out[f"n_left_{direction}"] = left[direction]
     rows = paired_rows(test, fakes_AB, fakes_BA, changed)
     out.update(paired_means(rows))
+    out.update(metrics.score({"AB": fakes_AB, "BA": fakes_BA}, {"AB": test.B, "BA": test.A},
+                             {"AB": _pairs_of(test, fakes_AB, "A"), "BA": _pairs_of(test, fakes_BA, "B")}))
     return out, fakes_AB, fakes_BA, rows
+
+
+def _pairs_of(test: TestSets, fakes: np.ndarray | None, domain: str) -> list[metrics.Pair]:
+    """(fake, truth, region) of the test pairs whose source is in `domain`."""
+    if fakes is None:
+        return []
+    index = {n: i for i, n in enumerate(test.names_A if domain == "A" else test.names_B)}
+    return [(fakes[index[p["file"]]], p["truth"], p["region"]) for p in test.pairs if p["domain"] == domain]
 
 
 def face_metrics(test: TestSets, fakes_AB: np.ndarray | None, fakes_BA: np.ndarray | None,

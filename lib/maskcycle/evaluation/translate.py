@@ -15,10 +15,10 @@ import tqdm
 from torch import nn
 
 from maskcycle.config import (
-    NON_LEARNED,
     ConfigError,
     TrialConfig,
     at_least,
+    non_learned,
     parse_overrides,
     resolve_device,
     size_multiple,
@@ -36,7 +36,7 @@ from maskcycle.data.images import (
 from maskcycle.evaluation import baselines
 from maskcycle.io import check_output, check_writable
 from maskcycle.models import checkpoints, execution, template
-from maskcycle.models.cyclegan import translate_batch
+from maskcycle.models.runtime import translate_batch
 
 
 def load_generator(checkpoint: str | Path, direction: str, device: torch.device | str = "cpu",
@@ -230,7 +230,7 @@ def translate_files(G: nn.Module | None, cfg: TrialConfig, inputs: list[str | Pa
 def add_arguments(p) -> None:
     """`maskcycle translate` flags (argparse only)."""
     p.add_argument("--checkpoint", default=None, help="our .pt, or the reference's *_net_G_A/B.pth")
-    p.add_argument("--model", default=None, choices=list(NON_LEARNED),
+    p.add_argument("--model", default=None, choices=list(non_learned()),
                    help="a non-learned family instead of a checkpoint: template (AB: draws a mask on), "
                    "inpaint (BA: fills the segmented mask), do_nothing (output = input)")
     p.add_argument("--direction", required=True, choices=["AB", "BA"], help="AB puts a mask on, BA takes it off")
@@ -256,15 +256,15 @@ def translator(args) -> tuple[TrialConfig, nn.Module | None]:
         raise ConfigError(f"--model {args.model} has no training step and takes no --checkpoint "
                           f"({args.checkpoint}); give one of them")
     if args.model:
-        if args.direction not in NON_LEARNED[args.model]:
+        if args.direction not in non_learned()[args.model]:
             raise ConfigError(f"--model {args.model} cannot translate --direction {args.direction} "
-                              f"(it translates {' and '.join(NON_LEARNED[args.model])} only)")
+                              f"(it translates {' and '.join(non_learned()[args.model])} only)")
         if args.composite not in (None, "none"):
             raise ConfigError(f"--composite {args.composite} applies to a --checkpoint, not --model {args.model}")
         values = {"model": args.model, "direction": args.direction, **parse_overrides(args.set)}
         return TrialConfig.from_dict(values, source="--set"), None
     if not args.checkpoint:
-        raise ConfigError(f"give --checkpoint (a trained model) or --model {'|'.join(NON_LEARNED)}")
+        raise ConfigError(f"give --checkpoint (a trained model) or --model {'|'.join(non_learned())}")
     if args.set:
         raise ConfigError("--set goes with --model; a checkpoint's settings are its own")
     cfg, G = load_generator(args.checkpoint, args.direction, resolve_device(args.device))

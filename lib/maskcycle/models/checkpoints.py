@@ -15,6 +15,7 @@ from torch import nn
 from maskcycle.config import ConfigError, TrialConfig
 from maskcycle.io import atomic_path
 from maskcycle.models import execution
+from maskcycle.models.families import family
 from maskcycle.models.networks import build_generator
 
 STATE_FORMAT = "maskcycle-state-1"
@@ -130,7 +131,7 @@ def load_generators(path: str | Path, device: torch.device | str = "cpu") -> tup
         if name not in weights:
             nets.append(None)
             continue
-        net = build_generator(cfg)
+        net = family(cfg).generator(cfg)
         _load_into(net, weights[name], path)
         nets.append(net.to(device).eval())
     return cfg, nets[0], nets[1]

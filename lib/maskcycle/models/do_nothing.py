@@ -5,6 +5,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from maskcycle.config import FamilySettings
+
+# no training step; models/families.py registers it as the `model: do_nothing` family
+SETTINGS = FamilySettings(two_way=True, trains=False, translates=("AB", "BA"))
+
 
 def translate(images: np.ndarray) -> np.ndarray:
     """A copy of the NxHxWx3 images."""

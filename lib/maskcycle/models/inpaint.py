@@ -9,7 +9,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from maskcycle.config import FamilySettings
+
 METHODS = ("telea", "ns")
+
+# no training step; models/families.py registers it as the `model: inpaint` family
+SETTINGS = FamilySettings(two_way=False, trains=False, translates=("BA",))
 
 
 def grow(region: np.ndarray, pixels: float) -> np.ndarray:

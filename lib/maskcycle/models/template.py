@@ -19,12 +19,16 @@ import zlib
 
 import numpy as np
 
+from maskcycle.config import FamilySettings
 from maskcycle.models import textures
 
 PLACEMENTS = ("correct", "nose_uncovered", "chin_uncovered", "nose_mouth_uncovered")
 MIN_JAW_PX = 48  # a face narrower than this (jaw line end to end, photo pixels) is too small for a mask
 MAX_YAW_RATIO = 3.0  # nose-tip-to-jaw distance on one side over the other: beyond this, too turned
 MESH = (5, 9)  # rows (v) x columns (u) of the warp mesh
+
+# no training step; models/families.py registers it as the `model: template` family
+SETTINGS = FamilySettings(two_way=False, trains=False, translates=("AB",))
 
 
 def problem(lm: np.ndarray, shape: tuple[int, ...], min_jaw_px: float = MIN_JAW_PX) -> str | None:

@@ -35,8 +35,8 @@ from maskcycle.data.images import write_png
 from maskcycle.data.unpaired import UnpairedData
 from maskcycle.io import atomic_write_text, check_output
 from maskcycle.models import execution
-from maskcycle.models.cyclegan import LOSS_NAMES, configure_backends
-from maskcycle.models.families import build_model, loss_names, train_step
+from maskcycle.models.families import family
+from maskcycle.models.runtime import configure_backends
 
 # The issue's named configs (reference CycleGAN otherwise: ngf = ndf = 64, instance norm, lsgan).
 CONFIGS: dict[str, dict] = {
@@ -131,8 +131,9 @@ class _Runner:
     def __init__(self, cfg: TrialConfig, device, fused: bool | None = None):
         self.cfg, self.device = cfg, device
         self.data = UnpairedData(cfg.dataroot, cfg)
-        self.model = build_model(cfg, device, fused)
-        self.names = loss_names(cfg)
+        self.fam = family(cfg)
+        self.model = self.fam.build(cfg, device, fused)
+        self.names = self.fam.loss_names(cfg)
         self.it, self.epoch, self.plan = 0, 0, None
         self.losses: list[list[float]] = []
 
@@ -147,7 +148,7 @@ class _Runner:
                 self.epoch += 1
                 self.plan = self.data.plan(self.epoch)
             real_A, real_B = self.data.batch(self.plan, b, self.device)
-            losses = train_step(self.model, real_A, real_B)
+            losses = self.fam.train_step(self.model, real_A, real_B)
             pending.append(torch.stack([losses[n] for n in self.names]))
             self.it += 1
         _sync(self.device)
@@ -212,12 +213,12 @@ def bench_config(name: str, paths: list[str], device, rounds: int, iters: int,
             "ratio_vs_" + ref: round(statistics.median(a / b for a, b in zip(per_iter[ref], per_iter[p])), 3),
         }
     out["trajectory"] = {p: r.losses for p, r in runners.items()}
-    out["trajectory_comparison"] = {p: compare(runners[ref].losses, runners[p].losses)
-                                    for p in paths[1:] if runners[p].names == runners[ref].names == LOSS_NAMES}
+    out["trajectory_comparison"] = {p: compare(runners[ref].losses, runners[p].losses, runners[ref].names)
+                                    for p in paths[1:] if runners[p].names == runners[ref].names}
     return out
 
 
-def compare(ref: list[list[float]], other: list[list[float]], window: int = 50) -> dict:
+def compare(ref: list[list[float]], other: list[list[float]], names: tuple[str, ...], window: int = 50) -> dict:
     """How far `other`'s losses are from `ref`'s over the same iterations: per loss, the largest
     difference of windowed means (windows of `window` iterations), absolute and relative to the
     reference window's mean. Single steps of a GAN diverge chaotically; window means should not."""
@@ -230,7 +231,7 @@ def compare(ref: list[list[float]], other: list[list[float]], window: int = 50) 
     k = n // w
     am, bm = a[:k * w].reshape(k, w, -1).mean(1), b[:k * w].reshape(k, w, -1).mean(1)
     out = {"iterations": n, "window": w}
-    for j, name in enumerate(LOSS_NAMES):
+    for j, name in enumerate(names):
         diff = np.abs(am[:, j] - bm[:, j])
         rel = diff / np.maximum(np.abs(am[:, j]), 1e-8)
         out[name] = {"max_abs_diff": float(diff.max()), "max_rel_diff": float(rel.max()),

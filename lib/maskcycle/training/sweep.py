@@ -52,15 +52,13 @@ class SweepError(RuntimeError):
 
 # --- one trial ------------------------------------------------------------------------------
 def trial_parameters(params_file: str | Path, overrides: Sequence[str] | dict = ()) -> dict:
-    """The notebook parameters of a trial: the YAML's settings, the overrides, and `name`
+    """The settings a trial's params file and overrides give (validated and coerced), with `name`
     defaulting to the file's stem. Raises ConfigError naming the file and key when invalid."""
     params_file = Path(params_file)
     extra = parse_overrides(dict(overrides) if isinstance(overrides, dict) else list(overrides))
-    cfg = TrialConfig.from_yaml(params_file, extra)
-    given = set(read_settings_yaml(params_file)) | set(extra)
-    values = {k: v for k, v in cfg.to_dict().items() if k in given}  # validated and coerced
-    values.setdefault("name", params_file.stem)
-    return values
+    cfg = TrialConfig.from_params(params_file, extra)
+    given = set(read_settings_yaml(params_file)) | set(extra) | {"name"}
+    return {k: v for k, v in cfg.to_dict().items() if k in given}
 
 
 def is_finished(trial_dir: str | Path) -> bool:
@@ -81,12 +79,13 @@ def run_trial(params_file: str | Path, trial_dir: str | Path, overrides: Sequenc
     record = {"trial": trial_dir.name, "params_file": str(params_file), "overrides": list(overrides)}
     t0 = time.perf_counter()
     try:
-        params = trial_parameters(params_file, overrides)
+        trial_parameters(params_file, overrides)
     except (ConfigError, OSError) as exc:
         record.update(status="failed", papermill={"cell": None, "error_name": type(exc).__name__,
                                                   "error_message": str(exc)})
         return _finish(trial_dir, record, t0)
-    params["out_dir"] = str(trial_dir)
+    # notebook 02 builds the same TrialConfig from the same file and overrides (TrialConfig.from_params)
+    params = {"params_file": str(params_file), "overrides": [str(o) for o in overrides], "out_dir": str(trial_dir)}
     out_nb = trial_dir / RENDERED
     child_env = {**os.environ, **(env or {})}
     # ipykernel only picks its inline backend when MPLBACKEND is unset; run_all.sh sets Agg.
