@@ -83,17 +83,17 @@ display(figures.display_table(table))
 # Per direction: the non-learned baselines (`do_nothing`: output = input; `template`: a drawn mask warped onto the lower face from dlib's landmarks; `inpaint`: the segmented mask filled by OpenCV inpainting), each learned model, and the same model with mask-guided compositing (`<trial>+composite`: B->A keeps every input pixel outside the dilated, feathered predicted mask, A->B changes only the lower face). Columns: FID/KID (when the Inception weights are there), FD_face/KD_face, identity rate, paired PSNR/SSIM over the whole image and the mask region, and **mask IoU** (the region a method changed against where the true pair differs; only for methods that act in a region). Then, per learned model and baseline, the metrics on which the learned model's mean is better. Plain means: without intervals a small difference is no evidence.
 
 # %%
-from maskcycle.evaluation import comparison
+from maskcycle.evaluation import family_table
 
 for d in ('AB', 'BA'):
     display(Markdown(f'### {figures.DIRECTIONS[d]}'))
-    side = comparison.family_table(table, d)
+    side = family_table.family_table(table, d)
     if side.empty:
         print('no trial translates this direction')
         continue
     display(side)
-    display(comparison.beats(table, d))
-    display(Markdown(comparison.verdict(table, d)))
+    display(family_table.beats(table, d))
+    display(Markdown(family_table.verdict(table, d)))
 
 # %% [markdown]
 # ## Face features and identity

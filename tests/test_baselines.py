@@ -16,7 +16,7 @@ from maskcycle.config import MASK_PLACEMENTS, TEXTURES, ConfigError, TrialConfig
 from maskcycle.data import faces, segment
 from maskcycle.data.images import read_rgb
 from maskcycle.data.pairs import mask_region
-from maskcycle.evaluation import baselines, comparison
+from maskcycle.evaluation import baselines, family_table
 from maskcycle.models import inpaint, template, textures
 
 ASTRONAUT = files("skimage") / "data" / "astronaut.png"
@@ -215,9 +215,9 @@ def test_sweep_scores_baselines_and_composite_variants_beside_the_gan(tmp_path):
     assert table.loc["gan+composite", "composite"] == "mask" and table.loc["gan", "composite"] == "none"
     assert table.loc["gan+composite", "mask_iou_BA"] >= 0 and pd_isna(table.loc["gan", "mask_iou_BA"])
     assert table.loc["template", "mask_iou_AB"] >= 0
-    side = comparison.family_table(table.reset_index(), "BA")
+    side = family_table.family_table(table.reset_index(), "BA")
     assert list(side["kind"]) == ["baseline", "baseline", "learned", "learned + composite"]
-    assert "beats" in comparison.verdict(table.reset_index(), "BA")
+    assert "beats" in family_table.verdict(table.reset_index(), "BA")
 
 
 def pd_isna(value) -> bool:
