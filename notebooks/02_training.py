@@ -14,7 +14,7 @@
 # ---
 
 # %% [markdown]
-# # 02 Training: one trial (CycleGAN, CUT, FastCUT or pix2pix)
+# # 02 Training: one trial (CycleGAN, CUT, FastCUT, pix2pix, or a non-learned baseline)
 #
 # One trial = one params YAML. Run it headless with
 #
@@ -22,7 +22,7 @@
 # papermill -k maskcycle notebooks/02_training.ipynb OUT.ipynb -p params_file params/demo/baseline.yaml -p overrides "n_epochs=1 lr=0.001" -p out_dir results/scratch/baseline
 # ```
 #
-# or many at once with `maskcycle sweep params/demo/*.yaml --out results/demo/sweep`. Domain A = unmasked faces, B = masked faces; G_AB puts a mask on, G_BA takes it off. Rerunning into the same `out_dir` resumes from its checkpoint.
+# or many at once with `maskcycle sweep params/demo/*.yaml --out results/demo/sweep`. Domain A = unmasked faces, B = masked faces; G_AB puts a mask on, G_BA takes it off. Rerunning into the same `out_dir` resumes from its checkpoint. The non-learned baselines (`model: template`, `inpaint`, `do_nothing`) have no training step: their trial is their settings, and notebook 03 scores them beside the learned models.
 
 # %% tags=["parameters"]
 params_file = 'params/demo/baseline.yaml'  # the trial's settings (TrialConfig fields); name = file stem
@@ -38,6 +38,7 @@ out_dir = 'results/scratch/baseline'  # the trial folder (config, run.json, loss
 from pathlib import Path
 
 import yaml
+from IPython.display import display
 
 from maskcycle.config import TrialConfig
 from maskcycle.training import figures
@@ -63,24 +64,30 @@ print((out / 'run.json').read_text())
 # Mean of each loss per epoch (the family's `LOSS_NAMES`). CycleGAN: D_A/D_B discriminators; G_AB/G_BA adversarial; cycle_A/cycle_B cycle consistency; idt_AB/idt_BA identity. CUT/FastCUT: G_GAN, D_real, D_fake, G, NCE (PatchNCE of input vs output), NCE_Y (identity term). pix2pix: G_GAN, G_L1, D_real, D_fake.
 
 # %%
-fig = figures.loss_curves(out, save=out / 'figures' / 'loss_curves.png')
+if cfg.learned:
+    fig = figures.loss_curves(out, save=out / 'figures' / 'loss_curves.png')
+else:
+    print(f'{cfg.model}: a non-learned family, no training step (no losses, samples or checkpoints)')
 
 # %% [markdown]
 # ## Fakes by epoch
 # The same test images through training: fake B should gain a mask, fake A should lose it.
 
 # %%
-fig = figures.fakes_by_epoch(out, save=out / 'figures' / 'fakes_by_epoch.png')
+if cfg.learned:
+    fig = figures.fakes_by_epoch(out, save=out / 'figures' / 'fakes_by_epoch.png')
 
 # %% [markdown]
 # ## Final samples
 # Rows: real A, fake B (mask on), reconstructed A, real B, fake A (mask off), reconstructed B. A one-way model (CUT, FastCUT, pix2pix) learns one direction; the rows it cannot fill are grey.
 
 # %%
-fig = figures.final_samples(out, save=out / 'figures' / 'final_samples.png')
+if cfg.learned:
+    fig = figures.final_samples(out, save=out / 'figures' / 'final_samples.png')
 
 # %% [markdown]
 # ## Speed
 
 # %%
-figures.throughput(out)
+if cfg.learned:
+    display(figures.throughput(out))

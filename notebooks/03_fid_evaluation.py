@@ -37,6 +37,7 @@ device = 'auto'
 batch_size = 16
 reference_dir = ''  # a reference-implementation checkpoint folder (<epoch>_net_G_A.pth ...) to score too
 reference_settings = {}  # its TrialConfig settings, e.g. crop_size 256, norm instance
+composite_variants = True  # also score every learned trial with mask-guided compositing (<trial>+composite)
 
 
 # %% [markdown]
@@ -59,7 +60,8 @@ figure_dir = sweep / 'eval_figures'
 table = evaluate.evaluate_sweep(sweep, curated_dir or None, every_k_epochs=every_k_epochs,
                                 inception_weights=inception_weights or None,
                                 feature_extractor=feature_extractor, download=inception_download,
-                                device=device, batch_size=batch_size, progress=False)
+                                device=device, batch_size=batch_size, progress=False,
+                                composite_variants=composite_variants)
 reasons = sorted(set(table['fid_unavailable_reason'].dropna())) if 'fid_unavailable_reason' in table else []
 fid_available = bool(len(table)) and 'FID_AB' in table and table['FID_AB'].notna().any()
 if fid_available:
@@ -75,6 +77,23 @@ print(f'{len(table)} trial(s); {int(table["evaluated"].sum()) if len(table) else
 
 # %%
 display(figures.display_table(table))
+
+# %% [markdown]
+# ## Every family side by side
+# Per direction: the non-learned baselines (`do_nothing`: output = input; `template`: a drawn mask warped onto the lower face from dlib's landmarks; `inpaint`: the segmented mask filled by OpenCV inpainting), each learned model, and the same model with mask-guided compositing (`<trial>+composite`: B->A keeps every input pixel outside the dilated, feathered predicted mask, A->B changes only the lower face). Columns: FID/KID (when the Inception weights are there), FD_face/KD_face, identity rate, paired PSNR/SSIM over the whole image and the mask region, and **mask IoU** (the region a method changed against where the true pair differs; only for methods that act in a region). Then, per learned model and baseline, the metrics on which the learned model's mean is better. Plain means: without intervals a small difference is no evidence.
+
+# %%
+from maskcycle.evaluation import family_table
+
+for d in ('AB', 'BA'):
+    display(Markdown(f'### {figures.DIRECTIONS[d]}'))
+    side = family_table.family_table(table, d)
+    if side.empty:
+        print('no trial translates this direction')
+        continue
+    display(side)
+    display(family_table.beats(table, d))
+    display(Markdown(family_table.verdict(table, d)))
 
 # %% [markdown]
 # ## Face features and identity
@@ -128,16 +147,18 @@ else:
 
 # %%
 evaluated = table[table['evaluated']] if len(table) else table
-# the best trial by the first metric that was measured (lower is better for FID and FD_face)
-choices = [('FID_BA', 'min'), ('psnr_BA_mask', 'max'), ('fd_face_BA', 'min')]
-measured = [(k, how) for k, how in choices if k in evaluated and pd.to_numeric(evaluated[k], errors='coerce').notna().any()]
-if len(evaluated):
+# per direction, the best trial that translates it, by the first metric measured (FID lower, PSNR higher)
+for d in ('BA', 'AB'):
+    rows = evaluated[evaluated['directions'].fillna('').str.contains(d)] if len(evaluated) else evaluated
+    choices = [(f'FID_{d}', 'min'), (f'psnr_{d}_mask', 'max'), (f'fd_face_{d}', 'min')]
+    measured = [(k, how) for k, how in choices if k in rows and pd.to_numeric(rows[k], errors='coerce').notna().any()]
+    if not len(rows):
+        continue
     key, how = measured[0] if measured else (None, None)
-    values = pd.to_numeric(evaluated[key], errors='coerce') if key else None
-    best = evaluated.loc[getattr(values, f'idx{how}')(), 'trial'] if key else evaluated['trial'].iloc[0]
-    print(f'examples from {best} (best by {key or "nothing measured: the first trial"})')
-    fig = figures.example_pairs(sweep / best, n=4, direction='BA', save=figure_dir / 'examples_BA.png')
-    fig = figures.example_pairs(sweep / best, n=4, direction='AB', save=figure_dir / 'examples_AB.png')
+    values = pd.to_numeric(rows[key], errors='coerce') if key else None
+    best = rows.loc[getattr(values, f'idx{how}')(), 'trial'] if key else rows['trial'].iloc[0]
+    print(f'{d} examples from {best} (best by {key or "nothing measured: the first trial"})')
+    fig = figures.example_pairs(sweep / best, n=4, direction=d, save=figure_dir / f'examples_{d}.png')
 
 # %% [markdown]
 # ## Reference-implementation checkpoints

@@ -15,6 +15,7 @@ from maskcycle.cli import main as cli_main
 from maskcycle.data.cache import cached_images
 from maskcycle.evaluation import evaluate
 from maskcycle.evaluation import fid as fidlib
+from maskcycle.evaluation.translate import translate_array
 from maskcycle.models import checkpoints
 
 
@@ -66,7 +67,7 @@ def test_sweep_with_tiny_extractor(sweep):
                                                                       fidlib.features(ext, real_B)), rel=1e-9)
     # the fakes are what the final generator makes
     cfg, G_AB, _ = checkpoints.load_generators(trial / "checkpoints" / "epoch_002.pt")
-    again = evaluate.translate_array(G_AB, np.asarray(cached_images(curated / "testA", 32)), cfg)
+    again = translate_array(G_AB, np.asarray(cached_images(curated / "testA", 32)), cfg)
     assert np.array_equal(again, fakes)
 
     rows = pd.read_csv(trial / "eval" / "paired.csv")

@@ -36,8 +36,10 @@ def test_notebook03_runs_offline_on_a_tiny_sweep(tmp_path):
     assert "FID/KID unavailable" in text and fidlib.INCEPTION_WEIGHTS_FILE in text
     assert text.count("image/png") >= 5  # bars, curves, paired plot, two example grids
     table = pd.read_csv(sweep / "summary.csv")
-    assert list(table["trial"]) == ["bs2_lsgan", "bs3_vanilla"]
+    # each learned trial also with mask-guided compositing (issue 22)
+    assert list(table["trial"]) == ["bs2_lsgan", "bs2_lsgan+composite", "bs3_vanilla", "bs3_vanilla+composite"]
     assert table["FID_AB"].isna().all() and table["psnr_BA_mask"].notna().all()
+    assert any(c.source.startswith("## Every family side by side") for c in nb.cells)
     # face features and identity are computed offline and shown (issue 12)
     assert "identity rate" in text and "FD_face" in text
     for col in ("fd_face_AB", "kd_face_BA", "id_rate_AB", "id_dist_BA"):

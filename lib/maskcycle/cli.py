@@ -19,6 +19,7 @@ COMMANDS = {  # name -> (module holding add_arguments/run_command, help)
     "translate": ("maskcycle.evaluation.translate",
                   "translate the faces in photos (or aligned crops) with a trained generator"),
     "faces": ("maskcycle.data.faces", "detect faces (dlib) in images; one CSV row per file"),
+    "masks": ("maskcycle.data.segment", "find the masks on faces in photos: a binary PNG per masked face + CSV"),
     "sweep": ("maskcycle.training.sweep", "run params YAMLs through notebooks/02_training.ipynb; write summary.csv"),
     "evaluate": ("maskcycle.evaluation.evaluate", "FID/KID, face-feature distances, identity and paired metrics "
                  "of a sweep's trials, a reference checkpoint folder, or folders of external fakes"),

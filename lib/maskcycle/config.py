@@ -51,6 +51,11 @@ PlateauMetric = Literal["reference", "loss_G"]
 Preprocess = Literal["resize_and_crop", "resize"]  # resize: straight to crop_size, no crop
 Device = Literal["auto", "cpu", "cuda"]
 Direction = Literal["AB", "BA"]
+Composite = Literal["none", "mask"]
+Segmenter = Literal["grabcut", "colour", "landmarks"]  # data/segment.py METHODS (default: its DEFAULT_METHOD)
+InpaintMethod = Literal["telea", "ns"]
+TEXTURES = ("surgical_blue", "white", "black_cloth", "patterned_cloth")  # models/textures.py draws them
+MASK_PLACEMENTS = ("correct", "nose_uncovered", "chin_uncovered", "nose_mouth_uncovered")  # MaskedFace-Net's
 Precision = Literal["auto", "fp32", "bf16"]  # auto: bf16 where native (models/execution.py)
 Auto = Literal["auto"]  # an execution switch that models/execution.py decides per device
 CompileMode = Literal["default", "reduce-overhead", "max-autotune"]  # torch.compile's modes
@@ -109,6 +114,17 @@ class TrialConfig:
     no_antialias_up: bool = False  # CUT's G upsamples with a fixed filter + conv unless set
     # pix2pix (read only when model is pix2pix)
     lambda_L1: float = 100.0
+    # mask-guided compositing of a learned model's output (evaluation and translation, not training):
+    # mask = B->A keeps every input pixel outside the dilated, feathered predicted mask, A->B changes
+    # only the lower face (from the landmarks)
+    composite: Composite = "none"
+    segmenter: Segmenter = "grabcut"  # how the mask is found (composite B->A, inpaint, maskcycle masks)
+    mask_dilate: float = 0.04  # composite and inpaint: grow the region by this share of the crop side
+    # the non-learned families (model template / inpaint / do_nothing; no training step)
+    template_textures: str = "surgical_blue,white,black_cloth,patterned_cloth"  # drawn per image by seed
+    template_placements: str = "correct"  # MaskedFace-Net's classes, drawn per image by seed
+    inpaint_method: InpaintMethod = "telea"  # OpenCV: Telea (fast marching) or Navier-Stokes
+    inpaint_radius: float = 0.03  # OpenCV's inpaintRadius as a share of the crop side
     # optimisation
     optimizer: Optimizer = "adam"
     lr: float = 0.0002
@@ -210,6 +226,19 @@ class TrialConfig:
         return directions(self.to_dict())
 
     @property
+    def learned(self) -> bool:
+        """False for the families with no training step (`non_learned`)."""
+        return family_settings(self.model).trains
+
+    @property
+    def texture_list(self) -> tuple[str, ...]:
+        return tuple(t.strip() for t in self.template_textures.split(",") if t.strip())
+
+    @property
+    def placement_list(self) -> tuple[str, ...]:
+        return tuple(t.strip() for t in self.template_placements.split(",") if t.strip())
+
+    @property
     def nce_layer_ids(self) -> list[int]:
         return [int(i) for i in self.nce_layers.split(",")]
 
@@ -224,6 +253,8 @@ class FamilySettings:
 
     two_way: bool = False  # learns AB and BA (CycleGAN); else only `cfg.direction`
     antialias: bool = False  # its G and D blur before down-sampling unless no_antialias (CUT's networks)
+    trains: bool = True  # False: a non-learned family (no training step; its trial is its settings)
+    translates: tuple[str, ...] = ("AB", "BA")  # the values `direction` may take
     presets: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     check: Callable[[Any, Callable[[str, str], None]], None] | None = None
 
@@ -245,6 +276,12 @@ def family_settings(name: str) -> FamilySettings:
     if name not in _FAMILY_SETTINGS:
         raise ConfigError(f"key 'model': value {name!r} is not one of {', '.join(map(repr, _FAMILY_SETTINGS))}")
     return _FAMILY_SETTINGS[name]
+
+
+def non_learned() -> dict[str, tuple[str, ...]]:
+    """The registered families with no training step -> the directions each translates."""
+    family_settings("cyclegan")  # the registry is filled on first use
+    return {n: (("AB", "BA") if s.two_way else s.translates) for n, s in _FAMILY_SETTINGS.items() if not s.trains}
 
 
 def directions(settings: Mapping[str, Any]) -> tuple[str, ...]:
@@ -410,6 +447,24 @@ def _check_model_values(cfg: TrialConfig, bad) -> None:
     check = family_settings(cfg.model).check
     if check is not None:
         check(cfg, bad)
+    _check_baseline_values(cfg, bad)
+
+
+def _check_baseline_values(cfg: TrialConfig, bad) -> None:
+    """The compositing and non-learned families' fields (checked whatever the model)."""
+    fam = family_settings(cfg.model)
+    if cfg.direction not in fam.translates:
+        bad("direction", f"cannot be translated by model {cfg.model!r} (it translates "
+                         f"{' and '.join(fam.translates)} only)")
+    if not fam.trains and cfg.composite != "none":
+        bad("composite", f"applies to learned models only; {cfg.model!r} changes only its own region already")
+    for key in ("mask_dilate", "inpaint_radius"):
+        if not 0 <= getattr(cfg, key) <= 0.5:
+            bad(key, "must be a share of the crop side in [0, 0.5]")
+    for key, allowed in (("template_textures", TEXTURES), ("template_placements", MASK_PLACEMENTS)):
+        items = cfg.texture_list if key == "template_textures" else cfg.placement_list
+        if not items or any(i not in allowed for i in items):
+            bad(key, f"must be one or more of {', '.join(allowed)} separated by commas")
 
 
 # Re-exported only for evaluation/evaluate.py, training/sweep.py and data/curate.py, which other

@@ -10,6 +10,7 @@ Start reading at `curate.py` (`curate()`, what notebook 01 and `maskcycle curate
 - measures.py: per-image measurements and the thresholds that turn them into exclusion reasons.
 - faces.py: dlib faces: detection, landmarks, FFHQ alignment, paste-back, identity descriptors.
 - pair_checks.py: true pairs: the mask region, and the checks a test pair passes before it is listed.
+- segment.py: where the mask is on a face without a pair (for compositing), and its IoU against pairs.
 - demo.py: the embedded demo set: drawn face portraits with and without masks.
 - images.py: listing, decoding and resizing images (guarded decode, bicubic as the reference).
 - cache.py: the decoded uint8 cache, memory-mapped every epoch.

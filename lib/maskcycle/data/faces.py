@@ -226,11 +226,13 @@ def face_mask(size: int, feather: float = 0.12) -> np.ndarray:
     return np.clip((1.0 - d) / feather, 0.0, 1.0).astype(np.float32)
 
 
-def paste_back(photo: np.ndarray, face: np.ndarray, to_aligned: np.ndarray, feather: float = 0.12) -> np.ndarray:
+def paste_back(photo: np.ndarray, face: np.ndarray, to_aligned: np.ndarray, feather: float = 0.12,
+               alpha: np.ndarray | None = None) -> np.ndarray:
     """`photo` with the aligned crop `face` (at the size `to_aligned` was made for) warped back and
-    blended with a feathered face mask. Pixels the mask does not reach are returned exactly as they were."""
+    blended with a feathered face mask (or `alpha`, a float crop-sized map of what changed). Pixels
+    the mask does not reach are returned exactly as they were."""
     n = face.shape[0]
-    mask = face_mask(n, feather)
+    mask = face_mask(n, feather) if alpha is None else np.asarray(alpha, np.float32)
     A = np.vstack([to_aligned, [0, 0, 1]])
     back = np.linalg.inv(A)
     corners = back @ np.array([[0, 0, n, n], [0, n, n, 0], [1, 1, 1, 1]], dtype=np.float64)
@@ -251,6 +253,15 @@ def paste_back(photo: np.ndarray, face: np.ndarray, to_aligned: np.ndarray, feat
     blended = np.uint8(np.clip(np.rint(region * (1 - alpha) + warped * alpha), 0, 255))
     out[y0:y1, x0:x1] = np.where(alpha > 0, blended, out[y0:y1, x0:x1])
     return out
+
+
+def warp_to_photo(values: np.ndarray, to_aligned: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """A float map of an aligned crop (e.g. a mask region) warped back onto a photo of `shape`:
+    float32 HxW, 0 where the crop does not reach."""
+    h, w = shape[:2]
+    coeffs = tuple(np.vstack([to_aligned, [0, 0, 1]])[:2].flatten())
+    src = Image.fromarray(np.asarray(values, np.float32), mode="F")
+    return np.asarray(src.transform((w, h), Image.AFFINE, coeffs, Image.BILINEAR), np.float32)
 
 
 def aligned_face_box(size_hw: tuple[int, int]) -> tuple[int, int, int, int]:
@@ -279,6 +290,22 @@ def aligned_descriptor(image: np.ndarray, detector: str = "hog") -> tuple[np.nda
     faces = detect(work, detector, upsample=0)
     box = main_face(faces).box if faces else aligned_face_box(work.shape[:2])
     return descriptor(work, box), bool(faces)
+
+
+def crop_landmarks(crop: np.ndarray, detector: str = "hog") -> np.ndarray:
+    """68 landmarks (x, y, in the crop's pixels) of an FFHQ-aligned face crop: found at 256 px in the
+    detected face's box, or in the fixed aligned box where the detector misses (e.g. a masked face)."""
+    side = DETECT_MIN_SIDE
+    scale = side / crop.shape[0]
+    work = _resized(crop, scale) if crop.shape[:2] != (side, side) else np.ascontiguousarray(crop)
+    found = detect(work, detector, upsample=0)
+    box = main_face(found).box if found else aligned_face_box(work.shape[:2])
+    return (landmarks(work, box) + 0.5) / scale - 0.5
+
+
+def photo_to_crop(lm: np.ndarray, to_aligned: np.ndarray) -> np.ndarray:
+    """Photo landmarks (pixel indices) -> the aligned crop's pixel indices, by `Aligned.to_aligned`."""
+    return (np.hstack([lm + 0.5, np.ones((len(lm), 1))]) @ to_aligned.T) - 0.5
 
 
 def scan(inputs, out_csv: str | Path, detector: str = "hog", progress: bool = True) -> list[dict]:

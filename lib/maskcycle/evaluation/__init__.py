@@ -11,6 +11,8 @@ then `metrics.py` (the list of per-direction metrics: adding one is a function p
 - paired_metrics.py: PSNR and SSIM against the true counterpart, whole image and mask region.
 - facedist.py: face-feature distances and identity (dlib descriptors of aligned crops).
 - translate.py: translate arrays, aligned crops and real photos with a trained generator.
+- baselines.py: crops through the non-learned families, and mask-guided compositing of a learned one.
 - external.py: score folders of fakes made elsewhere (no checkpoints).
+- family_table.py: every family side by side per direction, and which model beats which baseline.
 - figures.py: the tables and figures of notebook 03.
 """

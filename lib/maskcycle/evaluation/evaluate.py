@@ -44,10 +44,10 @@ from maskcycle import results
 from maskcycle.config import ConfigError, TrialConfig, at_least, parse_overrides, resolve_device
 from maskcycle.data.cache import cached_set
 from maskcycle.data.images import ImageReadError, list_images, read_rgb, write_png
-from maskcycle.evaluation import external, facedist, metrics
+from maskcycle.evaluation import baselines, external, facedist, metrics
 from maskcycle.evaluation import fid as fidlib
 from maskcycle.evaluation import paired_metrics as paired
-from maskcycle.evaluation.translate import translate_array
+from maskcycle.evaluation.translate import translate_crops
 from maskcycle.io import atomic_write_text, check_output, read_csv_rows, refuse_repeats, utc_now
 from maskcycle.models import checkpoints
 
@@ -59,7 +59,7 @@ PUBLISHED = {
                "best_trial": "batch 32, instance norm, linear lr, vanilla"},
 }
 PAIRS_COLUMNS = ("domain", "file", "id", "counterpart_path")
-PAIRED_NAMES = ("psnr", "ssim", "psnr_mask", "ssim_mask", "psnr_input", "ssim_input", "mask_fraction")
+PAIRED_NAMES = ("psnr", "ssim", "psnr_mask", "ssim_mask", "psnr_input", "ssim_input", "mask_fraction", "mask_iou")
 EPOCH_FILE = re.compile(r"^epoch_(\d+)\.pt$")
 
 
@@ -225,11 +225,15 @@ class Snapshot:
     load: Callable[[torch.device], tuple[torch.nn.Module | None, torch.nn.Module | None]]  # None: not learned
 
 
-def paired_rows(test: TestSets, fakes_AB: np.ndarray | None, fakes_BA: np.ndarray | None) -> list[dict]:
+def paired_rows(test: TestSets, fakes_AB: np.ndarray | None, fakes_BA: np.ndarray | None,
+                changed: dict | None = None) -> list[dict]:
     """Per pair: the direction, file, id and PSNR/SSIM (whole, mask region, do-nothing baseline).
     For a masked test image the truth is its unmasked face (G_BA); for an unmasked one, its masked
     version (G_AB). The mask region is where the real pair differs. A direction without fakes
-    (None: the trial did not learn it) has no rows."""
+    (None: the trial did not learn it) has no rows. `changed` ({direction: per-image maps}, where a
+    method acts only in a region: the baselines, compositing) adds `mask_iou`, the IoU of the
+    region it changed (map >= 0.5) with the true mask region; nan where it does not apply."""
+    changed = changed or {}
     index = {"A": {n: i for i, n in enumerate(test.names_A)}, "B": {n: i for i, n in enumerate(test.names_B)}}
     rows = []
     for pair in test.pairs:
@@ -239,9 +243,18 @@ def paired_rows(test: TestSets, fakes_AB: np.ndarray | None, fakes_BA: np.ndarra
         if fakes is None:
             continue
         fake = fakes[i]
+        maps = changed.get(direction)
+        region = None if maps is None or maps[i] is None else maps[i] >= 0.5
         rows.append({"direction": direction, "file": pair["file"], "id": pair["id"],
-                     **paired.translation_metrics(fake, pair["truth"], pair["region"]), **pair["baseline"]})
+                     **paired.translation_metrics(fake, pair["truth"], pair["region"]), **pair["baseline"],
+                     "mask_iou": float("nan") if region is None else segment_iou(region, pair["region"])})
     return rows
+
+
+def segment_iou(a: np.ndarray, b: np.ndarray) -> float:
+    from maskcycle.data.segment import iou
+
+    return iou(a, b)
 
 
 def paired_column(name: str, direction: str) -> str:
@@ -264,11 +277,24 @@ def paired_means(rows: list[dict]) -> dict:
 
 def evaluate_snapshot(snap: Snapshot, cfg: TrialConfig, test: TestSets, scorer: Scorer, device: torch.device,
                       batch_size: int = 16, progress: bool = False) -> tuple[dict, np.ndarray, np.ndarray, list[dict]]:
-    """Translate both test sets with one snapshot and score them: (metrics, fakes_AB, fakes_BA, pair rows)."""
-    G_AB, G_BA = snap.load(device)
-    fakes_AB = translate_array(G_AB, test.A, cfg, batch_size, progress, f"G_AB {snap.label}") if G_AB else None
-    fakes_BA = translate_array(G_BA, test.B, cfg, batch_size, progress, f"G_BA {snap.label}") if G_BA else None
-    del G_AB, G_BA
+    """Translate both test sets with one snapshot and score them: (metrics, fakes_AB, fakes_BA, pair rows).
+    A non-learned family (no generators) and a composited model go through `translate_crops` too."""
+    gens = dict(zip(("AB", "BA"), snap.load(device)))
+    made, changed, left = {}, {}, {}
+    for direction, images in (("AB", test.A), ("BA", test.B)):
+        if direction not in cfg.directions or (cfg.learned and gens[direction] is None):
+            made[direction] = None
+            continue
+        # every test B image wears a mask: inpaint need not decide whether it does
+        done = translate_crops(gens[direction], cfg, direction, images, batch_size=batch_size, progress=progress,
+                               desc=f"{direction} {snap.label}", check_masked=False)
+        made[direction] = done.images
+        if not cfg.learned:
+            left[direction] = sum(n is not None for n in done.notes)
+        if cfg.model in ("template", "inpaint") or cfg.composite != "none":  # methods that act in a region
+            changed[direction] = done.changed
+    del gens
+    fakes_AB, fakes_BA = made["AB"], made["BA"]
     out: dict = {"epoch": snap.epoch, "checkpoint": snap.label}
     for direction, fakes, real_domain in (("AB", fakes_AB, "B"), ("BA", fakes_BA, "A")):
         real = test.B if real_domain == "B" else test.A
@@ -277,7 +303,9 @@ def evaluate_snapshot(snap: Snapshot, cfg: TrialConfig, test: TestSets, scorer: 
         out[f"FID_{direction}"] = scores.get("FID")
         out[f"KID_{direction}"] = scores.get("KID")
         out[f"KID_{direction}_std"] = scores.get("KID_std")
-    rows = paired_rows(test, fakes_AB, fakes_BA)
+        if direction in left:  # faces a baseline could not translate (left as they were)
+            out[f"n_left_{direction}"] = left[direction]
+    rows = paired_rows(test, fakes_AB, fakes_BA, changed)
     out.update(paired_means(rows))
     out.update(metrics.score({"AB": fakes_AB, "BA": fakes_BA}, {"AB": test.B, "BA": test.A},
                              {"AB": _pairs_of(test, fakes_AB, "A"), "BA": _pairs_of(test, fakes_BA, "B")}))
@@ -329,6 +357,8 @@ def face_metrics(test: TestSets, fakes_AB: np.ndarray | None, fakes_BA: np.ndarr
 
 def _snapshot_key(snap: Snapshot, cfg: TrialConfig, test: TestSets, scorer: Scorer) -> str:
     extra = f"{test.key}|{scorer.key}|{cfg.crop_size}|{snap.label}|{facedist.VERSION}"
+    if not cfg.learned or cfg.composite != "none":  # what the image operations depend on
+        extra += f"|{baselines.VERSION}|{json.dumps(cfg.to_dict(), sort_keys=True)}"
     return _fingerprint(snap.files, extra)
 
 
@@ -437,8 +467,11 @@ def trial_snapshots(trial_dir: str | Path) -> tuple[TrialConfig, list[Snapshot],
     """(config, saved epoch snapshots, final snapshot) of one of our trial folders. The final is the
     highest `checkpoints/epoch_NNN.pt`, else `checkpoints/latest.pt`."""
     trial_dir = Path(trial_dir)
-    ck = trial_dir / "checkpoints"
     cfg = TrialConfig.from_yaml(trial_dir / "config.yaml")
+    if not cfg.learned:  # nothing to load: the family is its settings
+        return cfg, [], Snapshot(None, cfg.model, [trial_dir / "config.yaml"], lambda device: (None, None))
+    source = results.read_json(trial_dir / "run.json").get(VARIANT_OF)
+    ck = (trial_dir.parent / source if source else trial_dir) / "checkpoints"
 
     def snapshot(path: Path, epoch: int | None) -> Snapshot:
         return Snapshot(epoch, path.name, [path], lambda device: checkpoints.load_generators(path, device)[1:])
@@ -448,7 +481,7 @@ def trial_snapshots(trial_dir: str | Path) -> tuple[TrialConfig, list[Snapshot],
     if snaps:
         return cfg, snaps, snaps[-1]
     if (ck / "latest.pt").is_file():
-        return cfg, [], snapshot(ck / "latest.pt", results.read_json(trial_dir / "metrics.json").get("epochs_done"))
+        return cfg, [], snapshot(ck / "latest.pt", results.read_json(ck.parent / "metrics.json").get("epochs_done"))
     raise checkpoints.CheckpointError(f"{ck}: no epoch_NNN.pt or latest.pt to evaluate")
 
 
@@ -514,11 +547,13 @@ def _test_sets(root: Path, size: int, memo: dict | None) -> TestSets:
 def evaluate_sweep(sweep_dir: str | Path, curated_dir: str | Path | None = None, every_k_epochs: int | None = None,
                    inception_weights: str | None = None, feature_extractor: str = fidlib.INCEPTION,
                    download: bool = True, device: str = "auto", batch_size: int = 16, progress: bool = True,
-                   force: bool = False):
+                   force: bool = False, composite_variants: bool = False):
     """Evaluate every finished trial of a sweep and write the results table; returns it (pandas).
 
     A trial that is not finished, or whose evaluation fails, keeps its row with the status/error;
-    the others still run. FID is computed when the extractor loads, else marked unavailable."""
+    the others still run. FID is computed when the extractor loads, else marked unavailable.
+    `composite_variants`: every finished learned trial is also scored with the other `composite`
+    setting, as `<trial>+composite` (`composite_variant`), so the table holds it both ways."""
     sweep_dir = Path(sweep_dir)
     if not sweep_dir.is_dir():
         raise FileNotFoundError(f"{sweep_dir}: no such sweep folder")
@@ -526,14 +561,46 @@ def evaluate_sweep(sweep_dir: str | Path, curated_dir: str | Path | None = None,
     scorer = open_scorer(feature_extractor, inception_weights, download, dev)
     tests: dict = {}
     errors = {}
+    for trial in results.find_trials(sweep_dir) if composite_variants else []:
+        if results.trial_status(trial) == "finished":
+            composite_variant(trial)
     for trial in results.find_trials(sweep_dir):
         if results.trial_status(trial) != "finished":
             continue
+        # a variant's curve would repeat its source's FID over training: its final checkpoint only
+        every_k = 0 if results.read_json(trial / "run.json").get(VARIANT_OF) else every_k_epochs
         try:
-            evaluate_trial(trial, scorer, curated_dir, every_k_epochs, dev, batch_size, progress, force, tests)
+            evaluate_trial(trial, scorer, curated_dir, every_k, dev, batch_size, progress, force, tests)
         except (OSError, ValueError) as exc:  # a broken trial must not stop the others
             errors[trial.name] = f"{type(exc).__name__}: {exc}"
     return results.write_summary(sweep_dir, errors)
+
+
+VARIANT_OF = "variant_of"  # run.json key of a composite variant: the trial whose checkpoints it uses
+
+
+def composite_variant(trial_dir: str | Path) -> Path | None:
+    """For a finished learned trial, the folder `<trial>+composite` (or `+raw` when the trial itself
+    composites) beside it: the same checkpoints evaluated with the other `composite` setting, so the
+    sweep's table holds each learned model both ways. Refreshed from the trial each time; None for a
+    non-learned trial or a variant."""
+    trial_dir = Path(trial_dir)
+    if results.read_json(trial_dir / "run.json").get(VARIANT_OF):
+        return None
+    cfg = TrialConfig.from_yaml(trial_dir / "config.yaml")
+    if not cfg.learned:
+        return None
+    other = "mask" if cfg.composite == "none" else "none"
+    variant = trial_dir.parent / f"{trial_dir.name}+{'composite' if other == 'mask' else 'raw'}"
+    variant.mkdir(exist_ok=True)
+    cfg.replace(composite=other, name=variant.name).to_yaml(variant / "config.yaml")
+    metrics = results.read_json(trial_dir / "metrics.json")
+    atomic_write_text(variant / "metrics.json", json.dumps(metrics, indent=2) + "\n")
+    run = results.read_json(trial_dir / "run.json")
+    record = {VARIANT_OF: trial_dir.name, "status": run.get("status"), "start": run.get("start"),
+              "end": run.get("end"), "note": f"{trial_dir.name}'s checkpoints with composite: {other}"}
+    atomic_write_text(variant / "run.json", json.dumps(record, indent=2) + "\n")
+    return variant
 
 
 def fid_curves(sweep_dir: str | Path):
@@ -581,6 +648,8 @@ def add_arguments(p) -> None:
     p.add_argument("--batch-size", type=at_least(1), default=16)
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.add_argument("--force", action="store_true", help="recompute even what an earlier run already scored")
+    p.add_argument("--composite-variants", action="store_true", help="--sweep: also score every learned trial "
+                   "with the other `composite` setting, as <trial>+composite (notebook 03 does)")
 
 
 def run_command(args) -> int:
@@ -599,7 +668,7 @@ def run_command(args) -> int:
     if args.sweep:
         table = evaluate_sweep(args.sweep, args.curated, inception_weights=args.inception_weights,
                                feature_extractor=args.feature_extractor, download=not args.no_download,
-                               device=args.device, **common)
+                               device=args.device, composite_variants=args.composite_variants, **common)
         print(table.to_string(index=False) if len(table) else "(no trials)")
         print(f"results: {Path(args.sweep) / results.SUMMARY}")
         column = table.get("fid_unavailable_reason")

@@ -28,8 +28,8 @@ METRICS: list[Metric] = []
 
 def column(name: str, direction: str) -> str:
     """Column of a metric's number for a direction: psnr -> psnr_BA, ssim_mask -> ssim_BA_mask,
-    KID_std -> KID_BA_std; mask_fraction and n_pairs keep their words together (mask_fraction_BA)."""
-    if name in ("mask_fraction", "n_pairs"):
+    KID_std -> KID_BA_std; mask_fraction, mask_iou and n_pairs keep their words together (mask_fraction_BA)."""
+    if name in ("mask_fraction", "mask_iou", "n_pairs"):
         return f"{name}_{direction}"
     metric, _, part = name.partition("_")
     return f"{metric}_{direction}" + (f"_{part}" if part else "")

@@ -108,6 +108,15 @@ def _register_builtins() -> None:
     register("pix2pix", pix2pix)
 
 
+def _register_baselines() -> None:
+    """The non-learned families (no training step: their settings are the trial; evaluation and
+    `maskcycle translate --model` run them through evaluation/baselines.py): settings only."""
+    from maskcycle.models import do_nothing, inpaint, template
+
+    for name, module in (("template", template), ("inpaint", inpaint), ("do_nothing", do_nothing)):
+        register_family_settings(name, module.SETTINGS)
+
+
 def _import_plugins() -> None:
     """Modules named in $MASKCYCLE_PLUGINS (comma-separated) register more families or metrics;
     set it once and every process of a run (sweep notebooks, torchrun workers) has them."""
@@ -117,4 +126,5 @@ def _import_plugins() -> None:
 
 PLUGINS_ENV = "MASKCYCLE_PLUGINS"
 _register_builtins()
+_register_baselines()
 _import_plugins()

@@ -374,10 +374,15 @@ def file_size_auc(stimuli: list[Stimulus], pngs: dict[str, bytes]) -> float | No
 
 def choose_trial(sweep_dir: str | Path) -> str:
     """The sweep's trial to quiz on: the lowest FID_AB + FID_BA in summary.csv when
-    it has those columns, else the first trial (by name) whose eval/ holds both fakes folders."""
+    it has those columns, else the first trial (by name) whose eval/ holds both fakes folders. The
+    non-learned baselines are never chosen (do_nothing's "fakes" are real images)."""
+    from maskcycle.config import non_learned
+    from maskcycle.results import trial_settings
+
     sweep_dir = Path(sweep_dir)
     have = sorted(p.name for p in sweep_dir.iterdir()
-                  if (p / "eval" / "fakes_AB").is_dir() and (p / "eval" / "fakes_BA").is_dir()) \
+                  if (p / "eval" / "fakes_AB").is_dir() and (p / "eval" / "fakes_BA").is_dir()
+                  and trial_settings(p).get("model") not in non_learned()) \
         if sweep_dir.is_dir() else []
     if not have:
         raise FileNotFoundError(f"{sweep_dir}: no trial folder with eval/fakes_AB and eval/fakes_BA")

@@ -182,6 +182,8 @@ def train(cfg: TrialConfig, out_dir: str | Path, stop_after_epochs: int | None =
     if ddp.world_size(cfg) > 1 and not ddp.under_torchrun():
         return launch(cfg, out_dir, stop_after_epochs=stop_after_epochs)
     out = Path(out_dir)
+    if not cfg.learned:
+        return _no_training(cfg, out)
     # Under torchrun (cfg.nproc * cfg.nnodes > 1) this joins the process group; rank 0 records.
     r, device = ddp.setup(cfg, resolve_device(cfg.device))
     try:
@@ -196,6 +198,19 @@ def train(cfg: TrialConfig, out_dir: str | Path, stop_after_epochs: int | None =
             record.finished = state.epoch > cfg.total_epochs
     finally:
         ddp.teardown(r)
+    return out
+
+
+def _no_training(cfg: TrialConfig, out: Path) -> Path:
+    """A non-learned family's trial (template, inpaint, do_nothing): its settings are the whole
+    trial, so it is finished as soon as config.yaml, metrics.json and run.json are written."""
+    out.mkdir(parents=True, exist_ok=True)
+    start_run(out, cfg.device)
+    cfg.to_yaml(out / "config.yaml")
+    atomic_write_text(out / "metrics.json", json.dumps(
+        {"epochs_done": 0, "epochs_total": 0, "images_seen": 0, "train_wall_s": 0.0, "finished": True,
+         "training": f"none: {cfg.model} is a non-learned family"}, indent=2) + "\n")
+    update_run_json(out, end=utc_now(), status="finished")
     return out
 
 
