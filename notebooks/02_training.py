@@ -82,6 +82,7 @@ save_latest_freq = 5000
 log_freq = 100
 n_samples = 4
 seed = 0
+seeds = 1
 device = 'auto'
 precision = 'fp32'
 channels_last = False
