@@ -59,7 +59,7 @@ if [ "$MODE" = demo ]; then
   step "1. demo data: $OUT/raw (600 face ids, 128 px; kept when already complete)"
   maskcycle demo-data --out "$OUT/raw" --n-ids 600 --size 128 --seed 0
   CURATION=(-p ffhq_root "$OUT/raw/ffhq" -p maskedfacenet_root "$OUT/raw/maskedfacenet"
-            -p n_train 200 -p n_test 50 -p load_size 72)
+            -p n_train 200 -p n_test 50 -p n_val 25 -p load_size 72)
 else
   step "1. data: the real sets, read-only (${CURATED_IN:-$FFHQ_DIR + $MFN_DIR})"
   if [ -n "$CURATED_IN" ]; then
@@ -67,8 +67,8 @@ else
   else
     CURATION=(-p ffhq_root "$FFHQ_DIR" -p maskedfacenet_root "$MFN_DIR")
   fi
-  # the study's sizes: 6000 train + 1000 test a domain, images stored at the reference load_size
-  CURATION+=(-p n_train 6000 -p n_test 1000 -p load_size 286 -p exclusions params/curation/manual_exclusions_study.csv)
+  # the study's sizes: 6000 train + 1000 test + 500 val a domain, images stored at the reference load_size
+  CURATION+=(-p n_train 6000 -p n_test 1000 -p n_val 500 -p load_size 286 -p exclusions params/curation/manual_exclusions_study.csv)
 fi
 # --- 2. curation: notebook 01 ----------
 step "2. curation: notebook 01 -> $DATAROOT (resumes: images already judged are skipped)"

@@ -32,6 +32,7 @@ curated_root = ''        # an already-curated trainA/trainB/testA/testB folder i
 out_dir = 'results/demo/curated'
 n_train = 200            # per domain (the study: 6000)
 n_test = 50              # per domain (the study: 1000)
+n_val = 25               # per domain, picks each trial's epoch (the study: 500)
 load_size = 72           # side of the curated images (the study: 286)
 seed = 0
 min_size = 0             # smallest accepted side (0: use load_size)
@@ -74,7 +75,7 @@ from maskcycle.data import report
 from maskcycle.data.curate import Settings
 
 # The parameters above are the curation Settings' fields: validated here, passed on as the same flags.
-settings = Settings(n_train=n_train, n_test=n_test, load_size=load_size, seed=seed, min_size=min_size,
+settings = Settings(n_train=n_train, n_test=n_test, n_val=n_val, load_size=load_size, seed=seed, min_size=min_size,
                     allow_upscale=allow_upscale, sharpness_min=sharpness_min, sharpness_tail=sharpness_tail,
                     detector=detector, max_faces=max_faces, require_face=require_face,
                     placements=tuple(placements), work_size=work_size, exclusions=exclusions, pairs=pairs,

@@ -152,7 +152,7 @@ def test_summary_lists_varied_settings_and_merges_eval_metrics(tmp_path):
     table = results.write_summary(tmp_path)
     on_disk = pd.read_csv(tmp_path / "summary.csv")
     assert list(on_disk["trial"]) == ["b16", "b32", "rms"]
-    assert list(table.columns[:6]) == ["trial", "seed", "run", "gan_mode", "optimizer", "batch_size"]  # TrialConfig order
+    assert list(table.columns[:6]) == ["trial", "seed", "run", "gan_mode", "optimizer", "batch_size"]  # schema order
     assert {"status", "epochs", "train_wall_s", "img_per_s", "FID_AB", "FID_BA"} <= set(table.columns)
     assert not {"kid", "ngf", "name"} & set(table.columns)  # nested values and unvaried settings stay out
     assert on_disk.loc[0, "FID_AB"] == 17.07 and pd.isna(on_disk.loc[1, "FID_AB"])

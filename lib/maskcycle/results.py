@@ -25,8 +25,8 @@ EVAL_METRICS = Path("eval") / "metrics.json"
 # eval/metrics.json keys that describe the run rather than score it
 _NOT_SCORES = {"trial", "test_root", "inception_weights", "key", "model", "directions"}
 # model and directions come from config.yaml: which family, and which FID columns it can fill
-_BASE = ["trial", "seed", "run", "model", "directions", "status", "epochs", "epochs_total", "train_wall_s", "notebook_wall_s",
-         "img_per_s", "error", "evaluated", "eval_error"]
+_BASE = ["trial", "seed", "run", "model", "directions", "status", "epochs", "epochs_total", "train_wall_s",
+         "notebook_wall_s", "img_per_s", "error", "evaluated", "eval_error"]
 
 
 def read_json(path: Path) -> dict:
@@ -111,15 +111,16 @@ def _family(settings: dict) -> dict:
 
 
 def summary_table(sweep_dir: str | Path, eval_errors: dict[str, str] | None = None):
-    """The table (pandas), one row per run: trial, seed, run (folder), the varied settings, status, epochs, times, errors, the
-    evaluation's numbers, and `best_FID_AB` / `best_FID_BA` marking the lowest of each direction."""
+    """The table (pandas), one row per run: trial, seed, run (folder), the varied settings, status,
+    epochs, times, errors, the evaluation's numbers, and `best_FID_AB` / `best_FID_BA` marking the
+    lowest of each direction."""
     import pandas as pd
 
     eval_errors = eval_errors or {}
     trials = find_trials(sweep_dir)
     settings = [trial_settings(t) for t in trials]
     axes = varied_settings(settings)
-    rows = [{"trial": t.name, **{k: s.get(k) for k in axes}, **trial_row(t, eval_errors.get(t.name)),
+    rows = [{**{k: s.get(k) for k in axes}, **trial_row(t, eval_errors.get(t.name)),
              **_family(s), "trial": trial_name(t, s), "seed": s.get("seed"), "run": t.name}
             for t, s in zip(trials, settings)]
     for row, s in zip(rows, settings):  # a trial that has not finished an epoch has no metrics.json yet

@@ -8,10 +8,10 @@ Every YAML is validated first (TrialConfig.from_yaml with the overrides); one ba
 sweep before anything runs. A trial runs at `seeds` seeds (`--seeds N` or the file's `seeds`;
 default 1): seed S of trial T in `OUT/T` for its first seed, `OUT/T_seed<S>` for the others, each
 its own resumable run and its own summary row (column `seed`). Each run renders into
-`OUT/<run>/02_training.ipynb` beside the trainer's files. A trial whose notebook fails is recorded in its run.json (papermill's failing
-cell, error name and message) and the others go on. Rerunning skips finished trials and resumes
-interrupted ones (the trainer resumes from the trial's checkpoint). `OUT/summary.csv` has one row
-per trial: every setting that varies across the sweep, status, epochs, time, img/s, and any
+`OUT/<run>/02_training.ipynb` beside the trainer's files. A run whose notebook fails is recorded in
+its run.json (papermill's failing cell, error name and message) and the others go on. Rerunning
+skips finished runs and resumes interrupted ones (the trainer resumes from the run's checkpoint).
+`OUT/summary.csv` has one row per run: every setting that varies across the sweep, status, epochs, time, img/s, and any
 numbers from `<trial>/eval/metrics.json` (FID columns once evaluation has run).
 
 `run_trial` is a top-level, picklable function, so a SLURM job (maskcycle.training.slurm) runs exactly
