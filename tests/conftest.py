@@ -199,12 +199,13 @@ TINY_PIX2PIX = dict(model="pix2pix", netG="unet_256", norm="batch", gan_mode="va
                     use_dropout=True, ngf=4, ndf=4, load_size=256, crop_size=256)
 
 
-def make_tiny_sweep(root: Path, trials: dict[str, dict] | None = None) -> tuple[Path, Path]:
+def make_tiny_sweep(root: Path, trials: dict[str, dict] | None = None, n_val: int = 0) -> tuple[Path, Path]:
     """(sweep folder, curated folder): tiny trials trained for 2 epochs at 32 px on a paired
-    curated set; `trials` maps a trial name to its TrialConfig changes."""
+    curated set (with a val split of n_val a domain); `trials` maps a trial name to its TrialConfig
+    changes."""
     from maskcycle.training.trainer import train
 
-    curated = make_paired_curated(root)
+    curated = make_paired_curated(root, n_val=n_val)
     sweep = root / "sweep"
     trials = trials or {"bs2_lsgan": {}, "bs3_vanilla": {"batch_size": 3, "gan_mode": "vanilla"}}
     for name, changes in trials.items():
