@@ -177,7 +177,7 @@ def answer_table(comparison, metrics: tuple[str, ...] | None = None):
              "seeds": int(r.n_seeds), "mean [95% CI]": ci(r.mean, r.lo, r.hi),
              "diff to baseline [95% CI]": ci(r.diff, r.diff_lo, r.diff_hi) if r.trial != r.baseline else "baseline",
              "p (Holm)": f"{r.p_holm:.3g}" if math.isfinite(_num(r.p_holm)) else "",
-             "beyond noise": ("yes" if r.beyond_noise is True else "no") if r.trial != r.baseline else ""}
+             "beyond noise": ("yes" if r.beyond_noise in (True, "True") else "no") if r.trial != r.baseline else ""}
             for r in c.itertuples()]
     table = pd.DataFrame(rows)
     if len(table):
