@@ -4,12 +4,19 @@ and the sweep's results table.
     maskcycle evaluate --sweep results/demo/sweep [--curated results/demo/curated] [--every-k-epochs K]
     maskcycle evaluate --reference old_run/checkpoints --curated data/curated --set crop_size=256
 
-For every finished trial of a sweep: G_AB translates all of test A and G_BA all of test B (test
+For every finished run of a sweep, the reported epoch is chosen on the validation split (valA/valB:
+every saved epoch is scored there, `selection`), and only that epoch's test numbers are reported
+(the test-set best over epochs is kept beside them as `*_test_best`, optimistic). Then G_AB
+translates all of test A and G_BA all of test B (test
 images are stored at load_size and resized to the trial's crop_size, as the reference's test.py
 does with load_size = crop_size). Fakes are kept as PNG (lossless) under `<trial>/eval/fakes_AB`
 and `fakes_BA`.
   FID_AB = FID(G_AB(test A), test B)   FID_BA = FID(G_BA(test B), test A)   (and KID)
-Both sides of each comparison are the same size and never JPEG-compressed. Paired metrics come
+Both sides of each comparison are the same size and file format (fid_protocol: a JPEG real set
+gets its fakes re-encoded at its quality; `fid_resize` legacy or clean), and every FID records its
+protocol, image counts, size and formats, a within-run interval from resampling the test images,
+FID at a fixed sample count (`FID_<dir>_ref`) and by sample count. After the runs,
+`<sweep>/comparison.csv` compares every trial with the baseline (maskcycle.evaluation.comparison). Paired metrics come
 from the curated `pairs_test.csv` (columns domain,file,id,counterpart_path). Saved epoch
 checkpoints give FID over training. Everything lands in `<trial>/eval/metrics.json` (scalars for
 the final checkpoint, `by_epoch` for the curve), per-pair rows in `<trial>/eval/paired.csv`, and
