@@ -324,6 +324,8 @@ def evaluate_snapshot(snap: Snapshot, cfg: TrialConfig, test: TestSets, scorer: 
         out[f"FID_{direction}"] = scores.get("FID")
         out[f"KID_{direction}"] = scores.get("KID")
         out[f"KID_{direction}_std"] = scores.get("KID_std")
+        if scores:  # every FID says what it compared; the reported one also gets its interval and curve
+            out[f"fid_protocol_{direction}"] = scores["protocol"]
         if detail and scores:
             out.update(fid_record(direction, scores, scorer.ref_n))
     rows = paired_rows(test, fakes_AB, fakes_BA)
