@@ -93,6 +93,7 @@ papermill -k maskcycle --log-level WARNING notebooks/03_fid_evaluation.ipynb "$O
 # --- 5. survey: quiz + notebook 04 ----------
 if [ "$MODE" = demo ]; then
   step "5. survey: quiz from the sweep's best trial -> $OUT/survey; answers SIMULATED (100 people); notebook 04"
+  # Never a server here (nothing started by this script outlives it): answers are simulated.
   # The demo's answers are simulated (files simulated_*.csv) and remade each run, so the demo may
   # replace an earlier quiz (--force); the study never does: answers collected with a key keep it.
   maskcycle survey build --sweep "$OUT/sweep" --curated "$DATAROOT" --out "$OUT/survey" --seed 0 --force
@@ -101,7 +102,8 @@ if [ "$MODE" = demo ]; then
   RESPONSES="$OUT/survey/responses_simulated" SUMMARY="$OUT/survey/analysis_simulated.json"
 else
   step "5. survey: quiz from the sweep's best trial -> $OUT/survey/survey.html (send it to participants;"
-  echo "   put their downloaded CSVs in $OUT/survey/responses/ and rerun to analyse them)"
+  echo "   put their downloaded CSVs in $OUT/survey/responses/ and rerun to analyse them; or serve it with"
+  echo "   maskcycle survey serve, then survey export --out $OUT/survey/responses: README, survey server)"
   maskcycle survey build --sweep "$OUT/sweep" --curated "$DATAROOT" --out "$OUT/survey" --seed 0
   RESPONSES="$OUT/survey/responses" SUMMARY="$OUT/survey/analysis.json"
 fi

@@ -57,38 +57,25 @@ sheet_n = 16             # images per contact sheet
 
 # %% [markdown]
 # ## Run the curation
-# Heavy work runs in a subprocess (`maskcycle curate`, a process pool over all cores), not inside this kernel.
+# In this kernel, as `maskcycle curate` runs it (its process pool measures the images over `workers` cores).
 
 # %%
 # %matplotlib inline
+import dataclasses
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import matplotlib.pyplot as plt
 import seaborn as sns
 from IPython.display import Image, display
 
-from maskcycle.config import field_flags
 from maskcycle.data import report
-from maskcycle.data.curate import Settings
+from maskcycle.data.curate import Settings, curate
 
-# The parameters above are the curation Settings' fields: validated here, passed on as the same flags.
-settings = Settings(n_train=n_train, n_test=n_test, n_val=n_val, load_size=load_size, seed=seed, min_size=min_size,
-                    allow_upscale=allow_upscale, sharpness_min=sharpness_min, sharpness_tail=sharpness_tail,
-                    detector=detector, max_faces=max_faces, require_face=require_face,
-                    placements=tuple(placements), work_size=work_size, exclusions=exclusions, pairs=pairs,
-                    pair_share_min=pair_share_min, pair_share_max=pair_share_max, pair_faces=pair_faces)
-cmd = [sys.executable, '-m', 'maskcycle', 'curate', '--out', out_dir, '--workers', str(workers), '--no-sheets',
-       *field_flags(settings)]
-cmd += ['--curated', curated_root] if curated_root else ['--ffhq', ffhq_root, '--maskedfacenet', maskedfacenet_root]
-print(' '.join(cmd))
-proc = subprocess.run(cmd, capture_output=True, text=True)
-print(proc.stdout[-3000:])
-print(proc.stderr[-3000:])  # warnings: a reason rejecting > 25 % of a domain, a split filled only in part
-if proc.returncode:
-    raise RuntimeError(f'curation failed:\n{proc.stderr[-3000:]}')
+# The parameters above named after the curation Settings' fields are those settings (validated here).
+settings = Settings(**{f.name: globals()[f.name] for f in dataclasses.fields(Settings)} | {'placements': tuple(placements)})
+roots = dict(curated=curated_root) if curated_root else dict(ffhq=ffhq_root, maskedfacenet=maskedfacenet_root)
+curate(out_dir, settings=settings, workers=workers, progress=False, **roots)
 out = Path(out_dir)
 m = report.load(out)
 info = json.loads((out / 'curation.json').read_text())

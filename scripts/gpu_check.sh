@@ -49,7 +49,8 @@ BENCH=("$PY" -m maskcycle bench --device "$DEVICE" --rounds "$ROUNDS" --iters "$
 step norm_check 120 "$PY" - "$DEVICE" "$OUT/norm_check.json" "$CROP" "$NGF" <<'EOF'
 import json, sys, torch, torch.nn.functional as F
 from maskcycle.config import TrialConfig
-from maskcycle.models.cyclegan import build_cyclegan, generator_loss
+from maskcycle.models.cyclegan import build as build_cyclegan
+from maskcycle.models.cyclegan import generator_loss
 dev = torch.device(sys.argv[1])
 out = {"torch": torch.__version__, "device": str(dev)}
 for n in (1, 2):  # the raw kernel: contiguous vs channels_last incoming gradient
@@ -110,7 +111,7 @@ step translate 60 "$PY" - "$DEVICE" "$WORK/trial/checkpoints/latest.pt" "$CROP" 
 import json, os, sys, time, numpy as np, torch
 from maskcycle.config import TrialConfig
 from maskcycle.evaluation.translate import AUTO_BATCH, translate_array
-from maskcycle.models.cyclegan import build_cyclegan
+from maskcycle.models.cyclegan import build as build_cyclegan
 dev, ckpt, crop, ngf, out_path = torch.device(sys.argv[1]), sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
 if os.path.exists(ckpt):  # the trial's generator, with its precision and layout
     from maskcycle.models.checkpoints import load_generators

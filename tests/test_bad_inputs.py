@@ -295,7 +295,7 @@ def test_unwritable_output_is_one_line(tmp_path, capsys, monkeypatch, code, word
     def refuse(*a, **k):
         raise OSError(code, os.strerror(code), str(tmp_path / "out"))
 
-    monkeypatch.setattr(trainer, "train_or_launch", refuse)
+    monkeypatch.setattr(trainer, "train", refuse)
     rc, _, err = run_cli(capsys, "train", "--params", params, "--out", tmp_path / "out")
     assert rc == 2 and words in err and str(tmp_path / "out") in err and "Traceback" not in err
 

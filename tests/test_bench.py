@@ -13,14 +13,14 @@ from maskcycle.training import bench
 def test_bench_command_on_a_tiny_config(tmp_path, capsys):
     threads = torch.get_num_threads()
     out = tmp_path / "bench.json"
-    rc = main(["bench", "--configs", "tiny", "--paths", "plain,fast,bf16_cl", "--rounds", "2", "--iters", "1",
+    rc = main(["bench", "--configs", "tiny", "--paths", "plain,auto,bf16_cl", "--rounds", "2", "--iters", "1",
                "--warmup", "1", "--threads", "1", "--out", str(out)])
     assert rc == 0
     assert torch.get_num_threads() == threads  # --threads does not leak into the caller
     result = json.loads(out.read_text())
     assert result["machine"]["torch"] == torch.__version__ and result["machine"]["torch_threads"] == 1
     c = result["configs"]["tiny"]
-    assert list(c["paths"]) == ["plain", "fast", "bf16_cl"]
+    assert list(c["paths"]) == ["plain", "auto", "bf16_cl"]
     for name, p in c["paths"].items():
         assert len(p["ms_per_iter_by_round"]) == 2 and all(t > 0 for t in p["ms_per_iter_by_round"])
         assert p["median_img_per_s"] == pytest.approx(1000 / p["median_ms_per_iter"], rel=1e-2)
@@ -29,8 +29,13 @@ def test_bench_command_on_a_tiny_config(tmp_path, capsys):
         assert all(len(row) == 8 for row in c["trajectory"][name])
     assert c["paths"]["plain"]["ratio_vs_plain"] == 1.0
     # same seed, same batches: the first step's losses of the paths differ only by rounding
-    assert c["trajectory_comparison"]["fast"]["cycle_A"]["first_step_abs_diff"] < 0.1
-    assert "tiny  plain" in capsys.readouterr().out
+    assert c["trajectory_comparison"]["bf16_cl"]["cycle_A"]["first_step_abs_diff"] < 0.1
+    out_text = capsys.readouterr().out
+    assert "tiny  plain" in out_text
+    # it tells the user what this machine computes natively and what `auto` picks here
+    picks = result["machine"]["auto_picks"]
+    assert picks["precision"] == ("bf16" if result["machine"]["capability"]["bf16_native"] else "fp32")
+    assert f"auto picks: precision {picks['precision']}" in out_text and "bf16 native:" in out_text
 
 
 def test_bench_rejects_unknown_names(capsys):
@@ -42,9 +47,9 @@ def test_bench_rejects_unknown_names(capsys):
 
 def test_compare_windows():
     same = [[float(i + k) for k in range(8)] for i in range(10)]
-    r = bench.compare(same, same, window=5)
+    r = bench.compare(same, same, LOSS_NAMES, window=5)
     assert r["iterations"] == 10 and r["window"] == 5
     assert all(r[n]["max_abs_diff"] == 0 for n in LOSS_NAMES)
     shifted = [[v + (1.0 if k == 2 else 0.0) for k, v in enumerate(row)] for row in same]
-    r = bench.compare(same, shifted, window=5)
+    r = bench.compare(same, shifted, LOSS_NAMES, window=5)
     assert r["cycle_A"]["max_abs_diff"] == pytest.approx(1.0) and r["D_A"]["max_abs_diff"] == 0

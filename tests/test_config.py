@@ -87,3 +87,23 @@ def test_learning_rates_as_people_write_them_and_non_finite_values():
     for bad in (float("nan"), float("inf"), "nan"):
         with pytest.raises(ConfigError, match="'lambda_A'"):
             TrialConfig.from_dict({"lambda_A": bad})
+
+
+def test_a_params_file_states_only_what_it_changes_against_its_base(tmp_path):
+    (tmp_path / "baseline.yaml").write_text("batch_size: 16\nnorm: instance\nlr: 2e-4\n")
+    (tmp_path / "batch_4.yaml").write_text("base: baseline.yaml\nbatch_size: 4\n")
+    cfg = TrialConfig.from_params(tmp_path / "batch_4.yaml", ["lr=0.001"])
+    assert (cfg.name, cfg.batch_size, cfg.norm, cfg.lr) == ("batch_4", 4, "instance", 0.001)
+    (tmp_path / "baseline.yaml").write_text("base: batch_4.yaml\n")
+    with pytest.raises(ConfigError, match="key 'base'.*leads back to itself"):
+        TrialConfig.from_params(tmp_path / "batch_4.yaml")
+
+
+def test_every_study_variant_resolves_from_its_base():
+    from maskcycle.config import PARAMS_DIR, read_settings_yaml
+
+    for path in sorted(PARAMS_DIR.glob("*/*.yaml")):
+        TrialConfig.from_params(path)  # validated
+        if path.stem != "baseline":
+            assert path.read_text().count("base: baseline.yaml") == 1, path
+    assert read_settings_yaml(PARAMS_DIR / "study" / "batch_4.yaml")["norm"] == "instance"

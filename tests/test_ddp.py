@@ -10,7 +10,8 @@ from conftest import make_image_folders, tiny_config
 from maskcycle.config import ConfigError, check_processes
 from maskcycle.data.unpaired import UnpairedData
 from maskcycle.models.checkpoints import load, load_generators
-from maskcycle.models.cyclegan import build_cyclegan, translate_batch
+from maskcycle.models.cyclegan import build as build_cyclegan
+from maskcycle.models.runtime import STREAMS, stream_seed, translate_batch
 from maskcycle.training import ddp
 from maskcycle.training import launch as launch_mod
 from maskcycle.training.ddp import Rank
@@ -57,16 +58,16 @@ def test_config_rules_for_several_processes(tiny_data):
     cfg = tiny_config(tiny_data, norm="batch", batch_size=4, nproc=2)  # device auto: decided at start
     with pytest.raises(ConfigError, match="SyncBatchNorm"):
         check_processes(cfg, "cpu")
-    # a multi-process config outside torchrun says how to start it, before any work
+    # a multi-process config in a single process (not torchrun, not launched by train) says how to start it
     with pytest.raises(ConfigError, match="launch"):
-        train(tiny_config(tiny_data, nproc=2), tiny_data.parent / "never")
-    assert not (tiny_data.parent / "never").exists()
+        ddp.setup(tiny_config(tiny_data, nproc=2), torch.device("cpu"))
 
 
 def test_rank_seeds_keep_rank0_and_separate_the_others():
-    assert ddp.rank_seed(7, 0, 2) == 9  # the single-process pool seed
-    seeds = {ddp.rank_seed(7, r, s) for r in range(1, 4) for s in range(4)}
-    assert len(seeds) == 12 and ddp.rank_seed(7, 1, 1) == ddp.rank_seed(7, 1, 1)
+    assert stream_seed(7, "pool_B", 0) == 9  # the single-process pool seed
+    seeds = {stream_seed(7, s, r) for r in range(1, 4) for s in STREAMS}
+    assert len(seeds) == 3 * len(STREAMS) and stream_seed(7, "pool_A", 1) == stream_seed(7, "pool_A", 1)
+    assert len(set(STREAMS.values())) == len(STREAMS)  # no two streams share an offset
 
 
 def _fake_torchrun(monkeypatch, code):

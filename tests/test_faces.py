@@ -151,12 +151,14 @@ def test_translate_aligned_writes_at_the_input_size(checkpoint, tmp_path):
 def test_faces_command_writes_one_row_per_file(astronaut, tmp_path):
     import pandas as pd
 
-    Image.fromarray(astronaut).save(tmp_path / "astronaut.png")
-    Image.fromarray(np.full((100, 100, 3), 200, np.uint8)).save(tmp_path / "blank.png")
-    (tmp_path / "broken.png").write_bytes(b"not a png")
-    assert main(["faces", "--input", str(tmp_path), "--out", str(tmp_path / "out" / "faces.csv")]) == 1
+    photos = tmp_path / "in"  # the CSV goes outside the input folder (issue 24's output rule)
+    photos.mkdir()
+    Image.fromarray(astronaut).save(photos / "astronaut.png")
+    Image.fromarray(np.full((100, 100, 3), 200, np.uint8)).save(photos / "blank.png")
+    (photos / "broken.png").write_bytes(b"not a png")
+    assert main(["faces", "--input", str(photos), "--out", str(tmp_path / "out" / "faces.csv")]) == 1
     table = pd.read_csv(tmp_path / "out" / "faces.csv").set_index("path")
-    assert table.loc[str(tmp_path / "astronaut.png"), "n_faces"] >= 1
-    assert table.loc[str(tmp_path / "astronaut.png"), "right"] > table.loc[str(tmp_path / "astronaut.png"), "left"]
-    assert table.loc[str(tmp_path / "blank.png"), "n_faces"] == 0
-    assert "cannot decode" in table.loc[str(tmp_path / "broken.png"), "error"]
+    assert table.loc[str(photos / "astronaut.png"), "n_faces"] >= 1
+    assert table.loc[str(photos / "astronaut.png"), "right"] > table.loc[str(photos / "astronaut.png"), "left"]
+    assert table.loc[str(photos / "blank.png"), "n_faces"] == 0
+    assert "cannot decode" in table.loc[str(photos / "broken.png"), "error"]

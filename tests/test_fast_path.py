@@ -8,14 +8,10 @@ import torch
 import torch.nn.functional as F
 
 from maskcycle.config import TrialConfig
-from maskcycle.models.cyclegan import (
-    InstanceNormChannelsLastSafe,
-    build_cyclegan,
-    generator_loss,
-    is_plain,
-    train_step,
-    translate_batch,
-)
+from maskcycle.models.cyclegan import build as build_cyclegan
+from maskcycle.models.cyclegan import generator_loss, train_step
+from maskcycle.models.runtime import InstanceNormChannelsLastSafe, is_plain, translate_batch
+from numerics import TRAP_BOUND
 
 TINY = dict(netG="resnet_6blocks", ngf=8, ndf=8, crop_size=32, load_size=36, pool_size=4, device="cpu")
 
@@ -57,11 +53,11 @@ def test_channels_last_fp32_gradients_equal_plain(batch):
     A, B = _images(batch)
     w_ref, x_ref, l_ref = _generator_grads(TrialConfig(**TINY), A, B)
     w, x, loss = _generator_grads(TrialConfig(**TINY, channels_last=True), A, B)
-    assert loss == pytest.approx(l_ref, rel=1e-5)
-    # measured: ~1e-4 at batch 2, 6e-4 to 7e-3 at batch 1 (batch-norm kernel, other summation
-    # order); the bug itself gives a relative error above 1
-    assert _rel(w, w_ref) < 2e-2
-    assert _rel(x, x_ref) < 2e-2
+    assert loss == pytest.approx(l_ref, rel=1e-4)  # forward: fp32 rounding of a mean (~1e-6)
+    # other conv kernels and, at batch 1, the batch-norm kernel: rounding well under TRAP_BOUND;
+    # the bug itself gives a relative error above 1 (tests/numerics.py)
+    assert _rel(w, w_ref) < TRAP_BOUND
+    assert _rel(x, x_ref) < TRAP_BOUND
 
 
 def test_the_batch1_fix_is_what_makes_channels_last_right():
@@ -81,18 +77,21 @@ def test_the_batch1_fix_is_what_makes_channels_last_right():
 
 def test_bf16_gradients_follow_fp32_at_batch1():
     """bf16 rounds every activation; at initialisation the generator gradient of the bf16 path is
-    measured at cosine 0.91-0.95 to fp32's (relative error 0.3-0.4: random-init instance-norm nets
-    amplify rounding). The channels_last bug gives cosine ~0.06, so these bounds still catch it,
-    and bf16 + channels_last must match bf16 contiguous closely (measured 1e-2)."""
+    at cosine 0.91-0.95 to fp32's (relative error 0.3-0.4: random-init instance-norm nets amplify
+    rounding). The channels_last bug gives cosine ~0.06, so these bounds still catch it. bf16 +
+    channels_last rounds differently again (other kernels; emulated bf16 on AVX2 CPUs rounds
+    differently from native): it must be no farther from bf16 contiguous than bf16 contiguous is
+    from fp32, i.e. within bf16's own rounding measured here, plus half the bug's margin."""
     A, B = _images(1, seed=1)
     w_ref, x_ref, l_ref = _generator_grads(TrialConfig(**TINY), A, B)
     w, x, loss = _generator_grads(TrialConfig(**TINY, precision="bf16"), A, B)
     w_cl, x_cl, loss_cl = _generator_grads(TrialConfig(**TINY, precision="bf16", channels_last=True), A, B)
-    assert loss == pytest.approx(l_ref, rel=0.02) and loss_cl == pytest.approx(loss, rel=0.01)
+    bf16_eps = 2.0 ** -8  # bf16 unit roundoff; the loss, a mean of rounded activations, moves by a few
+    assert loss == pytest.approx(l_ref, rel=8 * bf16_eps) and loss_cl == pytest.approx(loss, rel=8 * bf16_eps)
     assert float(F.cosine_similarity(w, w_ref, dim=0)) > 0.8
     assert float(F.cosine_similarity(x, x_ref, dim=0)) > 0.8
-    assert _rel(w_cl, w) < 0.05
-    assert _rel(x_cl, x) < 0.05
+    assert _rel(w_cl, w) < _rel(w, w_ref) + 0.05
+    assert _rel(x_cl, x) < _rel(x, x_ref) + 0.05
 
 
 def test_fast_and_plain_losses_agree_over_a_few_steps():

@@ -151,7 +151,7 @@ def test_cut_head_is_built_lazily_and_joins_the_schedule(paired):
     m.sched_G.step()  # an epoch-start step before the first batch, as lr_step_at start does
     x = torch.rand(2, 3, 32, 32) * 2 - 1
     losses = families.train_step(m, x, x.flip(3))
-    assert set(losses) == set(families.loss_names(cfg)) and all(torch.isfinite(v) for v in losses.values())
+    assert set(losses) == set(families.family(cfg).loss_names(cfg)) and all(torch.isfinite(v) for v in losses.values())
     assert m.opt_F is not None and m.sched_F.last_epoch == m.sched_G.last_epoch
     assert m.opt_F.param_groups[0]["lr"] == m.opt_G.param_groups[0]["lr"]
     before = {k: v.clone() for k, v in m.F.state_dict().items()}

@@ -8,7 +8,8 @@ import torch
 import torch.nn.functional as F
 
 from maskcycle.config import TrialConfig
-from maskcycle.models.cyclegan import build_cyclegan, train_step
+from maskcycle.models.cyclegan import build as build_cyclegan
+from maskcycle.models.cyclegan import train_step
 
 
 def _reference_step(G_A, G_B, D_A, D_B, opt_G, opt_D, real_A, real_B, lam_A=10.0, lam_B=10.0, lam_idt=0.5):

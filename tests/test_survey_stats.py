@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import math
 from fractions import Fraction
 
@@ -11,6 +13,7 @@ import pytest
 from statsmodels.stats.proportion import proportion_confint
 
 from maskcycle.survey import analysis
+from maskcycle.survey import page as survey_page
 from maskcycle.survey import simulate as survey_sim
 from maskcycle.survey import stats as st
 
@@ -104,14 +107,15 @@ i3,main,fake,A,BA,t,/x/fakes_BA/c.png,,3
 i4,main,real,B,,,/x/testB/d.png,,4
 ic,attention,attention,,,,,real,5
 """
-HEAD = "participant_id,session_start,trial_index,image_id,response,rt_ms,is_practice,is_attention_check\n"
+HEAD = "participant_id,session_start,trial_index,image_id,response,rt_ms,is_practice,is_attention_check,survey_id\n"
+SID = survey_page.survey_id_of(csv.DictReader(io.StringIO(KEY)))  # what a page of this key writes
 
 
-def session(pid, start, answers=("real", "fake", "real", "fake"), ids=("i1", "i2", "i3", "i4")):
+def session(pid, start, answers=("real", "fake", "real", "fake"), ids=("i1", "i2", "i3", "i4"), sid=SID):
     rows = [f"{pid},{start},0,ip,fake,900,1,0"]
     rows += [f"{pid},{start},{t + 1},{i},{a},1000,0,0" for t, (i, a) in enumerate(zip(ids, answers))]
     rows.append(f"{pid},{start},{len(ids) + 1},ic,real,800,0,1")
-    return "\n".join(rows) + "\n"
+    return "\n".join(f"{r},{sid}" for r in rows) + "\n"
 
 
 @pytest.fixture
@@ -141,8 +145,8 @@ def test_read_responses_joins_truth_and_sets_aside_sessions(quiz):
 
 
 @pytest.mark.parametrize("mutate, message", [
-    (lambda t: t.replace("is_attention_check\n", "attention\n", 1), r"line 1: header"),
-    (lambda t: t.replace("i2,fake,1000,0,0", "i2,fake,1000,0"), r"line 4: expected 8 fields"),
+    (lambda t: t.replace("is_attention_check,", "attention,", 1), r"line 1: header"),
+    (lambda t: t.replace("i2,fake,1000,0,0", "i2,fake,1000,0"), r"line 4: expected 9 fields"),
     (lambda t: t.replace("i3,real", "i3,maybe"), r"line 5: response must be real or fake"),
     (lambda t: t.replace("i4,fake", "i9,fake"), r"line 6: image id 'i9' is not in the key"),
     (lambda t: t.replace("i1,real,1000", "i1,real,fast"), r"line 3: could not convert"),
@@ -176,3 +180,110 @@ def test_simulator_parameters_are_recovered(tmp_path):
     assert len(result["images"]) == 22 and len(result["participants"]) == 120
     summary = analysis.summary_json(result)
     assert summary["n_participants"] == 120 and summary["attention_pass_rate"] > 0.9
+
+
+# ---- which files are read: survey ids, simulated answers, copies (issue 24) ---------------------
+
+def _two_surveys(tmp_path):
+    """Two quizzes built with one seed from two trials (other fakes): same image ids, other survey ids."""
+    import shutil
+
+    from test_survey_page import make_folders
+
+    src = make_folders(tmp_path / "src", n=8)
+    rng = np.random.default_rng(9)
+    shutil.copytree(tmp_path / "src", tmp_path / "src2")
+    for d in ("fakes_AB", "fakes_BA"):  # the other trial's outputs
+        for p in (tmp_path / "src2" / d).iterdir():
+            from maskcycle.data.images import write_png
+
+            write_png(p, rng.integers(0, 256, (16, 16, 3), dtype=np.uint8))
+    out = []
+    for root in (tmp_path / "src", tmp_path / "src2"):
+        ident = survey_page.sweep_identities(root, {"AB": [root / "fakes_AB"], "BA": [root / "fakes_BA"]})
+        out.append(survey_page.build_survey(root / "testA", root / "testB", root / "fakes_AB", root / "fakes_BA",
+                                            root.parent / f"quiz_{root.name}", n=8, n_practice=2, seed=1, size=16,
+                                            identity=ident).parent)
+    assert src and out[0] != out[1]
+    return out
+
+
+def test_answers_to_another_survey_are_refused_naming_the_files(tmp_path, capsys):
+    from maskcycle.cli import main
+
+    a, b = _two_surveys(tmp_path)
+    key_a, key_b = analysis.read_key(a), analysis.read_key(b)
+    assert list(key_a["image_id"]) == list(key_b["image_id"])  # the same seed gives the same ids ...
+    sid_a, sid_b = (survey_page.survey_id_of(k.to_dict("records")) for k in (key_a, key_b))
+    assert sid_a != sid_b  # ... but not the same survey
+    survey_sim.simulate(a, tmp_path / "resp_a", survey_sim.SimParams(n_participants=3))
+    wrong = rf"of another survey than .* \({sid_b}\): .*simulated_sim001\.csv \({sid_a}\)"
+    with pytest.raises(analysis.SurveyDataError, match=wrong):
+        analysis.read_responses(tmp_path / "resp_a", b)
+    assert main(["survey", "analyse", "--survey", str(b), "--responses", str(tmp_path / "resp_a")]) == 2
+    assert "simulated_sim003.csv" in capsys.readouterr().err
+    assert len(analysis.read_responses(tmp_path / "resp_a", a).sessions) == 3  # its own key reads them
+
+
+def test_files_without_survey_id_need_it_in_their_name(quiz):
+    legacy = "participant_id,session_start,trial_index,image_id,response,rt_ms,is_practice,is_attention_check\n"
+    body = "".join(line.rsplit(",", 1)[0] + "\n" for line in session("p1", "2026-01-01T10:00:00Z").splitlines())
+    (quiz / "resp" / "old.csv").write_text(legacy + body)
+    with pytest.raises(analysis.SurveyDataError, match=r"old\.csv \(no survey id\).*<survey id>_<anything>\.csv"):
+        analysis.read_responses(quiz / "resp", quiz)
+    (quiz / "resp" / "old.csv").rename(quiz / "resp" / f"{SID}_p1_20260101100000.csv")  # as older pages named them
+    assert analysis.read_responses(quiz / "resp", quiz).sessions["kept"].tolist() == [True]
+
+
+def test_simulated_answers_are_never_mixed_with_real_ones(tmp_path, capsys):
+    from maskcycle.cli import main
+    from test_survey_page import build
+
+    page = build(tmp_path)
+    survey = page.parent
+    survey_sim.simulate(survey, survey / "responses_simulated", survey_sim.SimParams(n_participants=5))
+    real = survey / "responses"
+    real.mkdir()
+    for k in (1, 2):
+        (real / f"p{k}.csv").write_text((survey / "responses_simulated" / f"simulated_sim00{k}.csv").read_text()
+                                        .replace(f"sim00{k}", f"person{k}"))
+    with pytest.raises(analysis.SurveyDataError, match=r"5 simulated response files .* and 2 from participants"):
+        analysis.read_responses(survey, survey)
+    assert main(["survey", "analyse", "--survey", str(survey), "--responses", str(survey), "--n-boot", "20"]) == 2
+    assert main(["survey", "analyse", "--survey", str(survey), "--responses", str(survey / "responses_simulated"),
+                 "--n-boot", "20"]) == 0
+    assert "SIMULATED answers" in capsys.readouterr().out
+    assert main(["survey", "analyse", "--survey", str(survey), "--responses", str(real), "--n-boot", "20"]) == 0
+    out = capsys.readouterr().out
+    assert "answers from participants" in out and "SIMULATED" not in out
+
+
+def test_a_file_downloaded_twice_is_counted_once_and_said(quiz, capsys):
+    from maskcycle.cli import main
+
+    r = quiz / "resp"
+    text = HEAD + session("p1", "2026-01-01T10:00:00Z")
+    (r / "x.csv").write_text(text)
+    (r / "x (1).csv").write_text(text)
+    (r / "y.csv").write_text(HEAD + session("p3", "2026-01-01T12:00:00Z", answers=("fake", "fake", "real", "real")))
+    resp = analysis.read_responses(r, quiz)
+    assert resp.sessions["kept"].all() and len(resp.sessions) == 2
+    assert [(c.name, o.name) for c, o in resp.duplicates] == [("x (1).csv", "x.csv")]
+    assert main(["survey", "analyse", "--survey", str(quiz), "--responses", str(r), "--n-boot", "20"]) == 0
+    out = capsys.readouterr().out
+    assert "x (1).csv: an exact copy of" in out and "counted once" in out and "sessions set aside: 0" in out
+    (r / "x (2).csv").write_text(text.replace("1000,0,0", "1001,0,0", 1))  # not a copy: a second try
+    s = analysis.read_responses(r, quiz).sessions
+    assert "an image answered twice" in set(s["why"])
+
+
+def test_survey_id_is_checked_before_rows_and_must_not_change_within_a_file(quiz):
+    r = quiz / "resp"
+    (r / "theirs.csv").write_text(HEAD + session("p1", "2026-01-01T10:00:00Z", ids=("j1", "j2", "j3", "j4"),
+                                                 sid="s11111111"))
+    with pytest.raises(analysis.SurveyDataError, match=r"another survey .*theirs\.csv \(s11111111\)"):
+        analysis.read_responses(r, quiz)  # named as another survey's, not as unknown image ids
+    text = HEAD + session("p1", "2026-01-01T10:00:00Z")
+    (r / "theirs.csv").write_text(text.replace(f"800,0,1,{SID}", "800,0,1,s11111111"))
+    with pytest.raises(analysis.SurveyDataError, match=rf"theirs\.csv: line 7: survey id 's11111111', but '{SID}'"):
+        analysis.read_responses(r, quiz)

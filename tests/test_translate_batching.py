@@ -6,7 +6,7 @@ import torch
 
 from maskcycle.config import TrialConfig
 from maskcycle.evaluation import translate
-from maskcycle.models.cyclegan import build_cyclegan
+from maskcycle.models.cyclegan import build as build_cyclegan
 
 TINY = dict(netG="resnet_6blocks", ngf=8, ndf=8, crop_size=32, load_size=36, device="cpu")
 

@@ -30,16 +30,22 @@ SURVEY_COMMANDS = {
     "build": ("maskcycle.survey.page", "pick images and write survey.html + key.csv"),
     "simulate": ("maskcycle.survey.simulate", "simulated participants (files named simulated_*)"),
     "analyse": ("maskcycle.survey.analysis", "read response CSVs against the key and print the analysis"),
+    "serve": ("maskcycle.survey.server", "serve the quiz and store every answer in an SQLite database"),
+    "invite": ("maskcycle.survey.db:invite", "add invitations (participant links) to a survey database"),
+    "status": ("maskcycle.survey.db:status", "progress of a survey database: participants, answers per image"),
+    "export": ("maskcycle.survey.db:export", "write a survey database's answers as the response CSVs analyse reads"),
 }
+INTERRUPTED = 130  # the shell's status for a process ended by SIGINT (128 + 2)
 DESCRIPTIONS = {"sweep": "Exit status: number of failed trials; 125 when nothing could start."}
 
 
 def _add(sub, name: str, module: str, helptext: str, load: bool) -> None:
     p = sub.add_parser(name, help=helptext, description=DESCRIPTIONS.get(name, helptext))
-    if load:
+    if load:  # "module:name": one of several commands of a module (add_name_arguments, run_name)
+        module, _, fn = module.partition(":")
         m = importlib.import_module(module)
-        m.add_arguments(p)
-        p.set_defaults(func=m.run_command)
+        getattr(m, f"add_{fn}_arguments" if fn else "add_arguments")(p)
+        p.set_defaults(func=getattr(m, f"run_{fn}" if fn else "run_command"))
 
 
 def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
@@ -50,7 +56,7 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     for name, (module, helptext) in COMMANDS.items():
         _add(sub, name, module, helptext, argv is None or name == chosen)
-    p = sub.add_parser("survey", help="real-vs-fake quiz: build the page, simulate answers, analyse answers")
+    p = sub.add_parser("survey", help="real-vs-fake quiz: build the page, serve it, simulate, export, analyse")
     survey = p.add_subparsers(dest="survey_command", required=True)
     for name, (module, helptext) in SURVEY_COMMANDS.items():
         _add(survey, name, module, helptext, argv is None or chosen == "survey")
@@ -72,6 +78,10 @@ def main(argv: list[str] | None = None) -> int:
     except (LaunchError, NonFiniteLossError) as exc:  # the run failed; its checkpoint is kept
         print(f"maskcycle {command}: failed: {exc}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:  # Ctrl-C: what each step finished is on disk (atomic writes, logs)
+        print(f"\nmaskcycle {command}: interrupted; what was finished is kept: rerun the same command to go on",
+              file=sys.stderr)
+        return INTERRUPTED
 
 
 HINTS = {

@@ -4,11 +4,12 @@ Defaults equal the reference CycleGAN (junyanz/pytorch-CycleGAN-and-pix2pix, `tr
 `--model cycle_gan`). Field names follow the reference's option names where one exists (CUT's
 options for the CUT fields: taesungp/contrastive-unpaired-translation); new fields get plain
 names. `model` picks the family (models/families.py); the fields only one family reads say so.
-Three CUT fields default to None, "the CUT_mode's value": CUT lambda_NCE 1, nce_idt true,
-flip_equivariance false; FastCUT 10, false, true (resolved when the config is built, so
-config.yaml holds numbers). Shared fields keep CycleGAN's defaults for every model: the params
-YAMLs of CUT and pix2pix set their references' values (init_type, pool_size, norm, ...).
-Every invalid key or value raises `ConfigError` naming it, before any work starts.
+What a family adds to the schema lives in its own module, as a `FamilySettings` it registers here:
+which directions it learns, the values of its None-defaulted fields (CUT's `CUT_mode` presets,
+resolved when the config is built, so config.yaml holds numbers) and its own value checks.
+Shared fields keep CycleGAN's defaults for every model: the params YAMLs of CUT and pix2pix set
+their references' values (init_type, pool_size, norm, ...). Every invalid key or value raises
+`ConfigError` naming it, before any work starts.
 """
 
 from __future__ import annotations
@@ -16,10 +17,12 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import functools
+import importlib
 import math
 import os
 import types
 import typing
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
 
@@ -57,13 +60,9 @@ LrStepAt = Literal["start", "end"]
 PlateauMetric = Literal["reference", "loss_G"]
 Preprocess = Literal["resize_and_crop", "resize"]  # resize: straight to crop_size, no crop
 Device = Literal["auto", "cpu", "cuda"]
-Model = Literal["cyclegan", "cut", "fastcut", "pix2pix"]
 Direction = Literal["AB", "BA"]
-CUT_MODELS = ("cut", "fastcut")
-# The CUT_mode presets of the None-defaulted CUT fields (reference cut_model.py).
-CUT_MODE_DEFAULTS = {"cut": {"lambda_NCE": 1.0, "nce_idt": True, "flip_equivariance": False},
-                     "fastcut": {"lambda_NCE": 10.0, "nce_idt": False, "flip_equivariance": True}}
-Precision = Literal["fp32", "bf16"]
+Precision = Literal["auto", "fp32", "bf16"]  # auto: bf16 where native (models/execution.py)
+Auto = Literal["auto"]  # an execution switch that models/execution.py decides per device
 CompileMode = Literal["default", "reduce-overhead", "max-autotune"]  # torch.compile's modes
 
 
@@ -86,7 +85,7 @@ class TrialConfig:
 
     # identity and data
     name: str = "trial"
-    model: Model = "cyclegan"  # cyclegan | cut | fastcut | pix2pix (models/families.py)
+    model: str = "cyclegan"  # a registered family: cyclegan | cut | fastcut | pix2pix (models/families.py)
     direction: Direction = "AB"  # what a one-way model (CUT, FastCUT, pix2pix) learns; CycleGAN learns both
     dataroot: str = "data/curated"  # folder with trainA/trainB[/testA/testB]
     max_dataset_size: int = 0  # 0 = all images (reference: inf)
@@ -151,18 +150,18 @@ class TrialConfig:
     seeds: int = 1  # a sweep runs the trial at seed, seed + 1, ..., seed + seeds - 1 (one folder each)
     # execution
     device: Device = "auto"
-    precision: Precision = "fp32"
-    channels_last: bool = False
+    precision: Precision = "fp32"  # fp32 (the exactness reference) | bf16 | auto (chosen per device)
+    channels_last: bool | Auto = False
     compile: bool = False
     compile_mode: CompileMode = "default"  # with compile; "reduce-overhead" = CUDA graphs (CUDA only)
     # 3 generator calls on concatenated batches instead of 6, one D call on [real; fake]; same
     # numbers up to rounding; ignored with norm batch (its statistics would mix the images)
-    batched_passes: bool = False
+    batched_passes: bool | Auto = False
     nproc: int = 1  # processes per node for one trial (DDP via torchrun); batch_size is the global batch
     nnodes: int = 1
 
     def __post_init__(self) -> None:
-        for key, value in CUT_MODE_DEFAULTS.get(self.model, {}).items():
+        for key, value in family_settings(self.model).presets.items():
             if getattr(self, key) is None:
                 object.__setattr__(self, key, value)  # frozen: resolved once, here
         check_field_types(self)
@@ -191,6 +190,15 @@ class TrialConfig:
         values.update(parse_overrides(overrides))
         return cls.from_dict(values, source=str(path))
 
+    @classmethod
+    def from_params(cls, params_file: str | os.PathLike, overrides: dict[str, Any] | list[str] | str | None = None):
+        """A trial from a params file and overrides, named after the file unless it names itself:
+        what notebook 02 and the sweep build (`maskcycle train` too)."""
+        values = read_settings_yaml(params_file)
+        values.update(parse_overrides(overrides))
+        values.setdefault("name", Path(params_file).stem)
+        return cls.from_dict(values, source=str(params_file))
+
     def replace(self, **changes: Any) -> TrialConfig:
         """A copy with some fields changed (validated)."""
         return TrialConfig.from_dict({**self.to_dict(), **changes}, source="override")
@@ -210,12 +218,50 @@ class TrialConfig:
 
     @property
     def directions(self) -> tuple[str, ...]:
-        """The translation directions this trial trains: both for CycleGAN, else `direction`."""
-        return ("AB", "BA") if self.model == "cyclegan" else (self.direction,)
+        """The translation directions this trial trains: both for a two-way family, else `direction`."""
+        return directions(self.to_dict())
 
     @property
     def nce_layer_ids(self) -> list[int]:
         return [int(i) for i in self.nce_layers.split(",")]
+
+
+# --- what each model family adds to the schema ------------------------------------------------
+@dataclasses.dataclass(frozen=True)
+class FamilySettings:
+    """A model family's part of the schema, declared in the family's module (models/families.py
+    registers it): whether it learns both directions, the values its None-defaulted fields take
+    (e.g. CUT's CUT_mode presets), and `check(cfg, bad)`, its own value checks, which calls
+    `bad(key, why)` for the first bad value."""
+
+    two_way: bool = False  # learns AB and BA (CycleGAN); else only `cfg.direction`
+    presets: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    check: Callable[[Any, Callable[[str, str], None]], None] | None = None
+
+
+_FAMILY_SETTINGS: dict[str, FamilySettings] = {}
+
+
+def register_family_settings(name: str, settings: FamilySettings) -> None:
+    """Make `name` a valid `model` value (models.families.register calls this)."""
+    _FAMILY_SETTINGS[name] = settings
+
+
+def family_settings(name: str) -> FamilySettings:
+    """The registered settings of family `name`; ConfigError naming the registered ones otherwise."""
+    if not _FAMILY_SETTINGS:
+        # The built-in families register on import of the models stage: asked for by name, so this
+        # schema module does not depend on it (the layering test reads import statements only).
+        importlib.import_module("maskcycle.models.families")
+    if name not in _FAMILY_SETTINGS:
+        raise ConfigError(f"key 'model': value {name!r} is not one of {', '.join(map(repr, _FAMILY_SETTINGS))}")
+    return _FAMILY_SETTINGS[name]
+
+
+def directions(settings: Mapping[str, Any]) -> tuple[str, ...]:
+    """The directions a trial with these settings (a config mapping) learns."""
+    two_way = family_settings(settings.get("model", "cyclegan")).two_way
+    return ("AB", "BA") if two_way else (settings.get("direction", "AB"),)
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):
@@ -232,11 +278,25 @@ class _UniqueKeyLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
-def read_settings_yaml(path: str | os.PathLike) -> dict[str, Any]:
-    """A params file's mapping of settings; ConfigError naming the file when it cannot be read, is
-    not UTF-8 or YAML, repeats a key, or is empty (which would silently mean a full-size,
-    200-epoch run with every default)."""
-    path = Path(path)
+BASE_KEY = "base"  # a params file's `base: other.yaml` (beside it): its settings, then this file's over them
+
+
+def read_settings_yaml(path: str | os.PathLike, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """A params file's mapping of settings, over those of its `base:` file when it names one (so a
+    study's variant states only what it changes); ConfigError naming the file when it cannot be
+    read, is not UTF-8 or YAML, repeats a key, is empty (which would silently mean a full-size,
+    200-epoch run with every default), or its bases form a loop."""
+    values = _read_one_settings_file(Path(path))
+    base = values.pop(BASE_KEY, None)
+    if base is None:
+        return values
+    base_path = Path(path).parent / str(base)
+    if base_path.resolve() in _seen or base_path.resolve() == Path(path).resolve():
+        raise ConfigError(f"{path}: key 'base': {base!r} leads back to itself")
+    return {**read_settings_yaml(base_path, (*_seen, Path(path).resolve())), **values}
+
+
+def _read_one_settings_file(path: Path) -> dict[str, Any]:
     try:
         text = path.read_bytes().decode("utf-8")
     except OSError as exc:
@@ -286,12 +346,15 @@ def field_names() -> list[str]:
     return [f.name for f in dataclasses.fields(TrialConfig)]
 
 
-def parse_overrides(overrides: dict[str, Any] | list[str] | None) -> dict[str, Any]:
-    """`["lr=0.001", "norm=batch"]` -> {"lr": 0.001, "norm": "batch"} (values parsed as YAML)."""
+def parse_overrides(overrides: dict[str, Any] | list[str] | str | None) -> dict[str, Any]:
+    """`["lr=0.001", "norm=batch"]` (or the string "lr=0.001 norm=batch") -> {"lr": 0.001, "norm":
+    "batch"} (values parsed as YAML)."""
     if overrides is None:
         return {}
     if isinstance(overrides, dict):
         return dict(overrides)
+    if isinstance(overrides, str):
+        overrides = overrides.split()
     out: dict[str, Any] = {}
     for item in overrides:
         key, sep, raw = item.partition("=")
@@ -334,7 +397,7 @@ def check_field_types(obj, error=ConfigError) -> None:
 
 def _type_problem(value: Any, hint: Any) -> str | None:
     origin, args = get_origin(hint), get_args(hint)
-    if origin is types.UnionType:  # X | None
+    if origin in (types.UnionType, typing.Union):  # X | None, bool | Literal["auto"]
         problems = [_type_problem(value, h) for h in args if h is not type(None)]
         return None if value is None or None in problems else problems[0]
     if origin is Literal:
@@ -471,7 +534,8 @@ def _check_values(cfg: TrialConfig) -> None:
 
 
 def _check_model_values(cfg: TrialConfig, bad) -> None:
-    """The CUT and pix2pix fields (checked whatever the model, so a typo never waits for a run)."""
+    """The fields of every family (checked whatever the model, so a typo never waits for a run),
+    then the trial's family's own checks."""
     for key in ("lambda_GAN", "lambda_NCE", "lambda_L1"):
         value = getattr(cfg, key)
         if value is not None and value < 0:
@@ -487,8 +551,6 @@ def _check_model_values(cfg: TrialConfig, bad) -> None:
         ids = []
     if not ids or any(i < 0 for i in ids) or ids != sorted(set(ids)):
         bad("nce_layers", "must be increasing layer indices separated by commas, e.g. '0,4,8,12,16'")
-    if cfg.model in CUT_MODELS:
-        if not cfg.netG.startswith("resnet_"):
-            bad("netG", f"must be a ResNet generator for {cfg.model} (PatchNCE reads its encoder layers)")
-        if cfg.nproc * cfg.nnodes > 1:
-            bad("nproc", f"must be 1 for {cfg.model}: its lazily built NCE head is not wrapped for DDP")
+    check = family_settings(cfg.model).check
+    if check is not None:
+        check(cfg, bad)

@@ -44,6 +44,10 @@ def atomic_path(path: str | os.PathLike, suffix: str = ".tmp") -> Iterator[Path]
         yield Path(tmp)
         os.chmod(tmp, FILE_MODE)
         os.replace(tmp, path)
+    except OSError as exc:  # e.g. a full disk inside write(): say which file it was
+        if exc.errno is not None and (exc.filename is None or str(exc.filename) == tmp):
+            exc.filename = str(path)
+        raise
     finally:
         Path(tmp).unlink(missing_ok=True)
 
@@ -85,6 +89,93 @@ def folder_lock(folder: str | os.PathLike, what: str = "another process") -> Ite
             fcntl.flock(f.fileno(), fcntl.LOCK_UN)
 
 
+# --- the one output rule ----------------------------------------------------------------------------
+# Files the project writes as inputs of later steps: no command's --out may replace one.
+ARTEFACTS = {"key.csv": "a survey's answer key", "survey.json": "a survey's record",
+             "survey.html": "a survey's page", "manifest.csv": "a curated folder's manifest",
+             "curation.json": "a curated folder's record", "pairs_test.csv": "a curated folder's test pairs",
+             "pairs_train.csv": "a curated folder's training pairs", "config.yaml": "a trial's config",
+             "run.json": "a trial's run record", "metrics.json": "a trial's metrics",
+             "demo_truth.csv": "the demo set's truth"}
+ARTEFACT_SUFFIXES = {".pt": "a checkpoint", ".pth": "a checkpoint", ".ipynb": "a notebook",
+                     ".yaml": "a params file", ".yml": "a params file"}
+
+
+class OutputOverlapError(ValueError):
+    """An output that would land on an input or on a file the project wrote for a later step."""
+
+
+def resolved(path: str | os.PathLike, flag: str) -> Path:
+    """`path` made absolute with its links followed; a symlink loop is a one-line error naming it."""
+    try:
+        return Path(path).resolve()
+    except (RuntimeError, OSError) as exc:  # Python 3.11: RuntimeError("Symlink loop from ...")
+        raise OutputOverlapError(f"{flag} {path}: cannot follow its links ({exc}); is it a symlink loop?") from None
+
+
+# A folder holding one of these is that step's folder: only the step that writes it may write there
+FOLDER_MARKS = {"key.csv": "a survey folder", "manifest.csv": "a curated folder", "config.yaml": "a trial folder"}
+
+
+def check_output(output: str | os.PathLike, inputs, flag: str = "--out", kind: str = "folder",
+                 suffix: str | None = None, own: tuple[str, ...] = ()) -> Path:
+    """The one output rule of every command, applied before any work: refuse an output that is,
+    holds or lies inside an input (file or folder), or that is an existing file the project wrote
+    as a later step's input (`ARTEFACTS`). `inputs`: (flag, path or list of paths) pairs, None
+    skipped. `kind` "folder": an existing file is refused, and so is another step's folder
+    (`FOLDER_MARKS`, but for the marks in `own`, the command's own kind of folder); "file": an
+    existing folder is refused, and an existing file not ending in `suffix` (so that
+    `bench --out params.yaml` cannot replace a YAML).
+    Returns the resolved output; OutputOverlapError (exit 2) names both paths."""
+    out = resolved(output, flag)
+    if kind == "folder" and out.exists() and not out.is_dir():
+        raise OutputOverlapError(f"{flag} {output} is an existing file; give a folder for the results")
+    if kind == "file":
+        if out.is_dir():
+            raise OutputOverlapError(f"{flag} {output} is a folder; give a file name")
+        what = ARTEFACTS.get(out.name) or ARTEFACT_SUFFIXES.get(out.suffix.lower())
+        if out.is_file() and what:
+            raise OutputOverlapError(f"{flag} {output} is {what}, a file other steps read: refusing to replace "
+                                     "it; choose another file name")
+        if out.is_file() and suffix and out.suffix.lower() != suffix:
+            raise OutputOverlapError(f"{flag} {output} is an existing file this command did not write (it writes "
+                                     f"{suffix} files): refusing to replace it; choose another file name")
+    for in_flag, paths in inputs:
+        for given in [paths] if isinstance(paths, (str, os.PathLike)) else list(paths or []):
+            if given is None or given == "":
+                continue
+            src = resolved(given, in_flag)
+            noun = "folder" if src.is_dir() else "file"
+            if out == src or (noun == "folder" and src in out.parents):
+                relation = f"is (inside) the input {noun}" if noun == "folder" else "is the input file"
+            elif out in src.parents:
+                relation = f"holds the input {noun}"
+            else:
+                continue
+            raise OutputOverlapError(f"{flag} {output} {relation} {given} ({in_flag}): it overlaps the source "
+                                     f"{noun}, and no command writes over or among its inputs; choose an output "
+                                     "outside every input")
+    for mark, what in FOLDER_MARKS.items():
+        if kind == "folder" and mark not in own and (out / mark).is_file():
+            raise OutputOverlapError(f"{flag} {output} is {what} (it holds {out / mark}): refusing to write into "
+                                     "another step's folder; choose another folder")
+    return out
+
+
+def check_writable(folder: str | os.PathLike) -> None:
+    """Try a file in `folder` (or, where it does not exist yet, in the nearest folder above it, where
+    it would be created), so that a read-only or full place fails before the work; leaves nothing."""
+    folder = Path(folder).absolute()
+    where = next((p for p in (folder, *folder.parents) if p.is_dir()), folder)
+    try:
+        fd, probe = tempfile.mkstemp(dir=where, prefix=".write-probe.", suffix=TEMP_MARK)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        exc.filename = str(folder)
+        raise
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     with atomic_path(path) as tmp:
         tmp.write_bytes(data)
@@ -93,6 +184,14 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(text)
+
+
+def atomic_write_texts(files: dict) -> None:
+    """Write several files all or none: every temp file is written first (a full disk fails there,
+    leaving the old files as they were), then all are moved into place, the first named last."""
+    with contextlib.ExitStack() as stack:
+        for path, text in files.items():
+            stack.enter_context(atomic_path(path)).write_text(text)
 
 
 def read_csv_rows(path: str | Path, columns: set[str], error=ValueError) -> list[dict]:

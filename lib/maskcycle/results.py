@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from maskcycle.config import NOT_HYPERPARAMETERS, ConfigError, TrialConfig, field_names
+from maskcycle.config import NOT_HYPERPARAMETERS, ConfigError, TrialConfig, directions, field_names
 from maskcycle.io import atomic_write_text
 
 SUMMARY = "summary.csv"
@@ -106,8 +106,7 @@ def _family(settings: dict) -> dict:
     """model and the directions a trial learns ("AB,BA" for CycleGAN; None without a config)."""
     if not settings:
         return {"model": None, "directions": None}
-    model = settings.get("model", "cyclegan")
-    return {"model": model, "directions": "AB,BA" if model == "cyclegan" else settings.get("direction")}
+    return {"model": settings.get("model", "cyclegan"), "directions": ",".join(directions(settings))}
 
 
 def summary_table(sweep_dir: str | Path, eval_errors: dict[str, str] | None = None):

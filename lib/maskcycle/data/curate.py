@@ -51,7 +51,7 @@ from maskcycle.data.cache import cached_images
 from maskcycle.data.images import ImageReadError, read_rgb, write_png
 from maskcycle.data.paired import PAIR_FOLDERS, PAIRS_TRAIN
 from maskcycle.data.parallel import parallel_map
-from maskcycle.io import atomic_write_text, read_csv_rows
+from maskcycle.io import atomic_write_text, check_output, read_csv_rows
 
 MEASURE_COLUMNS = ["source_path", "bytes", "mtime_ns", "error", "width", "height", "mode", "gray_content",
                    "sharpness", "faces", "faces_dlib"]
@@ -508,16 +508,6 @@ def _written_record(out: Path, previous: dict[str, str]) -> set[str]:
             and ".." not in Path(n).parts}
 
 
-def check_out(out: Path, sources: list) -> None:
-    """Refuse an output folder that is, lies inside, or holds a source folder: curation resizes
-    and removes files in its output."""
-    o = out.resolve()
-    for src in (Path(s).resolve() for s in sources if s is not None):
-        if o == src or src in o.parents or o in src.parents:
-            raise CurationError(f"--out {out} overlaps the source folder {src}: curation writes and removes "
-                                "images in its output; choose a folder outside the sources")
-
-
 def build_cache(out: Path, load_size: int) -> dict[str, list[int]]:
     """Decode each curated folder once into `out/cache/<folder>_<load_size>.npy` (the trainer's cache)."""
     shapes = {}
@@ -554,7 +544,9 @@ def curate(out: str | Path, ffhq: str | Path | None = None, maskedfacenet: str |
     CurationError after the manifest is written (so it can be inspected)."""
     out = Path(out)
     records = _records(ffhq, maskedfacenet, curated)
-    check_out(out, [ffhq, maskedfacenet, curated])  # after the layout checks: nothing is written before
+    # after the layout checks: nothing is written before
+    check_output(out, [("--ffhq", ffhq), ("--maskedfacenet", maskedfacenet), ("--curated", curated),
+                       ("--exclusions", settings.exclusions), ("--pairs", settings.pairs)], own=("manifest.csv",))
     exclusions = read_exclusions(settings.exclusions) if settings.exclusions else {}
     ident, identity_source = identities(records, Path(curated) if curated is not None else None, settings.pairs)
     counterparts = _counterparts(records, ident) if identity_source != IDENTITY_NONE else {}

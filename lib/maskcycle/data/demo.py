@@ -567,6 +567,38 @@ def write_id(out: Path, i: int, size: int, seed: int, plan: dict) -> list[dict]:
     return rows
 
 
+CLAIM = "demo_claimed.json"  # ids whose files this command has set out to write into the folder
+MASK_SUFFIXES = ("Mask", "Mask_Mouth_Chin", "Mask_Nose_Mouth", "Mask_Chin")  # every masked file an id may have
+
+
+def _claim(out: Path, n_ids: int) -> None:
+    """Refuse a folder holding files at the demo's paths that it did not write (a real FFHQ or
+    MaskedFace-Net image), before writing anything; then record the ids claimed."""
+    from maskcycle.io import check_output
+
+    check_output(out, [])
+    claimed = 0
+    for record in (CLAIM, "demo_settings.json"):  # the settings stamp: a set written before claims existed
+        try:
+            claimed = int(json.loads((out / record).read_text())["n_ids"])
+            break
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+    theirs = []
+    for i in range(claimed, n_ids):
+        paths = [ffhq_path(out / "ffhq", i)] + [masked_path(out / "maskedfacenet", i, m) for m in MASK_SUFFIXES]
+        theirs += [p for p in paths if p.exists()]
+        if len(theirs) >= 3:
+            break
+    theirs += [out / n for n in ("demo_truth.csv", "contact_sheet.png", "demo_settings.json")
+               if not claimed and (out / n).exists()]
+    if theirs:
+        raise ValueError(f"demo-data: --out {out} already holds files demo-data did not write "
+                         f"({', '.join(str(p) for p in theirs[:3])}): refusing to overwrite them; "
+                         "choose an empty or new folder")
+    atomic_write_text(out / CLAIM, json.dumps({"n_ids": max(n_ids, claimed)}))
+
+
 def generate(out: str | Path, n_ids: int = 600, size: int = 128, seed: int = 0, workers: int = 0,
              progress: bool = True) -> Path:
     """Write the demo set under `out` (idempotent: a complete set with the same settings is kept).
@@ -583,6 +615,7 @@ def generate(out: str | Path, n_ids: int = 600, size: int = 128, seed: int = 0, 
             pass
     if n_ids < 1 or n_ids > 100_000 or size < 16:
         raise ValueError(f"demo-data: need 1 <= n_ids <= 100000 and size >= 16, got n_ids={n_ids} size={size}")
+    _claim(out, n_ids)
     plan = defect_plan(n_ids, seed)
     job = functools.partial(write_id, out, size=size, seed=seed, plan=plan)
     results = parallel_map(job, list(range(n_ids)), workers, "demo faces", progress, unit="id", chunksize=25)

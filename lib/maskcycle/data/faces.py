@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import importlib.util
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -80,6 +81,12 @@ def _model(kind: str):
 
 
 def _working_scale(image: np.ndarray) -> float:
+    """The detector's resize. With `images.check_shape` passed first (aspect <= MAX_ASPECT, side >=
+    MIN_SIDE) the working image has sides between DETECT_MAX_SIDE / MAX_ASPECT and
+    DETECT_MIN_SIDE * MAX_ASPECT: never a tiny side, nor the huge strips that crash dlib."""
+    from maskcycle.data.images import check_shape
+
+    check_shape(image.shape[1], image.shape[0])
     side = min(image.shape[:2])
     if side < DETECT_MIN_SIDE:
         return DETECT_MIN_SIDE / side
@@ -264,6 +271,9 @@ def descriptor(image: np.ndarray, box) -> np.ndarray:
 def aligned_descriptor(image: np.ndarray, detector: str = "hog") -> tuple[np.ndarray, bool]:
     """(descriptor, found) of an aligned face crop: the largest detected face, or, where the detector
     finds none, the fixed FFHQ-aligned face box (found = False). The crop is brought to 256 px first."""
+    from maskcycle.data.images import check_shape
+
+    check_shape(image.shape[1], image.shape[0])  # before the resize below makes a strip huge
     side = DETECT_MIN_SIDE
     work = _resized(image, side / min(image.shape[:2])) if min(image.shape[:2]) != side else image
     faces = detect(work, detector, upsample=0)
@@ -312,8 +322,17 @@ def add_arguments(p) -> None:
 
 
 def run_command(args) -> int:
+    from maskcycle.data.images import none_readable
+    from maskcycle.io import check_output
+
+    check_output(args.out, [("--input", args.input)], kind="file", suffix=".csv")
     rows = scan(args.input, args.out, args.detector)
     found = sum(1 for r in rows if r["n_faces"] not in ("", 0))
     bad = sum(1 for r in rows if r["error"])
+    for r in rows:
+        if r["error"]:
+            print(r["error"], file=sys.stderr)
+    if bad == len(rows):
+        print(f"maskcycle faces: error: nothing done: {none_readable([r['error'] for r in rows])}", file=sys.stderr)
     print(f"{found} of {len(rows)} files with a face ({args.detector}); {bad} unreadable; wrote {args.out}")
     return 1 if bad else 0

@@ -3,7 +3,14 @@
 from __future__ import annotations
 
 import os
+import signal
 from concurrent.futures import ProcessPoolExecutor
+
+
+def _ignore_sigint() -> None:
+    # Ctrl-C reaches the whole process group: the parent stops the pool and reports in one line;
+    # workers printing a KeyboardInterrupt traceback each would bury it.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def parallel_map(fn, jobs: list, workers: int = 0, desc: str = "", progress: bool = True,
@@ -17,7 +24,8 @@ def parallel_map(fn, jobs: list, workers: int = 0, desc: str = "", progress: boo
         from tqdm.auto import tqdm
 
         bar = tqdm(total=len(jobs), desc=desc, unit=unit, mininterval=1.0)
-    pool = ProcessPoolExecutor(workers) if workers > 1 and len(jobs) >= min_pool_jobs else None
+    use_pool = workers > 1 and len(jobs) >= min_pool_jobs
+    pool = ProcessPoolExecutor(workers, initializer=_ignore_sigint) if use_pool else None
     try:
         for result in (pool.map(fn, jobs, chunksize=chunksize) if pool else map(fn, jobs)):
             if bar is not None:

@@ -51,11 +51,11 @@ from maskcycle import results
 from maskcycle.config import ConfigError, TrialConfig, at_least, parse_overrides, resolve_device
 from maskcycle.data.cache import cached_set
 from maskcycle.data.images import ImageReadError, list_images, read_rgb, write_png
-from maskcycle.evaluation import comparison, external, facedist, fid_protocol, paired, selection
+from maskcycle.evaluation import comparison, external, facedist, fid_protocol, metrics, paired, selection
 from maskcycle.evaluation import fid as fidlib
 from maskcycle.evaluation import statistics as stats
 from maskcycle.evaluation.translate import translate_array
-from maskcycle.io import atomic_write_text, utc_now
+from maskcycle.io import atomic_write_text, check_output, utc_now
 from maskcycle.models import checkpoints
 
 # The study's numbers (its results table survives only as an image); shown beside ours, labelled.
@@ -287,10 +287,7 @@ def paired_rows(test: TestSets, fakes_AB: np.ndarray | None, fakes_BA: np.ndarra
 
 def paired_column(name: str, direction: str) -> str:
     """Column of a paired metric's mean: psnr -> psnr_BA, ssim_mask -> ssim_BA_mask, ..."""
-    if name == "mask_fraction":
-        return f"mask_fraction_{direction}"
-    metric, _, part = name.partition("_")
-    return f"{metric}_{direction}" + (f"_{part}" if part else "")
+    return metrics.column(name, direction)
 
 
 def paired_means(rows: list[dict]) -> dict:
@@ -330,6 +327,8 @@ def evaluate_snapshot(snap: Snapshot, cfg: TrialConfig, test: TestSets, scorer: 
             out.update(fid_record(direction, scores, scorer.ref_n))
     rows = paired_rows(test, fakes_AB, fakes_BA)
     out.update(paired_means(rows))
+    out.update(metrics.score({"AB": fakes_AB, "BA": fakes_BA}, {"AB": test.B, "BA": test.A},
+                             {"AB": _pairs_of(test, fakes_AB, "A"), "BA": _pairs_of(test, fakes_BA, "B")}))
     if detail:
         out.update(paired_intervals(rows))
     return out, fakes_AB, fakes_BA, rows
@@ -367,6 +366,14 @@ def paired_intervals(rows: list[dict]) -> dict:
             col = paired_column(name, direction)
             out.update({f"{col}_lo": b["lo"], f"{col}_hi": b["hi"], f"{col}_se": b["se"]})
     return out
+
+
+def _pairs_of(test: TestSets, fakes: np.ndarray | None, domain: str) -> list[metrics.Pair]:
+    """(fake, truth, region) of the test pairs whose source is in `domain`."""
+    if fakes is None:
+        return []
+    index = {n: i for i, n in enumerate(test.names_A if domain == "A" else test.names_B)}
+    return [(fakes[index[p["file"]]], p["truth"], p["region"]) for p in test.pairs if p["domain"] == domain]
 
 
 def face_metrics(test: TestSets, fakes_AB: np.ndarray | None, fakes_BA: np.ndarray | None,
@@ -733,6 +740,13 @@ def run_command(args) -> int:
     if bool(args.sweep) == bool(args.reference):
         raise ConfigError("give exactly one of --sweep DIR, --reference DIR or --fakes-ab/--fakes-ba DIR")
     common = dict(every_k_epochs=args.every_k_epochs, batch_size=args.batch_size, force=args.force)
+    weights = ("--inception-weights", args.inception_weights)
+    if args.sweep:  # evaluated in place (eval/ in each trial, summary.csv): only the other inputs are guarded
+        check_output(args.sweep, [("--curated", args.curated), weights], "--sweep")
+    else:  # eval/ goes into --out (default the reference folder), beside the checkpoints it reads
+        checkpoints_read = sorted(Path(args.reference).glob("*.pth")) if Path(args.reference).is_dir() else []
+        check_output(Path(args.out or args.reference) / "eval", [("--curated", args.curated), weights,
+                                                                 ("--reference", checkpoints_read)], "--out")
     if args.sweep:
         table = evaluate_sweep(args.sweep, args.curated, inception_weights=args.inception_weights,
                                feature_extractor=args.feature_extractor, download=not args.no_download,
@@ -765,6 +779,8 @@ def run_command(args) -> int:
 def _run_fakes(args) -> int:
     if args.sweep or args.reference or not args.out:
         raise ConfigError("--fakes-ab/--fakes-ba take --out DIR and neither --sweep nor --reference")
+    external.check_paths(args.out, {"AB": args.fakes_ab, "BA": args.fakes_ba}, {"A": args.real_a, "B": args.real_b},
+                         {"AB": args.pairs_ab, "BA": args.pairs_ba})
     scorer = open_scorer(args.feature_extractor, args.inception_weights, not args.no_download,
                          resolve_device(args.device))
     record = external.evaluate_fakes(args.out, {"AB": args.fakes_ab, "BA": args.fakes_ba},

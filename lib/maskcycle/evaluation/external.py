@@ -20,8 +20,7 @@ import numpy as np
 from maskcycle.config import ConfigError
 from maskcycle.data.images import ImageReadError, list_images, read_rgb
 from maskcycle.evaluation import fid_protocol
-from maskcycle.evaluation.translate import check_output
-from maskcycle.io import atomic_write_text, read_csv_rows, utc_now
+from maskcycle.io import atomic_write_text, check_output, read_csv_rows, resolved, utc_now
 
 REAL_OF = {"AB": "B", "BA": "A"}  # fakes of a direction are compared with real images of this domain
 
@@ -83,13 +82,35 @@ def _fid(scorer, fakes: list[np.ndarray], reals: list[np.ndarray], real_key: str
     return scorer.score(same_size(fakes), ("external", real_key, h, w), same_size(reals), real_format)
 
 
+def check_paths(out_dir, fakes: dict, real: dict, pairs: dict) -> None:
+    """Before any work: the output rule (`io.check_output`) and distinct fakes and real folders."""
+    flags = {**{f"--fakes-{d.lower()}": fakes.get(d) for d in ("AB", "BA")},
+             **{f"--real-{d.lower()}": real.get(d) for d in ("A", "B")},
+             **{f"--pairs-{d.lower()}": (pairs or {}).get(d) for d in ("AB", "BA")}}
+    check_output(out_dir, list(flags.items()))
+    check_distinct({k: v for k, v in flags.items() if not k.startswith("--pairs")})
+
+
+def check_distinct(folders: dict[str, str | Path | None]) -> None:
+    """Fakes and reals must be different folders: one folder given twice scores images against
+    themselves (a perfect FID, identity rate 1.0)."""
+    seen: dict[Path, str] = {}
+    for flag, folder in folders.items():
+        if folder:
+            where = resolved(folder, flag)
+            if where in seen:
+                raise ConfigError(f"{flag} {folder} is the same folder as {seen[where]}: fakes would be scored "
+                                  "against themselves; give the fakes and the real images in separate folders")
+            seen[where] = f"{flag} {folder}"
+
+
 def evaluate_fakes(out_dir: str | Path, fakes: dict[str, str | Path | None], real: dict[str, str | Path | None],
                    pairs: dict[str, str | Path | None] | None = None, scorer=None, progress: bool = True) -> dict:
     """Score `fakes` {"AB": dir, "BA": dir} against `real` {"A": dir, "B": dir}; write metrics.json."""
     from maskcycle.evaluation import facedist  # torch: not needed for `maskcycle --help`
 
     pairs = pairs or {}
-    check_output(out_dir, [p for p in (*fakes.values(), *real.values()) if p])
+    check_paths(out_dir, fakes, real, pairs)
     given = [d for d in ("AB", "BA") if fakes.get(d)]
     if not given:
         raise ConfigError("give --fakes-ab DIR and/or --fakes-ba DIR")

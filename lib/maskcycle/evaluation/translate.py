@@ -14,9 +14,18 @@ from torch import nn
 
 from maskcycle.config import ConfigError, TrialConfig, at_least, resolve_device, size_multiple
 from maskcycle.data import faces as facelib
-from maskcycle.data.images import ImageReadError, list_inputs, read_rgb, to_tensor, to_uint8, write_image
-from maskcycle.models import checkpoints
-from maskcycle.models.cyclegan import translate_batch
+from maskcycle.data.images import (
+    ImageReadError,
+    decode_photo,
+    list_inputs,
+    none_readable,
+    to_tensor,
+    to_uint8,
+    write_image,
+)
+from maskcycle.io import check_output, check_writable
+from maskcycle.models import checkpoints, execution
+from maskcycle.models.runtime import translate_batch
 
 
 def load_generator(checkpoint: str | Path, direction: str, device: torch.device | str = "cpu",
@@ -33,7 +42,7 @@ def load_generator(checkpoint: str | Path, direction: str, device: torch.device 
         if not name.endswith(f"_net_G_{want}.pth"):
             raise ValueError(f"{checkpoint}: a reference G_{name[-5]} checkpoint cannot translate {direction} "
                              f"(reference G_A maps A->B, G_B maps B->A)")
-        cfg = reference_cfg or TrialConfig()
+        cfg = execution.resolve(reference_cfg or TrialConfig(), device).cfg
         return cfg, checkpoints.load_reference_generator(checkpoint, cfg, device)
     cfg, G_AB, G_BA = checkpoints.load_generators(checkpoint, device)
     G = G_AB if direction == "AB" else G_BA
@@ -116,20 +125,6 @@ def check_size(cfg: TrialConfig, size: int | None) -> int:
     return size
 
 
-def check_output(output: str | Path, inputs: list[str | Path]) -> Path:
-    """Refuse an output folder that is an input folder, lies inside one, or holds an input file, and
-    an existing file given as the output folder."""
-    out = Path(output).resolve()
-    if out.exists() and not out.is_dir():
-        raise ConfigError(f"--output {output} is an existing file; give a folder for the results")
-    for item in map(Path, inputs):
-        folder = item.resolve() if item.is_dir() else item.resolve().parent
-        if out == folder or folder in out.parents:
-            raise ConfigError(f"--output {output} is (inside) the input folder {folder}: refusing to write "
-                              f"next to the inputs; choose another folder")
-    return out
-
-
 def translate_photo(G: nn.Module, cfg: TrialConfig, photo: np.ndarray, size: int, which: str = "all",
                     detector: str = "hog") -> tuple[np.ndarray | None, int]:
     """(photo with every face translated and pasted back, faces found); None when there is no face.
@@ -149,9 +144,10 @@ def translate_photo(G: nn.Module, cfg: TrialConfig, photo: np.ndarray, size: int
 def _translate_one(G, cfg, path: Path, target: Path, size: int, aligned: bool, which: str,
                    detector: str) -> FileResult:
     try:
-        image = read_rgb(path)
+        photo = decode_photo(path)
     except ImageReadError as exc:
         return FileResult(path, "unreadable", detail=str(exc))
+    image = photo.rgb
     if aligned:
         from PIL import Image
 
@@ -162,8 +158,8 @@ def _translate_one(G, cfg, path: Path, target: Path, size: int, aligned: bool, w
         out, n = translate_photo(G, cfg, image, size, which, detector)
         if out is None:
             return FileResult(path, "no face", 0, f"{detector} detector found none; nothing written")
-    write_image(target, out)
-    return FileResult(path, "written", n, output=target)
+    notes = write_image(target, out, photo.alpha, photo.icc)  # pixels away from faces, alpha and profile kept
+    return FileResult(path, "written", n, "; ".join(photo.notes + notes), output=target)
 
 
 def translate_files(G: nn.Module, cfg: TrialConfig, inputs: list[str | Path], output_dir: str | Path,
@@ -176,7 +172,7 @@ def translate_files(G: nn.Module, cfg: TrialConfig, inputs: list[str | Path], ou
     if which not in ("all", "largest"):
         raise ConfigError(f"--faces must be 'all' or 'largest', got {which!r}")
     size = check_size(cfg, size)
-    out_dir = check_output(output_dir, inputs)
+    out_dir = check_output(output_dir, [("--input", inputs)], "--output")
     results, seen = [], {}
     for path in tqdm.tqdm(list_inputs(inputs, "--input"), disable=not progress, desc="translate", unit="file"):
         if path.name in seen:
@@ -207,12 +203,15 @@ def add_arguments(p) -> None:
 
 def run_command(args) -> int:
     """Run `maskcycle translate`: one report line per file; exit 1 when any file was not written."""
-
-
+    check_output(args.output, [("--input", args.input), ("--checkpoint", args.checkpoint)], "--output")
     cfg, G = load_generator(args.checkpoint, args.direction, resolve_device(args.device))
+    check_writable(args.output)  # a read-only place fails here, not after the face work
     report = translate_files(G, cfg, args.input, args.output, size=args.size, aligned=args.aligned,
                              which=args.faces, detector=args.detector)
     for line, r in zip(report.lines(), report.results):
         print(line, file=sys.stderr if r.status != "written" else sys.stdout)
     print(f"wrote {len(report.written)} of {len(report.results)} images to {args.output}")
+    unreadable = [f"{r.path}: {r.detail.partition(': ')[2]}" for r in report.results if r.status == "unreadable"]
+    if len(unreadable) == len(report.results):
+        print(f"maskcycle translate: error: nothing done: {none_readable(unreadable)}", file=sys.stderr)
     return 1 if report.failed else 0

@@ -14,6 +14,8 @@ from torch import nn
 
 from maskcycle.config import ConfigError, TrialConfig
 from maskcycle.io import atomic_path
+from maskcycle.models import execution
+from maskcycle.models.families import family
 from maskcycle.models.networks import build_generator
 
 STATE_FORMAT = "maskcycle-state-1"
@@ -122,13 +124,14 @@ def load_generators(path: str | Path, device: torch.device | str = "cpu") -> tup
         cfg = TrialConfig.from_dict(state["config"], source=f"{path} (saved config)")
     except ConfigError as exc:
         raise CheckpointError(str(exc)) from None
+    cfg = execution.resolve(cfg, device).cfg  # "auto": the path this device computes natively
     weights = state["model"] if state["format"] == STATE_FORMAT else state
     nets = []
     for name in ("G_AB", "G_BA"):
         if name not in weights:
             nets.append(None)
             continue
-        net = build_generator(cfg)
+        net = family(cfg).generator(cfg)
         _load_into(net, weights[name], path)
         nets.append(net.to(device).eval())
     return cfg, nets[0], nets[1]

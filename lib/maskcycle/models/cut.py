@@ -22,14 +22,38 @@ import dataclasses
 import torch
 from torch import nn
 
-from maskcycle.config import TrialConfig
-from maskcycle.models.cyclegan import _set_requires_grad, autocast, is_plain, prepare_network, to_layout
+from maskcycle.config import FamilySettings, TrialConfig
 from maskcycle.models.losses import gan_loss, patch_nce_loss
 from maskcycle.models.networks import PatchSampleMLP, build_discriminator, build_generator, init_weights
 from maskcycle.models.optim import build_optimizer, build_scheduler
+from maskcycle.models.runtime import (
+    autocast,
+    fused_default,
+    prepare_network,
+    set_requires_grad,
+    stream,
+    stream_seed,
+    to_layout,
+)
 
 LOSS_NAMES = ("G_GAN", "D_real", "D_fake", "G", "NCE", "NCE_Y")  # the reference's, in its order
 G_LOSS_TERMS = ("G",)  # G = G_GAN + NCE (or the mean of NCE and NCE_Y with nce_idt)
+NEEDS_PAIRS = False
+# The fields only CUT and FastCUT read (TrialConfig declares them, this family gives them meaning):
+# lambda_GAN, lambda_NCE, nce_idt, flip_equivariance, nce_layers, num_patches, nce_T, netF_nc,
+# no_antialias, no_antialias_up. Three default to None, "the CUT_mode's value" (reference cut_model.py).
+CUT_MODE = {"lambda_NCE": 1.0, "nce_idt": True, "flip_equivariance": False}  # FastCUT's: models/fastcut.py
+
+
+def check_settings(cfg: TrialConfig, bad) -> None:
+    """What CUT and FastCUT need beyond the shared checks."""
+    if not cfg.netG.startswith("resnet_"):
+        bad("netG", f"must be a ResNet generator for {cfg.model} (PatchNCE reads its encoder layers)")
+    if cfg.nproc * cfg.nnodes > 1:
+        bad("nproc", f"must be 1 for {cfg.model}: its lazily built NCE head is not wrapped for DDP")
+
+
+SETTINGS = FamilySettings(presets=CUT_MODE, check=check_settings)
 
 
 @dataclasses.dataclass
@@ -98,14 +122,39 @@ class CUT:
 
 def build(cfg: TrialConfig, device: torch.device | str = "cpu", fused: bool | None = None) -> CUT:
     """Fresh G and D (seeded by cfg.seed; anti-aliased unless no_antialias), an empty head."""
-    fused = not is_plain(cfg) if fused is None else fused
+    fused = fused_default(cfg, fused)
     init_rng = torch.Generator().manual_seed(cfg.seed)
     G = prepare_network(build_generator(cfg, init_rng), cfg, device)
     D = prepare_network(build_discriminator(cfg, init_rng), cfg, device)
     opt_G, opt_D = build_optimizer(G.parameters(), cfg, fused), build_optimizer(D.parameters(), cfg, fused)
     return CUT(cfg, G, D, PatchSampleMLP(cfg.netF_nc).to(device), opt_G, opt_D, None,
                build_scheduler(opt_G, cfg), build_scheduler(opt_D, cfg), None,
-               torch.Generator().manual_seed(cfg.seed + 5), torch.Generator().manual_seed(cfg.seed + 6), fused)
+               stream(cfg.seed, "nce_patches"), stream(cfg.seed, "flips"), fused)
+
+
+def generator(cfg: TrialConfig) -> nn.Module:
+    return build_generator(cfg)
+
+
+def loss_names(cfg: TrialConfig) -> tuple[str, ...]:
+    return LOSS_NAMES
+
+
+def g_loss_terms(cfg: TrialConfig) -> tuple[str, ...]:
+    return G_LOSS_TERMS
+
+
+def schedulers(m: CUT) -> list:
+    return m.schedulers()
+
+
+def networks(m: CUT) -> dict[str, nn.Module]:
+    return m.networks()
+
+
+def seed_rank_streams(m: CUT, rank: int) -> None:
+    m.nce_rng.manual_seed(stream_seed(m.cfg.seed, "nce_patches", rank))
+    m.flip_rng.manual_seed(stream_seed(m.cfg.seed, "flips", rank))
 
 
 def _create_head(m: CUT, in_channels: list[int]) -> None:
@@ -114,7 +163,7 @@ def _create_head(m: CUT, in_channels: list[int]) -> None:
     cfg = m.cfg
     device = next(m.G.parameters()).device
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(cfg.seed + 4)
+        torch.manual_seed(stream_seed(cfg.seed, "nce_head"))
         m.F.create(in_channels)
         init_weights(m.F, cfg.init_type, cfg.init_gain)
     m.F.to(device)
@@ -157,7 +206,7 @@ def train_step(m: CUT, real_A: torch.Tensor, real_B: torch.Tensor) -> dict[str, 
         fake = m.G(real)
     fake_tgt, idt_tgt = fake[:n], fake[n:]
 
-    _set_requires_grad((m.D,), True)
+    set_requires_grad((m.D,), True)
     m.opt_D.zero_grad(set_to_none=True)
     with amp:
         loss_D_fake = gan_loss(m.D(fake_tgt.detach()), False, cfg.gan_mode)
@@ -166,7 +215,7 @@ def train_step(m: CUT, real_A: torch.Tensor, real_B: torch.Tensor) -> dict[str, 
     loss_D.backward()
     m.opt_D.step()
 
-    _set_requires_grad((m.D,), False)
+    set_requires_grad((m.D,), False)
     m.opt_G.zero_grad(set_to_none=True)
     if m.opt_F is not None:
         m.opt_F.zero_grad(set_to_none=True)

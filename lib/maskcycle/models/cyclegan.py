@@ -7,25 +7,39 @@ importer (`checkpoints.load_reference_generator`) speaks the reference's names.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
+import functools
 import itertools
+import operator
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from maskcycle.config import TrialConfig
+from maskcycle.config import FamilySettings, TrialConfig
+from maskcycle.models.execution import require_resolved
 from maskcycle.models.losses import cycle_loss, gan_loss, gradient_penalty
 from maskcycle.models.networks import build_discriminator, build_generator
 from maskcycle.models.optim import build_optimizer, build_scheduler
 from maskcycle.models.pool import ImagePool
+from maskcycle.models.runtime import (
+    autocast,
+    fused_default,
+    prepare_network,
+    set_requires_grad,
+    stream,
+    stream_seed,
+    to_layout,
+)
 
 # Columns of losses.csv, in the reference's order, with our names (see module docstring):
 # D_A judges A (reference D_B), G_AB's adversarial loss comes from D_B (reference G_A), and
 # idt_AB = |G_AB(B) - B| (reference idt_A).
 LOSS_NAMES = ("D_A", "G_AB", "cycle_A", "idt_AB", "D_B", "G_BA", "cycle_B", "idt_BA")
+G_LOSS_TERMS = ("G_AB", "G_BA", "cycle_A", "cycle_B", "idt_AB", "idt_BA")
 NETWORK_NAMES = ("G_AB", "G_BA", "D_A", "D_B")
+SETTINGS = FamilySettings(two_way=True)  # every CycleGAN field is a shared one
+NEEDS_PAIRS = False
 
 
 @dataclasses.dataclass
@@ -79,17 +93,10 @@ class CycleGAN:
         self.gp_rng.set_state(state["gp_rng"])
 
 
-def is_plain(cfg: TrialConfig) -> bool:
-    """The plain path: fp32, contiguous, eager, separate passes. It is the exactness reference;
-    any fast switch (precision bf16, channels_last, compile, batched_passes) also takes the
-    fused optimiser."""
-    return cfg.precision == "fp32" and not cfg.channels_last and not cfg.compile and not cfg.batched_passes
-
-
-def build_cyclegan(cfg: TrialConfig, device: torch.device | str = "cpu", fused: bool | None = None) -> CycleGAN:
+def build(cfg: TrialConfig, device: torch.device | str = "cpu", fused: bool | None = None) -> CycleGAN:
     """Fresh networks (seeded by cfg.seed), one optimiser for both G and one for both D.
     `fused` (default: on unless the path is plain) picks the fused optimiser step."""
-    fused = not is_plain(cfg) if fused is None else fused
+    fused = fused_default(cfg, fused)
     init_rng = torch.Generator().manual_seed(cfg.seed)
     G_AB, G_BA = (prepare_network(build_generator(cfg, init_rng), cfg, device) for _ in range(2))
     D_A, D_B = (prepare_network(build_discriminator(cfg, init_rng), cfg, device) for _ in range(2))
@@ -98,73 +105,28 @@ def build_cyclegan(cfg: TrialConfig, device: torch.device | str = "cpu", fused: 
     return CycleGAN(
         cfg, G_AB, G_BA, D_A, D_B, opt_G, opt_D,
         build_scheduler(opt_G, cfg), build_scheduler(opt_D, cfg),
-        ImagePool(cfg.pool_size, seed=cfg.seed + 1), ImagePool(cfg.pool_size, seed=cfg.seed + 2),
-        torch.Generator().manual_seed(cfg.seed + 3),
+        ImagePool(cfg.pool_size, seed=stream_seed(cfg.seed, "pool_A")),
+        ImagePool(cfg.pool_size, seed=stream_seed(cfg.seed, "pool_B")), stream(cfg.seed, "gp"),
     )
 
 
-def autocast(cfg: TrialConfig, device: torch.device | str):
-    """bf16 autocast (CPU and CUDA) when asked for; fp32 (no autocast) is the exactness reference."""
-    if cfg.precision == "bf16":
-        return torch.autocast(torch.device(device).type, dtype=torch.bfloat16)
-    return contextlib.nullcontext()
+def generator(cfg: TrialConfig) -> nn.Module:
+    return build_generator(cfg)
 
 
-class InstanceNormChannelsLastSafe(nn.Module):
-    """InstanceNorm2d(affine=False, track_running_stats=False) that stays right with channels_last.
-
-    torch 2.14.1's CPU instance_norm returns a wrong *input gradient* when the batch size is 1 and
-    the incoming gradient is channels_last (pytorch/pytorch#111824; the forward looks fine). At
-    batch size 1 instance norm is batch norm with batch statistics, whose channels_last kernels
-    are right, so that is used there. No parameters or buffers: state dicts are unchanged."""
-
-    def __init__(self, eps: float = 1e-5):
-        super().__init__()
-        self.eps = eps
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.shape[0] == 1:
-            return F.batch_norm(x, None, None, training=True, momentum=0.0, eps=self.eps)
-        return F.instance_norm(x, eps=self.eps)
+def schedulers(m: CycleGAN) -> list:
+    return [m.sched_G, m.sched_D]
 
 
-def _swap_instance_norms(net: nn.Module) -> None:
-    for parent in list(net.modules()):
-        for name, child in list(parent.named_children()):
-            if isinstance(child, nn.InstanceNorm2d) and not child.affine and not child.track_running_stats:
-                setattr(parent, name, InstanceNormChannelsLastSafe(child.eps))
+def networks(m: CycleGAN) -> dict[str, nn.Module]:
+    return m.networks()
 
 
-def prepare_network(net: nn.Module, cfg: TrialConfig, device: torch.device | str = "cpu") -> nn.Module:
-    """Move a network to `device` in the layout the trial asks for: channels_last (with the
-    batch-1 instance-norm fix) and `torch.compile` (in place, so state-dict keys stay plain).
-    Mode "reduce-overhead" records CUDA graphs, one per call site and shape (the batched step
-    has static shapes: 2n, 3n and n per generator; a short last batch records once more)."""
-    net = net.to(device)
-    if cfg.channels_last:
-        _swap_instance_norms(net)
-        net = net.to(memory_format=torch.channels_last)
-    if cfg.compile:
-        net.compile(mode=cfg.compile_mode)
-    return net
-
-
-def to_layout(x: torch.Tensor, cfg: TrialConfig) -> torch.Tensor:
-    """A batch in the memory layout the networks use."""
-    return x.contiguous(memory_format=torch.channels_last) if cfg.channels_last else x
-
-
-def configure_backends(cfg: TrialConfig, device: torch.device | str) -> None:
-    """cudnn autotuning on the fast CUDA path only: its algorithm choice may vary between runs,
-    and fp32 stays the bit-exact reference."""
-    if torch.device(device).type == "cuda":
-        torch.backends.cudnn.benchmark = cfg.precision != "fp32"
-
-
-def _set_requires_grad(nets, flag: bool) -> None:
-    for net in nets:
-        for p in net.parameters():
-            p.requires_grad_(flag)
+def seed_rank_streams(m: CycleGAN, rank: int) -> None:
+    """Each DDP rank keeps its own pools and gradient-penalty stream."""
+    m.pool_A.rng.manual_seed(stream_seed(m.cfg.seed, "pool_A", rank))
+    m.pool_B.rng.manual_seed(stream_seed(m.cfg.seed, "pool_B", rank))
+    m.gp_rng.manual_seed(stream_seed(m.cfg.seed, "gp", rank))
 
 
 def uses_batched_passes(cfg: TrialConfig) -> bool:
@@ -172,6 +134,7 @@ def uses_batched_passes(cfg: TrialConfig) -> bool:
     per-sample. Batch norm's statistics would mix the concatenated images, so it keeps the
     separate passes. (With `use_dropout` the batched call draws its dropout masks in another
     order: same distribution, other numbers.)"""
+    require_resolved(cfg)
     return cfg.batched_passes and cfg.norm != "batch"
 
 
@@ -224,6 +187,66 @@ def _batched_passes(m: CycleGAN, real_A: torch.Tensor, real_B: torch.Tensor, ide
     return fake_B, rec_A, fake_A, rec_B, idt_B, idt_A
 
 
+@dataclasses.dataclass
+class Passes:
+    """What the generator passes of one step produced (idt_* None without the identity loss)."""
+
+    real_A: torch.Tensor
+    real_B: torch.Tensor
+    fake_A: torch.Tensor
+    fake_B: torch.Tensor
+    rec_A: torch.Tensor
+    rec_B: torch.Tensor
+    idt_A: torch.Tensor | None  # G_BA(A)
+    idt_B: torch.Tensor | None  # G_AB(B)
+
+
+def adversarial_AB(m: CycleGAN, p: Passes) -> torch.Tensor:
+    return gan_loss(m.D_B(p.fake_B), True, m.cfg.gan_mode)
+
+
+def adversarial_BA(m: CycleGAN, p: Passes) -> torch.Tensor:
+    return gan_loss(m.D_A(p.fake_A), True, m.cfg.gan_mode)
+
+
+def cycle_A(m: CycleGAN, p: Passes) -> torch.Tensor:
+    return cycle_loss(p.rec_A, p.real_A, m.cfg.cycle_loss) * m.cfg.lambda_A
+
+
+def cycle_B(m: CycleGAN, p: Passes) -> torch.Tensor:
+    return cycle_loss(p.rec_B, p.real_B, m.cfg.cycle_loss) * m.cfg.lambda_B
+
+
+def identity_AB(m: CycleGAN, p: Passes) -> torch.Tensor:
+    """|G_AB(B) - B|, weighted as the reference weights its idt_A."""
+    if p.idt_B is None:
+        return p.real_A.new_zeros(())
+    return F.l1_loss(p.idt_B, p.real_B) * m.cfg.lambda_B * m.cfg.lambda_identity
+
+
+def identity_BA(m: CycleGAN, p: Passes) -> torch.Tensor:
+    if p.idt_A is None:
+        return p.real_A.new_zeros(())
+    return F.l1_loss(p.idt_A, p.real_A) * m.cfg.lambda_A * m.cfg.lambda_identity
+
+
+# The generator loss terms, name -> function(model, passes) -> weighted loss, computed in this order
+# (the reference's: it fixes the order autograd accumulates gradients in). A new term is one function
+# and one line here; it is summed after the others and logged as the last column of losses.csv.
+G_TERMS = {"idt_AB": identity_AB, "idt_BA": identity_BA, "G_AB": adversarial_AB, "G_BA": adversarial_BA,
+           "cycle_A": cycle_A, "cycle_B": cycle_B}
+
+
+def loss_names(cfg: TrialConfig) -> tuple[str, ...]:
+    """The columns of losses.csv: the reference's eight, then any added term."""
+    return LOSS_NAMES + tuple(k for k in G_TERMS if k not in LOSS_NAMES)
+
+
+def g_loss_terms(cfg: TrialConfig) -> tuple[str, ...]:
+    """The terms in the order they are summed (the reference's, then any added term)."""
+    return G_LOSS_TERMS + tuple(k for k in G_TERMS if k not in G_LOSS_TERMS)
+
+
 def generator_loss(m: CycleGAN, real_A: torch.Tensor, real_B: torch.Tensor):
     """The generators' forward and loss, with both D frozen: (loss_G, its parts, (fake_A,
     fake_B)). Split out of `train_step` so tests can compare gradients of the paths."""
@@ -235,21 +258,13 @@ def generator_loss(m: CycleGAN, real_A: torch.Tensor, real_B: torch.Tensor):
     with amp:
         fake_B, rec_A, fake_A, rec_B, idt_B, idt_A = passes(m, real_A, real_B, identity)
 
-    _set_requires_grad((m.D_A, m.D_B), False)
+    set_requires_grad((m.D_A, m.D_B), False)
     with amp:
         if identity and idt_B is None:
             idt_B, idt_A = _identity_passes(m, real_A, real_B)
-        if identity:
-            idt_AB = F.l1_loss(idt_B, real_B) * cfg.lambda_B * cfg.lambda_identity
-            idt_BA = F.l1_loss(idt_A, real_A) * cfg.lambda_A * cfg.lambda_identity
-        else:
-            idt_AB = idt_BA = real_A.new_zeros(())
-        adv_AB = gan_loss(m.D_B(fake_B), True, cfg.gan_mode)
-        adv_BA = gan_loss(m.D_A(fake_A), True, cfg.gan_mode)
-        cyc_A = cycle_loss(rec_A, real_A, cfg.cycle_loss) * cfg.lambda_A
-        cyc_B = cycle_loss(rec_B, real_B, cfg.cycle_loss) * cfg.lambda_B
-        loss_G = adv_AB + adv_BA + cyc_A + cyc_B + idt_AB + idt_BA
-    parts = dict(G_AB=adv_AB, cycle_A=cyc_A, idt_AB=idt_AB, G_BA=adv_BA, cycle_B=cyc_B, idt_BA=idt_BA)
+        p = Passes(real_A, real_B, fake_A, fake_B, rec_A, rec_B, idt_A, idt_B)
+        parts = {name: term(m, p) for name, term in G_TERMS.items()}
+        loss_G = functools.reduce(operator.add, (parts[k] for k in g_loss_terms(cfg)))
     return loss_G, parts, (fake_A, fake_B)
 
 
@@ -267,7 +282,7 @@ def train_step(m: CycleGAN, real_A: torch.Tensor, real_B: torch.Tensor) -> dict[
     loss_G.backward()
     m.opt_G.step()
 
-    _set_requires_grad((m.D_A, m.D_B), True)
+    set_requires_grad((m.D_A, m.D_B), True)
     m.opt_D.zero_grad(set_to_none=True)
     # The reference queries the pool of fake B (for its D_A, our D_B) first.
     pooled_B = m.pool_B.query(fake_B)
@@ -281,18 +296,4 @@ def train_step(m: CycleGAN, real_A: torch.Tensor, real_B: torch.Tensor) -> dict[
     m.opt_D.step()
 
     values = dict(D_A=loss_D_A, D_B=loss_D_B, **parts)
-    return {k: values[k].detach().float() for k in LOSS_NAMES}
-
-
-@torch.no_grad()
-def translate_batch(G: nn.Module, images: torch.Tensor, cfg: TrialConfig | None = None) -> torch.Tensor:
-    """G(images) in eval mode (batch norm uses running stats), restoring the mode after."""
-    was_training = G.training
-    G.eval()
-    try:
-        ctx = autocast(cfg, images.device) if cfg is not None else contextlib.nullcontext()
-        with ctx:
-            out = G(to_layout(images, cfg) if cfg is not None else images)
-        return out.float().contiguous()
-    finally:
-        G.train(was_training)
+    return {k: values[k].detach().float() for k in loss_names(cfg)}

@@ -19,15 +19,25 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from maskcycle.config import TrialConfig
-from maskcycle.models.cyclegan import _set_requires_grad, autocast, is_plain, prepare_network, to_layout
+from maskcycle.config import FamilySettings, TrialConfig
 from maskcycle.models.losses import gan_loss
 from maskcycle.models.networks import build_discriminator, build_generator
 from maskcycle.models.optim import build_optimizer, build_scheduler
 from maskcycle.models.pool import ImagePool
+from maskcycle.models.runtime import (
+    autocast,
+    fused_default,
+    prepare_network,
+    set_requires_grad,
+    stream,
+    stream_seed,
+    to_layout,
+)
 
 LOSS_NAMES = ("G_GAN", "G_L1", "D_real", "D_fake")  # the reference's, in its order
 G_LOSS_TERMS = ("G_GAN", "G_L1")
+NEEDS_PAIRS = True
+SETTINGS = FamilySettings()  # its one own field: lambda_L1
 
 
 @dataclasses.dataclass
@@ -84,13 +94,40 @@ class Pix2Pix:
 
 def build(cfg: TrialConfig, device: torch.device | str = "cpu", fused: bool | None = None) -> Pix2Pix:
     """Fresh G and the 6-channel conditional D (seeded by cfg.seed), one Adam each."""
-    fused = not is_plain(cfg) if fused is None else fused
+    fused = fused_default(cfg, fused)
     init_rng = torch.Generator().manual_seed(cfg.seed)
     G = prepare_network(build_generator(cfg, init_rng), cfg, device)
     D = prepare_network(build_discriminator(cfg, init_rng), cfg, device)
     opt_G, opt_D = build_optimizer(G.parameters(), cfg, fused), build_optimizer(D.parameters(), cfg, fused)
     return Pix2Pix(cfg, G, D, opt_G, opt_D, build_scheduler(opt_G, cfg), build_scheduler(opt_D, cfg),
-                   ImagePool(cfg.pool_size, seed=cfg.seed + 1), torch.Generator().manual_seed(cfg.seed + 7).get_state())
+                   ImagePool(cfg.pool_size, seed=stream_seed(cfg.seed, "pool_A")),
+                   stream(cfg.seed, "dropout").get_state())
+
+
+def generator(cfg: TrialConfig) -> nn.Module:
+    return build_generator(cfg)
+
+
+def loss_names(cfg: TrialConfig) -> tuple[str, ...]:
+    return LOSS_NAMES
+
+
+def g_loss_terms(cfg: TrialConfig) -> tuple[str, ...]:
+    return G_LOSS_TERMS
+
+
+def schedulers(m: Pix2Pix) -> list:
+    return m.schedulers()
+
+
+def networks(m: Pix2Pix) -> dict[str, nn.Module]:
+    return m.networks()
+
+
+def seed_rank_streams(m: Pix2Pix, rank: int) -> None:
+    """Each DDP rank keeps its own pool and dropout stream."""
+    m.pool.rng.manual_seed(stream_seed(m.cfg.seed, "pool_A", rank))
+    m.rng_cpu = stream(m.cfg.seed, "dropout", rank).get_state()
 
 
 def _generate(m: Pix2Pix, src: torch.Tensor) -> torch.Tensor:
@@ -99,7 +136,7 @@ def _generate(m: Pix2Pix, src: torch.Tensor) -> torch.Tensor:
     with torch.random.fork_rng(devices=[src.device] if cuda else []):
         torch.set_rng_state(m.rng_cpu)
         if cuda and m.rng_cuda is None:
-            torch.cuda.manual_seed(m.cfg.seed + 7)
+            torch.cuda.manual_seed(stream_seed(m.cfg.seed, "dropout"))
         elif cuda:
             torch.cuda.set_rng_state(m.rng_cuda, src.device)
         fake = m.G(src)
@@ -118,7 +155,7 @@ def train_step(m: Pix2Pix, real_A: torch.Tensor, real_B: torch.Tensor) -> dict[s
     with amp:
         fake = _generate(m, src)
 
-    _set_requires_grad((m.D,), True)
+    set_requires_grad((m.D,), True)
     m.opt_D.zero_grad(set_to_none=True)
     fake_pair = m.pool.query(torch.cat((src, fake), 1))
     with amp:
@@ -128,7 +165,7 @@ def train_step(m: Pix2Pix, real_A: torch.Tensor, real_B: torch.Tensor) -> dict[s
     loss_D.backward()
     m.opt_D.step()
 
-    _set_requires_grad((m.D,), False)
+    set_requires_grad((m.D,), False)
     m.opt_G.zero_grad(set_to_none=True)
     with amp:
         loss_G_GAN = gan_loss(m.D(torch.cat((src, fake), 1)), True, cfg.gan_mode)

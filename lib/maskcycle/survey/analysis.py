@@ -13,19 +13,22 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import hashlib
 import json
+import re
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from maskcycle.config import at_least
-from maskcycle.io import atomic_write_text
+from maskcycle.io import atomic_write_text, check_output
 from maskcycle.survey import stats as st
-from maskcycle.survey.page import KEY_COLUMNS, KEY_NAME
-from maskcycle.survey.simulate import PARAMS_NAME, RESPONSE_COLUMNS
+from maskcycle.survey.page import KEY_COLUMNS, KEY_NAME, survey_id_of
+from maskcycle.survey.simulate import LEGACY_COLUMNS, PARAMS_NAME, RESPONSE_COLUMNS
 
 RESPONSES = {"real", "fake"}
+FILE_SURVEY_ID = re.compile(r"^(s[0-9a-f]{8})_")  # the page names its downloads <survey id>_<participant>_<time>
 
 
 class SurveyDataError(ValueError):
@@ -39,7 +42,9 @@ class Responses:
     answers: pd.DataFrame  # main trials of the kept sessions, one row per answer, truth joined
     attention: pd.DataFrame  # attention-check rows of the kept sessions
     sessions: pd.DataFrame  # every session read: participant, start, file, counts, complete, kept, why
-    files: list[Path]
+    files: list[Path]  # the files read (an exact copy of another file is read once)
+    duplicates: list[tuple[Path, Path]] = dataclasses.field(default_factory=list)  # (copy, the file kept)
+    simulated: bool = False  # every file came from `survey simulate`
 
 
 def read_key(path: str | Path) -> pd.DataFrame:
@@ -76,19 +81,24 @@ def _parse_file(path: Path, known_ids: set[str]) -> list[dict]:
 
 def _parse_rows(path: Path, known_ids: set[str]) -> list[dict]:
     rows = []
-    with open(path, newline="", encoding="utf-8") as fh:
+    with open(path, newline="", encoding="utf-8-sig") as fh:  # -sig: a spreadsheet's byte-order mark is no error
         reader = csv.reader(fh)
         header = next(reader, None)
-        if header != RESPONSE_COLUMNS:
+        if header not in (RESPONSE_COLUMNS, LEGACY_COLUMNS):
             raise SurveyDataError(f"{path}: line 1: header must be {','.join(RESPONSE_COLUMNS)}, got {header}")
+        named = FILE_SURVEY_ID.match(path.name)  # older pages wrote the survey id in the file name only
         for fields in reader:
             line = reader.line_num
             if not fields or fields == [""]:
                 continue
-            if len(fields) != len(RESPONSE_COLUMNS):
-                raise SurveyDataError(f"{path}: line {line}: expected {len(RESPONSE_COLUMNS)} fields, "
-                                      f"got {len(fields)}")
-            r = dict(zip(RESPONSE_COLUMNS, fields))
+            if len(fields) != len(header):
+                raise SurveyDataError(f"{path}: line {line}: expected {len(header)} fields, got {len(fields)}")
+            r = dict(zip(header, fields))
+            if header == LEGACY_COLUMNS:
+                r["survey_id"] = named.group(1) if named else ""
+            if rows and r["survey_id"] != rows[0]["survey_id"]:
+                raise SurveyDataError(f"{path}: line {line}: survey id {r['survey_id']!r}, but "
+                                      f"{rows[0]['survey_id']!r} on line {rows[0]['line']}")
             try:
                 r["trial_index"] = int(r["trial_index"])
                 r["rt_ms"] = float(r["rt_ms"])
@@ -115,18 +125,85 @@ def _flag(value: str) -> bool:
     return value == "1"
 
 
-def read_responses(folder: str | Path, key: pd.DataFrame | str | Path) -> Responses:
-    """Every *.csv in `folder` (recursively), checked against the key. Malformed rows raise
-    SurveyDataError naming file and line. Each session (participant, session_start) is complete when
-    it answered every main image and attention check once; of several sessions of one participant the
-    earliest complete one is kept and the others are reported, as are incomplete sessions."""
-    if not isinstance(key, pd.DataFrame):
-        key = read_key(key)
-    folder = Path(folder)
-    # every CSV below the folder but a survey key (when answers are kept beside the key)
+def refuse_other_survey(found: dict[str, str], expected: str, key: str) -> None:
+    """The one survey-id check (response files, the server's database and its submissions): every
+    source in `found` (name -> survey id, "" when it carries none) must be of survey `expected`,
+    whose key is `key`; otherwise SurveyDataError naming the sources."""
+    other = {src: sid for src, sid in found.items() if sid != expected}
+    if not other:
+        return
+    listed = sorted(other.items())
+    names = ", ".join(f"{src} ({sid or 'no survey id'})" for src, sid in listed[:5])
+    more = f" and {len(listed) - 5} more" if len(listed) > 5 else ""
+    hint = ("; files written before survey ids were recorded can be named <survey id>_<anything>.csv if they "
+            "surely belong to it" if any(not sid for _, sid in listed) else "; they go with their own survey's key")
+    raise SurveyDataError(f"of another survey than {key} ({expected}): {names}{more}{hint}")
+
+
+def file_survey_id(path: Path) -> str | None:
+    """The survey id a response file carries (its first row's, else its name's for files from before
+    ids were written; "" for none); None when the file cannot tell (reading it reports why)."""
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as fh:
+            reader = csv.reader(fh)
+            header = next(reader, None)
+            first = next((f for f in reader if f and f != [""]), None)
+    except (UnicodeDecodeError, csv.Error):
+        return None
+    if first is None or header not in (RESPONSE_COLUMNS, LEGACY_COLUMNS) or len(first) != len(header):
+        return None
+    if header == RESPONSE_COLUMNS:
+        return first[-1]
+    named = FILE_SURVEY_ID.match(path.name)
+    return named.group(1) if named else ""
+
+
+def is_simulated(path: Path) -> bool:
+    """A file written by `survey simulate` (its names, or its parameters file beside it)."""
+    return path.name.startswith("simulated_") or (path.parent / PARAMS_NAME).is_file()
+
+
+def response_files(folder: Path) -> tuple[list[Path], list[tuple[Path, Path]], bool]:
+    """The response CSVs below `folder` (recursively; a survey key is no response): the files to read,
+    the exact copies left out (copy, original: a page's download saved twice is one session), and
+    whether all are simulated. Simulated files beside real ones are refused, never silently mixed."""
     files = sorted(f for f in folder.rglob("*.csv") if f.name != KEY_NAME) if folder.is_dir() else []
     if not files:
         raise FileNotFoundError(f"{folder}: no response CSV files")
+    sim = [f for f in files if is_simulated(f)]
+    if sim and len(sim) < len(files):
+        real = [f for f in files if not is_simulated(f)]
+        where = sorted({str(f.parent) for f in sim})
+        raise SurveyDataError(f"{folder}: holds {len(sim)} simulated response files (in {', '.join(where[:3])}) "
+                              f"and {len(real)} from participants (e.g. {real[0]}); point --responses at a folder "
+                              f"of one kind")
+    seen: dict[str, Path] = {}
+    kept, copies = [], []
+    for f in sorted(files, key=lambda f: (len(f.name), str(f))):  # "x.csv" is kept, "x (1).csv" is the copy
+        digest = hashlib.sha256(f.read_bytes()).hexdigest()
+        if digest in seen:
+            copies.append((f, seen[digest]))
+        else:
+            seen[digest] = f
+            kept.append(f)
+    return sorted(kept), copies, bool(sim)
+
+
+def read_responses(folder: str | Path, key: pd.DataFrame | str | Path) -> Responses:
+    """Every *.csv in `folder` (recursively), checked against the key. Malformed rows raise
+    SurveyDataError naming file and line, as do files of another survey (by survey id) and simulated
+    files mixed with real ones; an exact copy of a file is read once. Each session (participant,
+    session_start) is complete when it answered every main image and attention check once; of several
+    sessions of one participant the earliest complete one is kept and the others are reported, as
+    are incomplete sessions."""
+    key_name = str(key) if not isinstance(key, pd.DataFrame) else "the key"
+    if not isinstance(key, pd.DataFrame):
+        key = read_key(key)
+    folder = Path(folder)
+    files, copies, simulated = response_files(folder)
+    ids = {str(f): file_survey_id(f) for f in files}  # before any row: another survey's ids are no typo
+    refuse_other_survey({f: i for f, i in ids.items() if i is not None}, survey_id_of(key.to_dict("records")),
+                        key_name)
     known = set(key["image_id"])
     rows = [r for f in files for r in _parse_file(f, known)]
     df = pd.DataFrame(rows, columns=RESPONSE_COLUMNS + ["file", "line"])
@@ -162,7 +239,8 @@ def read_responses(folder: str | Path, key: pd.DataFrame | str | Path) -> Respon
                                    "fake_" + answers["direction"])
     attention = df[df["role"] == "attention"].copy()
     attention["passed"] = attention["response"] == attention["expected_response"]
-    return Responses(answers.reset_index(drop=True), attention.reset_index(drop=True), sessions, files)
+    return Responses(answers.reset_index(drop=True), attention.reset_index(drop=True), sessions, files, copies,
+                     simulated)
 
 
 def participant_table(answers: pd.DataFrame) -> pd.DataFrame:
@@ -268,7 +346,8 @@ def analyse(survey_dir: str | Path, responses_dir: str | Path, n_boot: int = 200
     out = {"responses": resp, "participants": participant_table(resp.answers), "rates": rates, "sdt": sdt,
            "gee": gee, "gee_within_participant_correlation": rho, "images": image_table(resp.answers),
            "published": st.published_aggregate()}
-    sim_file = Path(responses_dir) / PARAMS_NAME
+    folders = {f.parent for f in resp.files} if resp.simulated else set()
+    sim_file = folders.pop() / PARAMS_NAME if len(folders) == 1 else Path(responses_dir) / PARAMS_NAME
     if sim_file.is_file():
         sim = json.loads(sim_file.read_text())
         out["simulation"] = sim
@@ -280,6 +359,8 @@ def summary_json(result: dict) -> dict:
     """The analysis' numbers as JSON-ready data (tables as records)."""
     resp: Responses = result["responses"]
     out = {"n_sessions_read": len(resp.sessions), "n_participants": int(resp.sessions["kept"].sum()),
+           "simulated": resp.simulated, "n_files": len(resp.files),
+           "duplicate_files": [{"file": str(c), "copy_of": str(o)} for c, o in resp.duplicates],
            "sessions_set_aside": resp.sessions[~resp.sessions["kept"]].to_dict("records"),
            "attention_pass_rate": float(resp.attention["passed"].mean()) if len(resp.attention) else None,
            "rates": result["rates"].to_dict("records"), "sdt": result["sdt"],
@@ -316,10 +397,17 @@ def add_arguments(p) -> None:
 
 
 def run_command(args) -> int:
+    if args.out:
+        check_output(args.out, [("--survey", args.survey), ("--responses", args.responses)], kind="file",
+                     suffix=".json")
     result = analyse(args.survey, args.responses, n_boot=args.n_boot, seed=args.seed)
     summary = summary_json(result)
     if args.out:
         write_summary(result, args.out)
+    kind = "SIMULATED answers (survey simulate)" if summary["simulated"] else "answers from participants"
+    print(f"{summary['n_files']} response files, {kind}; {summary['n_participants']} participants kept")
+    for d in summary["duplicate_files"]:
+        print(f"  {d['file']}: an exact copy of {d['copy_of']}, counted once")
     for r in summary["rates"]:
         print(f"{r['measure']}: {100 * r['rate']:.2f} % ({r['k']}/{r['n']}), Wilson "
               f"[{100 * r['wilson_lo']:.2f}, {100 * r['wilson_hi']:.2f}], participant bootstrap "

@@ -18,6 +18,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import sys
 from importlib import resources
 from pathlib import Path
@@ -26,8 +27,8 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from maskcycle.config import at_least
-from maskcycle.data.images import list_images, read_rgb
-from maskcycle.io import atomic_write_text, read_csv_rows
+from maskcycle.data.images import centre_square, list_images, read_rgb, split_readable
+from maskcycle.io import atomic_write_texts, check_output, read_csv_rows
 
 KEY_COLUMNS = ["image_id", "role", "truth", "domain", "direction", "trial", "source", "source_file", "identity",
                "expected_response", "sha256"]
@@ -85,28 +86,39 @@ def _sources(folders, label: str) -> list[tuple[str, Path]]:
     return [(name(Path(f)), Path(f)) for f in folders]
 
 
-def _pool(sources: list[tuple[str, Path]], k: int, rng, what: str, avoid: set, identity: dict) -> list:
+def _readable(folder, skipped: list[str]) -> list[Path]:
+    """The images in `folder` that decode; a "path: why" line per other one is added to `skipped`."""
+    ok, bad = split_readable(list_images(folder))
+    skipped += bad
+    return ok
+
+
+def _pool(sources: list[tuple[str, Path]], k: int, rng, what: str, avoid: set, identity: dict,
+          skipped: list[str]) -> list:
     """k fakes spread evenly over the sources (each source's share drawn from its own folder)."""
     out = []
     for (name, folder), share in zip(sources, _quota(k, len(sources))):
-        files = [(p, name) for p in list_images(folder)]
+        files = [(p, name) for p in _readable(folder, skipped)]
         out += _pick(rng, files, share, f"{what} {name}", avoid, identity)
     return out
 
 
 def select_stimuli(real_a: str | Path, real_b: str | Path, fakes_ab, fakes_ba,
                    n: int = 22, n_practice: int = 2, n_attention: int = 2, seed: int = 0,
-                   trial: str = "", identity: dict[str, str] | None = None) -> list[Stimulus]:
+                   trial: str = "", identity: dict[str, str] | None = None,
+                   skipped: list[str] | None = None) -> list[Stimulus]:
     """Choose a balanced quiz: n/2 real (test A and test B) and n/2 generated (G_AB and G_BA outputs,
     from one folder each or several: `fakes_ab`/`fakes_ba` may be lists, spread evenly), plus
     practice images from the same pools. `identity` maps a file (str path) to the person it shows;
     a real image never appears with a fake of the same identity, so one cannot be judged against
-    the other. Files without an identity are never excluded (see build_survey's allow_unpaired)."""
+    the other. Files without an identity are never excluded (see build_survey's allow_unpaired).
+    Files that do not decode are left out, one "path: why" line each added to `skipped`."""
     if n < 4 or n % 2:
         raise ValueError(f"n must be an even number >= 4 (half real, half generated), got {n}")
     if n_practice < 0 or n_attention < 0:
         raise ValueError("n_practice and n_attention must be >= 0")
     identity = identity or {}
+    skipped = [] if skipped is None else skipped
     rng = np.random.default_rng(seed)
     want = dict(zip(["fakeB", "fakeA"], _quota(n // 2, 2))) | dict(zip(["realA", "realB"], _quota(n // 2, 2)))
     practice = dict(zip(["realA", "fakeB", "realB", "fakeA"], _quota(n_practice, 4)))
@@ -114,10 +126,10 @@ def select_stimuli(real_a: str | Path, real_b: str | Path, fakes_ab, fakes_ba,
     # Generated first; then reals of people none of whose fakes is in the quiz.
     for name, folders in (("fakeB", fakes_ab), ("fakeA", fakes_ba)):
         chosen[name] = _pool(_sources(folders, trial), want[name] + practice[name], rng, f"{name} pool", set(),
-                             identity)
+                             identity, skipped)
     avoid = {identity.get(_key(p)) for name in ("fakeB", "fakeA") for p, _ in chosen[name]} - {None}
     for name, folder in (("realA", real_a), ("realB", real_b)):
-        files = [(p, "real") for p in list_images(folder)]
+        files = [(p, "real") for p in _readable(folder, skipped)]
         chosen[name] = _pick(rng, files, want[name] + practice[name], f"{name} pool", avoid, identity)
     ids = _opaque_ids(rng, n + n_practice + n_attention)
     out: list[Stimulus] = []
@@ -207,10 +219,19 @@ def attention_image(expected: str, size: int) -> np.ndarray:
     return np.asarray(img, dtype=np.uint8)
 
 
-def _stimulus_pixels(s: Stimulus, size: int) -> np.ndarray:
+def _stimulus_pixels(s: Stimulus, size: int, cropped: list[str] | None = None) -> np.ndarray:
+    """The image at size x size; a non-square one is centre-cropped to a square first (squashing it
+    would tell fakes from reals by shape), and named in `cropped`."""
     if s.role == "attention":  # drawn large enough to read, then brought to the quiz's size like every image
         return attention_image(s.expected_response, size)
-    return read_rgb(s.source_file, size)
+    rgb = read_rgb(s.source_file)
+    if rgb.shape[0] != rgb.shape[1]:
+        if cropped is not None:
+            cropped.append(f"{s.source_file} ({rgb.shape[1]}x{rgb.shape[0]})")
+        rgb = centre_square(rgb)
+    if rgb.shape[:2] != (size, size):
+        rgb = np.asarray(Image.fromarray(rgb).resize((size, size), Image.BICUBIC), dtype=np.uint8)
+    return rgb
 
 
 def key_text(stimuli: list[Stimulus]) -> str:
@@ -222,10 +243,21 @@ def key_text(stimuli: list[Stimulus]) -> str:
     return buf.getvalue()
 
 
-def encode_stimuli(stimuli: list[Stimulus], size: int) -> tuple[list[Stimulus], dict[str, bytes]]:
-    """Every image as PNG bytes at size x size, and the stimuli with their PNG's sha256 filled in."""
-    pngs = {s.image_id: _png(_stimulus_pixels(s, size)) for s in stimuli}
+def encode_stimuli(stimuli: list[Stimulus], size: int,
+                   cropped: list[str] | None = None) -> tuple[list[Stimulus], dict[str, bytes]]:
+    """Every image as PNG bytes at size x size, and the stimuli with their PNG's sha256 filled in;
+    non-square sources are centre-cropped and named in `cropped`."""
+    pngs = {s.image_id: _png(_stimulus_pixels(s, size, cropped)) for s in stimuli}
     return [dataclasses.replace(s, sha256=hashlib.sha256(pngs[s.image_id]).hexdigest()) for s in stimuli], pngs
+
+
+def survey_id_of(key_rows) -> str:
+    """The survey's id: a hash of its key's rows (ids, roles, truths and image hashes, in key order;
+    not paths, so a moved copy keeps its id). Every response file carries it; two quizzes of other
+    images (e.g. the same seed on another trial) get different ids even where their image ids agree."""
+    content = "\n".join(f"{r['image_id']},{r['role']},{r['truth']},{r['expected_response']},{r['sha256']}"
+                        for r in key_rows)
+    return "s" + hashlib.sha256(content.encode()).hexdigest()[:8]
 
 
 def render_page(stimuli: list[Stimulus], pngs: dict[str, bytes], survey_id: str, title: str = "Real or fake?",
@@ -242,9 +274,28 @@ def render_page(stimuli: list[Stimulus], pngs: dict[str, bytes], survey_id: str,
     for role in data:
         if isinstance(data[role], list):
             data[role].sort(key=lambda d: d["id"])
+    return page_html(data, title)
+
+
+def page_html(data: dict, title: str) -> str:
+    """The page template filled with the quiz's data (as built, or as the server serves it)."""
     blob = json.dumps(data, separators=(",", ":")).replace("</", "<\\/")
     template = resources.files("maskcycle.survey").joinpath("page.html").read_text(encoding="utf-8")
     return template.replace("__TITLE__", title).replace("__SURVEY_DATA__", blob)
+
+
+def read_page(path: str | Path) -> tuple[dict, str]:
+    """(the quiz data, the title) of a built page; ValueError naming the file when it is not one."""
+    text = Path(path).read_text(encoding="utf-8")
+    m = re.search(r'<script id="survey-data" type="application/json">(.*?)</script>', text, re.S)
+    t = re.search(r"<title>(.*?)</title>", text, re.S)
+    try:
+        data = json.loads(m.group(1)) if m else None
+    except json.JSONDecodeError:
+        data = None
+    if not (t and isinstance(data, dict) and {"survey_id", "main", "practice", "attention"} <= set(data)):
+        raise ValueError(f"{path}: not a quiz page written by maskcycle survey build")
+    return data, t.group(1)
 
 
 def build_survey(real_a: str | Path, real_b: str | Path, fakes_ab, fakes_ba,
@@ -266,32 +317,32 @@ def build_survey(real_a: str | Path, real_b: str | Path, fakes_ab, fakes_ba,
     if identity is None and not allow_unpaired:
         raise ValueError("the real and fake folders carry no pairing, so a real image and its own fake could both "
                          "appear: give --pairs CSV (columns fake,real) or --allow-unpaired")
+    skipped: list[str] = []
     stimuli = select_stimuli(real_a, real_b, fakes_ab, fakes_ba, n=n, n_practice=n_practice,
-                             n_attention=n_attention, seed=seed, trial=trial, identity=identity)
+                             n_attention=n_attention, seed=seed, trial=trial, identity=identity, skipped=skipped)
     if size is None:
         fake = next(s for s in stimuli if s.truth == "fake")
-        size = read_rgb(fake.source_file).shape[0]
-    stimuli, pngs = encode_stimuli(stimuli, size)
+        size = min(read_rgb(fake.source_file).shape[:2])
+    cropped: list[str] = []
+    stimuli, pngs = encode_stimuli(stimuli, size, cropped)
     key = key_text(stimuli)
     old = out_dir / KEY_NAME
     if old.is_file() and old.read_text(encoding="utf-8") != key and not force:
         raise ValueError(f"{old}: a different survey already lives here (answers collected with it would be "
                          f"misread); choose another output folder, or force to replace it")
     out_dir.mkdir(parents=True, exist_ok=True)
-    # Names the answer files: ids and image hashes, not paths, so a moved copy keeps its id.
-    content = "\n".join(f"{s.image_id},{s.role},{s.truth},{s.expected_response},{s.sha256}" for s in stimuli)
-    survey_id = "s" + hashlib.sha256(content.encode()).hexdigest()[:8]
+    survey_id = survey_id_of(dataclasses.asdict(s) for s in stimuli)
     html = render_page(stimuli, pngs, survey_id, title=title)
-    atomic_write_text(old, key)
     info = {"survey_id": survey_id, "seed": seed, "n_main": n, "n_practice": n_practice,
             "n_attention": n_attention, "image_size": size, "trial": trial,
             "identities": "none (allowed unpaired)" if identity is None else "known",
-            "file_size_auc": file_size_auc(stimuli, pngs),
+            "file_size_auc": file_size_auc(stimuli, pngs), "unreadable_left_out": skipped,
+            "centre_cropped": cropped,
             "sources": {"real_A": str(real_a), "real_B": str(real_b),
                         "fakes_AB": [name for name, _ in _sources(fakes_ab, trial)],
                         "fakes_BA": [name for name, _ in _sources(fakes_ba, trial)]}}
-    atomic_write_text(out_dir / INFO_NAME, json.dumps(info, indent=2) + "\n")
-    atomic_write_text(out_dir / PAGE_NAME, html)
+    # all or none: a key without its page (or a page of another key) would misread the answers
+    atomic_write_texts({old: key, out_dir / INFO_NAME: json.dumps(info, indent=2) + "\n", out_dir / PAGE_NAME: html})
     return out_dir / PAGE_NAME
 
 
@@ -383,6 +434,10 @@ def _folders_and_identity(args) -> tuple[list, dict | None, str]:
 def run_command(args) -> int:
     try:
         folders, identity, trial = _folders_and_identity(args)
+        real_a, real_b, ab, ba = folders
+        check_output(args.out, [("--real-a", real_a), ("--real-b", real_b), ("--fakes-ab", ab),
+                                ("--fakes-ba", ba), ("--pairs", args.pairs), ("--curated", args.curated)],
+                     own=(KEY_NAME,))
         page = build_survey(*folders, args.out, n=args.n, n_practice=args.practice, n_attention=args.attention,
                             seed=args.seed, size=args.size, trial=trial, force=args.force, identity=identity,
                             allow_unpaired=args.allow_unpaired)
@@ -391,5 +446,9 @@ def run_command(args) -> int:
         return 2
     print(f"wrote {page} (for participants) and {page.parent / KEY_NAME} (for the analyst only)")
     info = json.loads((page.parent / INFO_NAME).read_text())
+    for line in info["unreadable_left_out"]:
+        print(f"left out: {line}", file=sys.stderr)
+    for line in info["centre_cropped"]:
+        print(f"not square, centre-cropped to a square: {line}", file=sys.stderr)
     print(f"file size alone separates real from fake with AUC {info['file_size_auc']} (0.5: not at all)")
     return 0

@@ -28,11 +28,12 @@ import numpy as np
 from scipy import stats
 
 from maskcycle.config import add_field_arguments, check_field_types, from_arguments, setting
-from maskcycle.io import atomic_write_text
-from maskcycle.survey.page import KEY_NAME
+from maskcycle.io import atomic_write_text, check_output
+from maskcycle.survey.page import INFO_NAME, KEY_NAME, PAGE_NAME, survey_id_of
 
 RESPONSE_COLUMNS = ["participant_id", "session_start", "trial_index", "image_id", "response", "rt_ms",
-                    "is_practice", "is_attention_check"]
+                    "is_practice", "is_attention_check", "survey_id"]
+LEGACY_COLUMNS = RESPONSE_COLUMNS[:-1]  # files written before the survey id was recorded in them
 PARAMS_NAME = "simulated_params.json"
 
 
@@ -78,6 +79,7 @@ def simulate(survey_dir: str | Path, out_dir: str | Path, params: SimParams = Si
     practice = [r for r in key if r["role"] == "practice"]
     main = [r for r in key if r["role"] == "main"]
     checks = [r for r in key if r["role"] == "attention"]
+    sid = survey_id_of(key)
     rng = np.random.default_rng(params.seed)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -103,7 +105,7 @@ def simulate(survey_dir: str | Path, out_dir: str | Path, params: SimParams = Si
                 resp = "fake" if rng.normal(mean, 1.0) > c_i else "real"
             rt = int(round(params.rt_median_ms * math.exp(rng.normal(0, 0.4))))
             w.writerow([pid, start, t, row["image_id"], resp, rt, int(row["role"] == "practice"),
-                        int(row["role"] == "attention")])
+                        int(row["role"] == "attention"), sid])
         path = out_dir / f"simulated_{pid}.csv"
         atomic_write_text(path, buf.getvalue())
         written.append(path)
@@ -124,6 +126,8 @@ def add_arguments(p) -> None:
 
 
 def run_command(args) -> int:
+    survey = Path(args.survey)
+    check_output(args.out, [("--survey", [survey / n for n in (KEY_NAME, INFO_NAME, PAGE_NAME)])])
     files = simulate(args.survey, args.out, from_arguments(SimParams, args))
     print(f"wrote {len(files)} simulated response files to {args.out}")
     return 0

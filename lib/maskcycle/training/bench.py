@@ -1,6 +1,7 @@
 """Training speed: the plain fp32 path against the fast and batched paths, interleaved in one process.
 
     maskcycle bench --configs C1,C2 --paths plain,fast,batched,fast_batched --out results/bench/cpu.json
+    maskcycle bench --configs C1 --paths plain,auto    # what `auto` picks here, and what it gains
     python -m maskcycle.training.bench --configs GPU --device cuda --paths plain,fast_batched,compiled
     maskcycle bench --configs C1 --paths plain,fast,bf16_unfused,bf16_cl,fp32_cl   # what each means adds
     bash scripts/gpu_check.sh    # the whole GPU check (bench, norm check, a trial, translate)
@@ -32,9 +33,10 @@ import torch
 from maskcycle.config import ConfigError, TrialConfig, parse_overrides, resolve_device
 from maskcycle.data.images import write_png
 from maskcycle.data.unpaired import UnpairedData
-from maskcycle.io import atomic_write_text
-from maskcycle.models.cyclegan import LOSS_NAMES, configure_backends
-from maskcycle.models.families import build_model, loss_names, train_step
+from maskcycle.io import atomic_write_text, check_output
+from maskcycle.models import execution
+from maskcycle.models.families import family
+from maskcycle.models.runtime import configure_backends
 
 # The issue's named configs (reference CycleGAN otherwise: ngf = ndf = 64, instance norm, lsgan).
 CONFIGS: dict[str, dict] = {
@@ -48,6 +50,8 @@ CONFIGS: dict[str, dict] = {
 # The paths: "plain" is the exactness reference; "fast" is what TrialConfig's fast switches give.
 PATHS: dict[str, dict] = {
     "plain": dict(precision="fp32", channels_last=False, compile=False),
+    # what `precision/channels_last/batched_passes: auto` picks on this device (models/execution.py)
+    "auto": dict(precision="auto", channels_last="auto", batched_passes="auto", compile=False),
     # fast = bf16 + channels_last (+ the fused optimiser, automatic off the plain path): measured
     # best at C2; channels_last is neutral at C1 (BENCHMARKS.md, "Training speed")
     "fast": dict(precision="bf16", channels_last=True, compile=False),
@@ -127,8 +131,9 @@ class _Runner:
     def __init__(self, cfg: TrialConfig, device, fused: bool | None = None):
         self.cfg, self.device = cfg, device
         self.data = UnpairedData(cfg.dataroot, cfg)
-        self.model = build_model(cfg, device, fused)
-        self.names = loss_names(cfg)
+        self.fam = family(cfg)
+        self.model = self.fam.build(cfg, device, fused)
+        self.names = self.fam.loss_names(cfg)
         self.it, self.epoch, self.plan = 0, 0, None
         self.losses: list[list[float]] = []
 
@@ -143,7 +148,7 @@ class _Runner:
                 self.epoch += 1
                 self.plan = self.data.plan(self.epoch)
             real_A, real_B = self.data.batch(self.plan, b, self.device)
-            losses = train_step(self.model, real_A, real_B)
+            losses = self.fam.train_step(self.model, real_A, real_B)
             pending.append(torch.stack([losses[n] for n in self.names]))
             self.it += 1
         _sync(self.device)
@@ -170,7 +175,7 @@ def bench_config(name: str, paths: list[str], device, rounds: int, iters: int,
         settings = dict(PATHS[p])
         fused = settings.pop("fused", None)
         try:
-            cfg = base.replace(**settings)
+            cfg = execution.resolve(base.replace(**settings), device).cfg
         except ConfigError as exc:  # e.g. pix2pix's U-Net at a crop it cannot take
             log(f"  {name} {p}: skipped ({exc})")
             continue
@@ -208,12 +213,12 @@ def bench_config(name: str, paths: list[str], device, rounds: int, iters: int,
             "ratio_vs_" + ref: round(statistics.median(a / b for a, b in zip(per_iter[ref], per_iter[p])), 3),
         }
     out["trajectory"] = {p: r.losses for p, r in runners.items()}
-    out["trajectory_comparison"] = {p: compare(runners[ref].losses, runners[p].losses)
-                                    for p in paths[1:] if runners[p].names == runners[ref].names == LOSS_NAMES}
+    out["trajectory_comparison"] = {p: compare(runners[ref].losses, runners[p].losses, runners[ref].names)
+                                    for p in paths[1:] if runners[p].names == runners[ref].names}
     return out
 
 
-def compare(ref: list[list[float]], other: list[list[float]], window: int = 50) -> dict:
+def compare(ref: list[list[float]], other: list[list[float]], names: tuple[str, ...], window: int = 50) -> dict:
     """How far `other`'s losses are from `ref`'s over the same iterations: per loss, the largest
     difference of windowed means (windows of `window` iterations), absolute and relative to the
     reference window's mean. Single steps of a GAN diverge chaotically; window means should not."""
@@ -226,7 +231,7 @@ def compare(ref: list[list[float]], other: list[list[float]], window: int = 50) 
     k = n // w
     am, bm = a[:k * w].reshape(k, w, -1).mean(1), b[:k * w].reshape(k, w, -1).mean(1)
     out = {"iterations": n, "window": w}
-    for j, name in enumerate(LOSS_NAMES):
+    for j, name in enumerate(names):
         diff = np.abs(am[:, j] - bm[:, j])
         rel = diff / np.maximum(np.abs(am[:, j]), 1e-8)
         out[name] = {"max_abs_diff": float(diff.max()), "max_rel_diff": float(rel.max()),
@@ -249,7 +254,18 @@ def machine_info(device) -> dict:
             "loadavg_start": list(os.getloadavg()), "device": str(device)}
     if device.type == "cuda":
         info["gpu"] = torch.cuda.get_device_name(device)
+    cap = execution.capability(device)
+    info["capability"] = {"name": cap.name, "bf16_native": cap.bf16_native, "why": cap.why}
+    info["auto_picks"] = {k: v for k, (v, _) in execution.choose(cap).items()}
     return info
+
+
+def capability_lines(device) -> list[str]:
+    """What this device computes natively and what `auto` runs here, for the user."""
+    cap = execution.capability(device)
+    picks = execution.choose(cap)
+    return [f"device: {cap.name}; bf16 native: {'yes' if cap.bf16_native else 'no'} ({cap.why})",
+            "auto picks: " + ", ".join(f"{k} {str(v).lower()} ({why})" for k, (v, why) in picks.items())]
 
 
 def run(configs: list[str], paths: list[str], device, rounds: int, iters: int,
@@ -282,14 +298,17 @@ def summary_lines(result: dict) -> list[str]:
 
 
 def run_command(args) -> int:
-
+    if args.out:
+        check_output(args.out, [], kind="file", suffix=".json")
     if min(args.rounds, args.iters, args.warmup) < 1:
         raise ConfigError("--rounds, --iters and --warmup must be >= 1 (the first iteration is the warmup)")
+    device = resolve_device(args.device)
+    print("\n".join(capability_lines(device)), flush=True)
     threads = torch.get_num_threads()
     if args.threads:
         torch.set_num_threads(args.threads)
     try:
-        result = run(args.configs.split(","), args.paths.split(","), resolve_device(args.device), args.rounds,
+        result = run(args.configs.split(","), args.paths.split(","), device, args.rounds,
                      args.iters, args.warmup, Path(args.out) if args.out else None, parse_overrides(args.set),
                      log=lambda s: print(s, flush=True))
     finally:

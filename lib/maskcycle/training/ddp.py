@@ -30,7 +30,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime
-import hashlib
 import os
 
 import torch
@@ -40,6 +39,8 @@ from torch.nn.parallel import DistributedDataParallel
 
 from maskcycle.config import ConfigError, TrialConfig, check_processes
 from maskcycle.data.unpaired import EpochPlan
+from maskcycle.models.families import family
+from maskcycle.models.runtime import stream_seed
 
 
 @dataclasses.dataclass(frozen=True)
@@ -110,7 +111,7 @@ def setup(cfg: TrialConfig, device: torch.device) -> tuple[Rank, torch.device]:
         dist.init_process_group(backend, device_id=device if device.type == "cuda" else None,
                                 timeout=datetime.timedelta(minutes=60))
     # Anything drawn from the global RNG (dropout) differs per rank, as it would per GPU.
-    torch.manual_seed(rank_seed(cfg.seed, r.rank, 0))
+    torch.manual_seed(stream_seed(cfg.seed, "global", r.rank))
     return r, device
 
 
@@ -132,15 +133,6 @@ def main_first(r: Rank):
     yield
     if r.is_main:
         barrier(r)
-
-
-def rank_seed(seed: int, rank: int, stream: int) -> int:
-    """Seed of random stream `stream` on `rank`: rank 0 keeps the single-process seed (seed +
-    stream), other ranks get distinct seeds derived from (seed, rank, stream)."""
-    if rank == 0:
-        return seed + stream
-    digest = hashlib.sha256(f"maskcycle:{seed}:{rank}:{stream}".encode()).digest()
-    return int.from_bytes(digest[:8], "little") & (2**63 - 1)
 
 
 # --- data ----------------------------------------------------------------------------------
@@ -201,22 +193,18 @@ def shard_data(data, cfg: TrialConfig, r: Rank):
 
 # --- model ---------------------------------------------------------------------------------
 def wrap(m, r: Rank, device: torch.device):
-    """A CycleGAN sharing m's optimisers, schedulers and pools whose four networks run through
-    DistributedDataParallel (after SyncBatchNorm conversion for norm batch). Step with the
-    returned object; save, sample and checkpoint with `m` (bare networks, no "module." prefix).
-    Reseeds m's per-rank random streams (pools, gradient penalty) for this rank."""
+    """A model sharing m's optimisers, schedulers and pools whose networks (the family's
+    `networks(m)`) run through DistributedDataParallel (after SyncBatchNorm conversion for norm
+    batch). Step with the returned object; save, sample and checkpoint with `m` (bare networks, no
+    "module." prefix). Reseeds m's per-rank random streams (the family's) for this rank."""
     if not r.active:
         return m
-    if r.rank and hasattr(m, "pool_A"):  # CycleGAN
-        m.pool_A.rng.manual_seed(rank_seed(m.cfg.seed, r.rank, 1))
-        m.pool_B.rng.manual_seed(rank_seed(m.cfg.seed, r.rank, 2))
-        m.gp_rng.manual_seed(rank_seed(m.cfg.seed, r.rank, 3))
-    elif r.rank and hasattr(m, "pool"):  # pix2pix: its pool and dropout streams
-        m.pool.rng.manual_seed(rank_seed(m.cfg.seed, r.rank, 1))
-        m.rng_cpu = torch.Generator().manual_seed(rank_seed(m.cfg.seed, r.rank, 7)).get_state()
+    fam = family(m.cfg)
+    if r.rank:
+        fam.seed_rank_streams(m, r.rank)
     kwargs = {"device_ids": [device.index]} if device.type == "cuda" else {}
     wrapped = {}
-    for name in m.networks():
+    for name in fam.networks(m):
         net: nn.Module = getattr(m, name)
         if m.cfg.norm == "batch":
             # in place for our networks (their top module is not a norm layer); the same

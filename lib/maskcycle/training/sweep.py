@@ -40,7 +40,7 @@ from maskcycle.config import (
     parse_overrides,
     read_settings_yaml,
 )
-from maskcycle.io import update_run_json, utc_now
+from maskcycle.io import check_output, update_run_json, utc_now
 from maskcycle.training import slurm
 
 NOTEBOOK = NOTEBOOKS_DIR / "02_training.ipynb"
@@ -54,15 +54,13 @@ class SweepError(RuntimeError):
 
 # --- one trial ------------------------------------------------------------------------------
 def trial_parameters(params_file: str | Path, overrides: Sequence[str] | dict = ()) -> dict:
-    """The notebook parameters of a trial: the YAML's settings, the overrides, and `name`
+    """The settings a trial's params file and overrides give (validated and coerced), with `name`
     defaulting to the file's stem. Raises ConfigError naming the file and key when invalid."""
     params_file = Path(params_file)
     extra = parse_overrides(dict(overrides) if isinstance(overrides, dict) else list(overrides))
-    cfg = TrialConfig.from_yaml(params_file, extra)
-    given = set(read_settings_yaml(params_file)) | set(extra)
-    values = {k: v for k, v in cfg.to_dict().items() if k in given}  # validated and coerced
-    values.setdefault("name", params_file.stem)
-    return values
+    cfg = TrialConfig.from_params(params_file, extra)
+    given = set(read_settings_yaml(params_file)) | set(extra) | {"name"}
+    return {k: v for k, v in cfg.to_dict().items() if k in given}
 
 
 def is_finished(trial_dir: str | Path) -> bool:
@@ -83,12 +81,13 @@ def run_trial(params_file: str | Path, trial_dir: str | Path, overrides: Sequenc
     record = {"trial": trial_dir.name, "params_file": str(params_file), "overrides": list(overrides)}
     t0 = time.perf_counter()
     try:
-        params = trial_parameters(params_file, overrides)
+        trial_parameters(params_file, overrides)
     except (ConfigError, OSError) as exc:
         record.update(status="failed", papermill={"cell": None, "error_name": type(exc).__name__,
                                                   "error_message": str(exc)})
         return _finish(trial_dir, record, t0)
-    params["out_dir"] = str(trial_dir)
+    # notebook 02 builds the same TrialConfig from the same file and overrides (TrialConfig.from_params)
+    params = {"params_file": str(params_file), "overrides": [str(o) for o in overrides], "out_dir": str(trial_dir)}
     out_nb = trial_dir / RENDERED
     child_env = {**os.environ, **(env or {})}
     # ipykernel only picks its inline backend when MPLBACKEND is unset; run_all.sh sets Agg.
@@ -250,6 +249,8 @@ def run_sweep(params_files: Sequence[str | Path], out: str | Path, overrides: Se
     """Validate, skip finished runs, run the rest, write and print summary.csv. Returns one
     record per (trial, seed) run (skipped ones with status 'finished' and skipped=True)."""
     jobs = plan_sweep(params_files, out, overrides, seeds)
+    roots = [trial_parameters(p, o).get("dataroot") for p, _, o in jobs]
+    check_output(out, [("params", list(params_files)), ("dataroot", [r for r in roots if r])])
     Path(out).mkdir(parents=True, exist_ok=True)
     done = [j for j in jobs if is_finished(j[1])]
     todo = [j for j in jobs if not is_finished(j[1])]

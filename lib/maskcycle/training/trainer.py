@@ -40,22 +40,22 @@ from maskcycle.io import (
     atomic_path,
     atomic_write_bytes,
     atomic_write_text,
+    check_output,
     folder_lock,
     remove_stale_temps,
     start_run,
     update_run_json,
     utc_now,
 )
-from maskcycle.models import checkpoints
-from maskcycle.models.cyclegan import LOSS_NAMES, configure_backends, translate_batch
-from maskcycle.models.families import build_model, g_loss_terms, loss_names, schedulers, train_step
+from maskcycle.models import checkpoints, execution
+from maskcycle.models.families import Family, Model, family
 from maskcycle.models.optim import step_scheduler
+from maskcycle.models.runtime import configure_backends, translate_batch
 from maskcycle.training import ddp
 from maskcycle.training.errors import NonFiniteLossError
 from maskcycle.training.launch import launch
 
 INDEX_COLUMNS = ("epoch", "batch", "images", "lr")
-LOSS_COLUMNS = INDEX_COLUMNS + LOSS_NAMES  # CycleGAN's; other families log their own LOSS_NAMES
 
 
 class TrainingStopped(Exception):
@@ -68,7 +68,7 @@ class LossLog:
     """losses.csv, one row per iteration. Rows stay on the device until `flush`, so the hot loop
     never waits for the GPU; flush checks every value and raises on the first non-finite one."""
 
-    def __init__(self, path: Path | None, keep_until_images: int, names: tuple[str, ...] = LOSS_NAMES):
+    def __init__(self, path: Path | None, keep_until_images: int, names: tuple[str, ...]):
         self.path = path  # None: check the losses but write nothing (DDP ranks other than 0)
         self.names = names
         self.pending: list[tuple[int, int, int, float, torch.Tensor]] = []
@@ -130,13 +130,14 @@ def _check_resumable(saved: dict, cfg: TrialConfig, path: Path) -> None:
     accepted only when it holds the same files (names and sizes: the data set was moved)."""
     config, fingerprint = saved["config"], saved.get("data_fingerprint")
     differs = sorted(k for k, v in cfg.to_dict().items()
-                     if k not in RUN_CONTROL_FIELDS and config.get(k) != v)
+                     if k not in RUN_CONTROL_FIELDS and config.get(k) != v
+                     and not (k in execution.EXECUTION_FIELDS and v == "auto"))  # auto keeps the saved path
     if differs == ["dataroot"] and fingerprint is not None and fingerprint == data_fingerprint(cfg.dataroot):
         return
     if differs:
         detail = ", ".join(f"{k}: {config.get(k)!r} -> {getattr(cfg, k)!r}" for k in differs)
         why = " (it holds other images)" if differs == ["dataroot"] else ""
-        raise ConfigError(
+        raise ResumeRefused(
             f"{path}: the trial folder holds a run with other settings ({detail}){why}; "
             "use a new output folder or the same settings to resume"
         )
@@ -163,63 +164,78 @@ def _save_samples(m, samples, path: Path) -> None:
         save_image(grid, tmp)
 
 
+class ResumeRefused(ConfigError):
+    """The trial folder holds a run this call cannot continue (other settings, unreadable
+    checkpoints); run.json is left as it was, so a refused rerun never marks a finished trial failed."""
+
+
 def train(cfg: TrialConfig, out_dir: str | Path, stop_after_epochs: int | None = None,
           progress: bool = True) -> Path:
     """Train (or resume) the trial in `out_dir` and return that folder.
 
     `stop_after_epochs` ends this call after that many epochs (the run stays resumable).
-    run.json records the environment and the outcome (finished / stopped / failed + error)."""
+    run.json records the environment and the outcome (finished / stopped / failed + error).
+    A trial asking for several processes, called outside torchrun, starts torchrun as a child
+    process (`launch`), never multiprocessing inside a notebook's kernel."""
+    if ddp.world_size(cfg) > 1 and not ddp.under_torchrun():
+        return launch(cfg, out_dir, stop_after_epochs=stop_after_epochs)
     out = Path(out_dir)
     # Under torchrun (cfg.nproc * cfg.nnodes > 1) this joins the process group; rank 0 records.
     r, device = ddp.setup(cfg, resolve_device(cfg.device))
     try:
-        with (folder_lock(out, "a training") if r.is_main else contextlib.nullcontext()), \
-                _sigterm_stops(enabled=not r.active) as stop:
-            if r.is_main:
-                remove_stale_temps(out, ("checkpoints", "samples"))
-            _record(out, r, cfg, lambda: _train(*_start_or_refuse(cfg, out, progress, r, device, stop),
-                                                stop_after_epochs))
+        with _recorded(out, r, cfg) as record:  # lock, SIGTERM, run.json
+            run, state = _start(cfg, out, progress, r, device, record.stop)  # resumes, or ResumeRefused
+            epochs_run = 0
+            while state.epoch <= cfg.total_epochs and epochs_run != stop_after_epochs:
+                _run_epoch(run, state)  # ends with the epoch's samples, checkpoints and metrics
+                epochs_run += 1
+                if record.stop.is_set() and state.epoch <= cfg.total_epochs:
+                    raise TrainingStopped(f"SIGTERM: stopped after epoch {state.epoch - 1}; latest.pt saved")
+            record.finished = state.epoch > cfg.total_epochs
     finally:
         ddp.teardown(r)
     return out
 
 
-def _start_or_refuse(cfg: TrialConfig, out: Path, progress: bool, r: ddp.Rank, device: torch.device,
-                     stop: threading.Event) -> tuple[Run, RunState]:
-    """`_start`, marking a refusal of the folder's run (other settings, unreadable checkpoints), for
-    which `_record` puts run.json back: a refused rerun never marks a finished trial failed."""
-    try:
-        return _start(cfg, out, progress, r, device, stop)
-    except (ConfigError, checkpoints.CheckpointError) as exc:
-        exc.refused = True
-        raise
+@dataclasses.dataclass
+class _Record:
+    stop: threading.Event
+    finished: bool = False
 
 
-def _record(out: Path, r: ddp.Rank, cfg: TrialConfig, body) -> None:
-    """run.json around `body()`: running, then finished / stopped (Ctrl-C, SIGTERM) / failed, or as
-    it was before when `body` refused the folder's earlier run."""
+@contextlib.contextmanager
+def _recorded(out: Path, r: ddp.Rank, cfg: TrialConfig):
+    """The folder's lock (rank 0), SIGTERM handling, and run.json around the block: running, then
+    finished / stopped (Ctrl-C, SIGTERM, `stop_after_epochs`) / failed, or as it was before when
+    the block refused the folder's earlier run (ResumeRefused)."""
     path = out / "run.json"
-    before = path.read_bytes() if r.is_main and path.exists() else None
-    if r.is_main:
-        start_run(out, cfg.device)
-        if r.active:
-            update_run_json(out, distributed={"world_size": r.world_size, "nproc": cfg.nproc,
-                                              "nnodes": cfg.nnodes, "backend": ddp.backend()})
-    try:
-        done = body()
-    except (KeyboardInterrupt, TrainingStopped) as exc:
+    with (folder_lock(out, "a training") if r.is_main else contextlib.nullcontext()), \
+            _sigterm_stops(enabled=not r.active) as stop:
+        before = path.read_bytes() if r.is_main and path.exists() else None
         if r.is_main:
-            update_run_json(out, end=utc_now(), status="stopped",
-                            error=f"{type(exc).__name__}: {exc or 'interrupted'}; rerun to resume")
-        raise
-    except BaseException as exc:
-        if r.is_main and getattr(exc, "refused", False):
-            atomic_write_bytes(path, before) if before is not None else path.unlink(missing_ok=True)
-        elif r.is_main:
-            update_run_json(out, end=utc_now(), status="failed", error=f"{type(exc).__name__}: {exc}")
-        raise
-    if r.is_main:
-        update_run_json(out, end=utc_now(), status="finished" if done else "stopped")
+            remove_stale_temps(out, ("checkpoints", "samples"))
+            start_run(out, cfg.device)
+            if r.active:
+                update_run_json(out, distributed={"world_size": r.world_size, "nproc": cfg.nproc,
+                                                  "nnodes": cfg.nnodes, "backend": ddp.backend()})
+        record = _Record(stop)
+        try:
+            yield record
+        except (KeyboardInterrupt, TrainingStopped) as exc:
+            if r.is_main:
+                update_run_json(out, end=utc_now(), status="stopped",
+                                error=f"{type(exc).__name__}: {exc or 'interrupted'}; rerun to resume")
+            raise
+        except ResumeRefused:
+            if r.is_main:
+                atomic_write_bytes(path, before) if before is not None else path.unlink(missing_ok=True)
+            raise
+        except BaseException as exc:
+            if r.is_main:
+                update_run_json(out, end=utc_now(), status="failed", error=f"{type(exc).__name__}: {exc}")
+            raise
+        if r.is_main:
+            update_run_json(out, end=utc_now(), status="finished" if record.finished else "stopped")
 
 
 @contextlib.contextmanager
@@ -241,15 +257,6 @@ def _sigterm_stops(enabled: bool = True):
         yield stop
     finally:
         signal.signal(signal.SIGTERM, before)
-
-
-def train_or_launch(cfg: TrialConfig, out_dir: str | Path, stop_after_epochs: int | None = None,
-                    progress: bool = True) -> Path:
-    """Train the trial here, or, when it asks for several processes and this is not already a
-    torchrun worker, start torchrun as a child process (`launch`). The CLI and notebook 02 call this."""
-    if ddp.world_size(cfg) > 1 and not ddp.under_torchrun():
-        return launch(cfg, out_dir, stop_after_epochs=stop_after_epochs)
-    return train(cfg, out_dir, stop_after_epochs=stop_after_epochs, progress=progress)
 
 
 @dataclasses.dataclass
@@ -276,8 +283,9 @@ class Run:
 
     cfg: TrialConfig
     out: Path
-    m: object  # a model of the trial's family (models/families.py)
-    step_m: object  # m, or its DDP wrapper
+    fam: Family  # the trial's model family (models/families.py)
+    m: Model  # a model of that family
+    step_m: Model  # m, or its DDP wrapper
     data: object
     samples: tuple
     log: LossLog
@@ -286,8 +294,11 @@ class Run:
     progress: bool
     stop: threading.Event
     data_key: str = ""  # data_fingerprint(cfg.dataroot), saved in latest.pt
+    asked: TrialConfig | None = None  # cfg as asked ("auto" kept): what checkpoints and config.yaml hold
+    execution: dict = dataclasses.field(default_factory=dict)  # execution.Execution.record(), saved in latest.pt
     t0: float = dataclasses.field(default_factory=time.perf_counter)  # this call's start, for wall_s
     epoch_img_per_s: float = 0.0  # of the last epoch run, for metrics.json
+    next_latest: int = 0  # image count of the next mid-epoch save of latest.pt
 
     @property
     def latest(self) -> Path:
@@ -296,28 +307,51 @@ class Run:
 
 def _start(cfg: TrialConfig, out: Path, progress: bool, r: ddp.Rank, device: torch.device,
            stop: threading.Event) -> tuple[Run, RunState]:
-    """Build data and models, and resume from latest.pt when the folder has one."""
+    """Build data and models, and resume from latest.pt when the folder has one (ResumeRefused
+    when its run had other settings or no checkpoint can be read). "auto" execution settings are
+    decided here for `device` (a resumed run keeps the path it started with)."""
+    fam = family(cfg)
+    try:
+        saved, path = checkpoints.load_state(out / "checkpoints" / "latest.pt")
+    except checkpoints.CheckpointError as exc:
+        raise ResumeRefused(str(exc)) from None
+    if saved is not None:
+        _check_resumable(saved, cfg, path)
+    exe = execution.resolve(cfg, device, _saved_execution(saved))
+    asked, cfg = cfg, exe.cfg
+    if r.is_main:
+        print(exe.summary(), file=sys.stderr)
+        execution.warn_if_emulated(exe)
+        update_run_json(out, execution=exe.record())
     with ddp.main_first(r):  # rank 0 builds the image cache, the others then read it
-        pairs = PairedData if cfg.model == "pix2pix" else UnpairedData
-        data = ddp.shard_data(pairs(cfg.dataroot, cfg), cfg, r)
+        data = ddp.shard_data((PairedData if fam.NEEDS_PAIRS else UnpairedData)(cfg.dataroot, cfg), cfg, r)
         samples = fixed_samples(cfg.dataroot, cfg, cfg.n_samples)
-    m = build_model(cfg, device)
+    m = fam.build(cfg, device)
     configure_backends(cfg, device)  # cudnn autotuning on the fast CUDA path
     # Wrapped before resuming: DDP's constructor syncs from rank 0 and must not run over the
     # per-rank state restored below (tests/test_ddp.py resumes exactly only in this order).
     step_m = ddp.wrap(m, r, device)  # m itself for one process; m keeps the bare networks
-    saved, path = checkpoints.load_state(out / "checkpoints" / "latest.pt")
     state = RunState()
     if saved is not None:
-        _check_resumable(saved, cfg, path)
         m.load_state_dict(saved["model"])
         ddp.restore_rank_state(m, saved, r, path)
         state = RunState.from_checkpoint(saved)
     if r.is_main:
-        cfg.to_yaml(out / "config.yaml")
-    log = LossLog(out / "losses.csv" if r.is_main else None, state.images, loss_names(cfg))
-    run = Run(cfg, out, m, step_m, data, samples, log, r, device, progress, stop, data_fingerprint(cfg.dataroot))
+        asked.to_yaml(out / "config.yaml")  # as asked ("auto" stays auto); run.json says what ran
+    log = LossLog(out / "losses.csv" if r.is_main else None, state.images, fam.loss_names(cfg))
+    run = Run(cfg, out, fam, m, step_m, data, samples, log, r, device, progress, stop, data_fingerprint(cfg.dataroot),
+              asked=asked, execution=exe.record())
+    run.next_latest = (state.images // cfg.save_latest_freq + 1) * cfg.save_latest_freq
     return run, state
+
+
+def _saved_execution(saved: dict | None) -> dict | None:
+    """The execution path of the run being resumed: its record, or (checkpoints from before "auto")
+    the concrete values of its saved config."""
+    if saved is None:
+        return None
+    return saved.get("execution") or {k: saved["config"][k] for k in execution.EXECUTION_FIELDS
+                                      if saved["config"].get(k, "auto") != "auto"}
 
 
 def _save_state(run: Run, state: RunState) -> None:
@@ -327,27 +361,31 @@ def _save_state(run: Run, state: RunState) -> None:
     if not run.r.is_main:
         return
     fields = dataclasses.asdict(state) | {"wall_s": state.wall_s + time.perf_counter() - run.t0}
-    checkpoints.save_state({"format": checkpoints.STATE_FORMAT, "config": run.cfg.to_dict(),
-                            "data_fingerprint": run.data_key,
+    checkpoints.save_state({"format": checkpoints.STATE_FORMAT, "config": (run.asked or run.cfg).to_dict(),
+                            "execution": run.execution, "data_fingerprint": run.data_key,
                             "model": run.m.state_dict(), **fields, **extra}, run.latest)
 
 
-def _run_epoch(run: Run, state: RunState, next_latest: int) -> int:
-    """The batches of epoch `state.epoch` from `state.batch` on; saves latest.pt every
-    save_latest_freq images inside it. Returns the image count of the next mid-epoch save."""
+def _run_epoch(run: Run, state: RunState) -> None:
+    """Epoch `state.epoch` from batch `state.batch` on: the family's step per batch, latest.pt every
+    save_latest_freq images, and at the end the schedule, samples, checkpoints and metrics."""
     cfg, r = run.cfg, run.r
+    if state.batch == 0 and cfg.lr_step_at == "start":
+        for sched in run.fam.schedulers(run.m):
+            step_scheduler(sched, cfg, state.last_loss_G)
     n_batches, plan = run.data.n_batches(), run.data.plan(state.epoch)
     lr = run.m.opt_G.param_groups[0]["lr"]
     epoch_t0, epoch_images = time.perf_counter(), 0
     bar = tqdm.tqdm(range(state.batch, n_batches), desc=f"{cfg.name} epoch {state.epoch}/{cfg.total_epochs}",
                     disable=not (run.progress and r.is_main), leave=False, mininterval=1.0)
     loss_G_acc = torch.zeros((), device=run.device)  # summed on the device: no host sync per step
+    g_terms = run.fam.g_loss_terms(cfg)
     for b in bar:
         real_A, real_B = run.data.batch(plan, b, run.device)
-        losses = ddp.mean_losses(train_step(run.step_m, real_A, real_B), r)
+        losses = ddp.mean_losses(run.fam.train_step(run.step_m, real_A, real_B), r)
         state.images += len(real_A) * r.world_size  # global images, as one process counts them
         epoch_images += len(real_A) * r.world_size
-        loss_G_acc += sum(losses[k] for k in g_loss_terms(cfg))
+        loss_G_acc += sum(losses[k] for k in g_terms)
         state.loss_G_n += 1
         run.log.add(state.epoch, b, state.images, lr, losses)
         if len(run.log.pending) >= cfg.log_freq or b == n_batches - 1:
@@ -356,19 +394,21 @@ def _run_epoch(run: Run, state: RunState, next_latest: int) -> int:
             rate = epoch_images / max(time.perf_counter() - epoch_t0, 1e-9)
             bar.set_postfix({k: f"{v:.3g}" for k, v in zip(run.log.names, rows)} | {"img/s": f"{rate:.2f}"})
         stopping = run.stop.is_set() and b < n_batches - 1  # at the epoch's end, _end_epoch saves
-        if (state.images >= next_latest or stopping) and b < n_batches - 1:
+        if (state.images >= run.next_latest or stopping) and b < n_batches - 1:
             state.loss_G_sum += float(loss_G_acc)
             loss_G_acc.zero_()
             state.batch = b + 1
             _save_state(run, state)
-            next_latest += cfg.save_latest_freq if state.images >= next_latest else 0
+            run.next_latest += cfg.save_latest_freq if state.images >= run.next_latest else 0
         if stopping:
             bar.close()
             raise TrainingStopped(f"SIGTERM: stopped after epoch {state.epoch} batch {b}; latest.pt saved")
     bar.close()
     state.loss_G_sum += float(loss_G_acc)
     run.epoch_img_per_s = epoch_images / max(time.perf_counter() - epoch_t0, 1e-9)
-    return next_latest
+    _end_epoch(run, state)
+    while run.next_latest <= state.images:
+        run.next_latest += cfg.save_latest_freq
 
 
 def _end_epoch(run: Run, state: RunState) -> None:
@@ -377,36 +417,18 @@ def _end_epoch(run: Run, state: RunState) -> None:
     state.last_loss_G = state.loss_G_sum / max(state.loss_G_n, 1)
     state.loss_G_sum, state.loss_G_n, state.batch = 0.0, 0, 0
     if cfg.lr_step_at == "end":
-        for sched in schedulers(m):
+        for sched in run.fam.schedulers(m):
             step_scheduler(sched, cfg, state.last_loss_G)
     if run.r.is_main:
         _save_samples(m, run.samples, run.out / "samples" / f"epoch_{epoch:03d}.png")
         if epoch % cfg.save_epoch_freq == 0 or epoch == cfg.total_epochs:
-            checkpoints.save_generators(run.out / "checkpoints" / f"epoch_{epoch:03d}.pt", cfg, m.G_AB, m.G_BA, epoch)
+            checkpoints.save_generators(run.out / "checkpoints" / f"epoch_{epoch:03d}.pt", run.asked or cfg,
+                                        m.G_AB, m.G_BA, epoch)
     state.epoch += 1
     _save_state(run, state)
     if run.r.is_main:
         _write_metrics(run.out, cfg, epoch, state.images, state.wall_s + time.perf_counter() - run.t0,
                        state.last_loss_G, run.epoch_img_per_s)
-
-
-def _train(run: Run, state: RunState, stop_after_epochs: int | None) -> bool:
-    """Run epochs until the last one or `stop_after_epochs`; True when every epoch is done."""
-    cfg = run.cfg
-    next_latest = (state.images // cfg.save_latest_freq + 1) * cfg.save_latest_freq
-    epochs_run = 0
-    while state.epoch <= cfg.total_epochs and (stop_after_epochs is None or epochs_run < stop_after_epochs):
-        if state.batch == 0 and cfg.lr_step_at == "start":
-            for sched in schedulers(run.m):
-                step_scheduler(sched, cfg, state.last_loss_G)
-        next_latest = _run_epoch(run, state, next_latest)
-        _end_epoch(run, state)
-        while next_latest <= state.images:
-            next_latest += cfg.save_latest_freq
-        epochs_run += 1
-        if run.stop.is_set() and state.epoch <= cfg.total_epochs:
-            raise TrainingStopped(f"SIGTERM: stopped after epoch {state.epoch - 1}; latest.pt saved")
-    return state.epoch > cfg.total_epochs
 
 
 def _write_metrics(out: Path, cfg: TrialConfig, epoch: int, images: int, wall: float, loss_G: float,
@@ -433,8 +455,9 @@ def add_arguments(p) -> None:
 
 def run_command(args) -> int:
     cfg = TrialConfig.from_yaml(args.params, args.set)
+    check_output(args.out, [("--params", args.params), ("dataroot", cfg.dataroot)], own=("config.yaml",))
     try:
-        out = train_or_launch(cfg, args.out, stop_after_epochs=args.stop_after_epochs)
+        out = train(cfg, args.out, stop_after_epochs=args.stop_after_epochs)
     except TrainingStopped as exc:
         print(f"maskcycle train: stopped: {exc}; rerun the same command to resume", file=sys.stderr)
         return TrainingStopped.exit_status
