@@ -59,7 +59,7 @@ if [ "$MODE" = demo ]; then
   step "1. demo data: $OUT/raw (600 face ids, 128 px; kept when already complete)"
   maskcycle demo-data --out "$OUT/raw" --n-ids 600 --size 128 --seed 0
   CURATION=(-p ffhq_root "$OUT/raw/ffhq" -p maskedfacenet_root "$OUT/raw/maskedfacenet"
-            -p n_train 200 -p n_test 50 -p load_size 72)
+            -p n_train 200 -p n_test 50 -p n_val 25 -p load_size 72)
 else
   step "1. data: the real sets, read-only (${CURATED_IN:-$FFHQ_DIR + $MFN_DIR})"
   if [ -n "$CURATED_IN" ]; then
@@ -67,15 +67,15 @@ else
   else
     CURATION=(-p ffhq_root "$FFHQ_DIR" -p maskedfacenet_root "$MFN_DIR")
   fi
-  # the study's sizes: 6000 train + 1000 test a domain, images stored at the reference load_size
-  CURATION+=(-p n_train 6000 -p n_test 1000 -p load_size 286 -p exclusions params/curation/manual_exclusions_study.csv)
+  # the study's sizes: 6000 train + 1000 test + 500 val a domain, images stored at the reference load_size
+  CURATION+=(-p n_train 6000 -p n_test 1000 -p n_val 500 -p load_size 286 -p exclusions params/curation/manual_exclusions_study.csv)
 fi
 # --- 2. curation: notebook 01 ----------
 step "2. curation: notebook 01 -> $DATAROOT (resumes: images already judged are skipped)"
 papermill -k maskcycle --log-level WARNING notebooks/01_data_curation.ipynb "$OUT/01_data_curation.ipynb" \
   "${CURATION[@]}" -p out_dir "$DATAROOT" -p seed 0
 # --- 3. sweep: notebook 02 once per params YAML ----------
-step "3. sweep: notebook 02 per $PARAMS/*.yaml -> $OUT/sweep/<trial>/ (skips finished trials, resumes others)"
+step "3. sweep: notebook 02 per $PARAMS/*.yaml and seed -> $OUT/sweep/<trial>[_seed<S>]/ (skips finished runs, resumes others)"
 SWEEP_RC=0
 # The demo's small single-threaded trials use 2 cores better side by side than one after another;
 # the study runs one trial per visible GPU (the sweep's default).
@@ -85,9 +85,11 @@ maskcycle sweep "$PARAMS"/*.yaml --out "$OUT/sweep" --set "dataroot=$DATAROOT" $
 [ "$SWEEP_RC" -ne 125 ] || { echo "run_all.sh: the sweep could not start (see above)" >&2; exit 1; }
 [ "$SWEEP_RC" -eq 0 ] || echo "run_all.sh: $SWEEP_RC trial(s) failed; see run.json in their folders (continuing)" >&2
 # --- 4. evaluation: notebook 03 ----------
-step "4. evaluation: notebook 03 -> $OUT/03_fid_evaluation.ipynb (FID/KID when the Inception weights are there, paired metrics, results table; reuses scored checkpoints)"
+step "4. evaluation: notebook 03 -> $OUT/03_fid_evaluation.ipynb and $OUT/sweep/comparison.csv (epochs chosen on val; seed means, intervals, differences to the baseline; FID/KID when the Inception weights are there; reuses scored checkpoints)"
+# FID at a fixed reference size: 1000 images (the study), 25 for the demo's 50-image test sets
+FID_REF_N=1000; [ "$MODE" = demo ] && FID_REF_N=25
 papermill -k maskcycle --log-level WARNING notebooks/03_fid_evaluation.ipynb "$OUT/03_fid_evaluation.ipynb" \
-  -p sweep_dir "$OUT/sweep" -p curated_dir "$DATAROOT"
+  -p sweep_dir "$OUT/sweep" -p curated_dir "$DATAROOT" -p fid_ref_n "$FID_REF_N"
 # --- 5. survey: quiz + notebook 04 ----------
 if [ "$MODE" = demo ]; then
   step "5. survey: quiz from the sweep's best trial -> $OUT/survey; answers SIMULATED (100 people); notebook 04"

@@ -32,6 +32,7 @@ curated_root = ''        # an already-curated trainA/trainB/testA/testB folder i
 out_dir = 'results/demo/curated'
 n_train = 200            # per domain (the study: 6000)
 n_test = 50              # per domain (the study: 1000)
+n_val = 25               # per domain, picks each trial's epoch (the study: 500)
 load_size = 72           # side of the curated images (the study: 286)
 seed = 0
 min_size = 0             # smallest accepted side (0: use load_size)

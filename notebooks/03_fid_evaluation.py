@@ -16,7 +16,9 @@
 # %% [markdown]
 # # 03 FID evaluation: the sweep's results
 #
-# For every finished trial of a sweep: G_AB translates all of test A and G_BA all of test B (at the trial's crop size), the fakes are kept as PNG under `<trial>/eval/`, and
+# **The answer first**: which settings change how well CycleGAN puts masks on (A->B) and takes them off (B->A), beyond seed noise. Every trial runs at several seeds (`seeds`); each run's epoch is **chosen on the validation split** (valA/valB, identity-disjoint from train and test) and only that epoch's **test** numbers are reported. Per trial, direction and metric: the mean over seeds with a 95 % interval, the difference to the baseline trial with its interval, and a Holm-corrected p-value (`<sweep>/comparison.csv`, maskcycle.evaluation.comparison).
+#
+# For every finished run of a sweep: G_AB translates all of test A and G_BA all of test B (at the trial's crop size), the fakes are kept as PNG under `<run>/eval/`, and
 #
 # - **FID_AB** = FID(G_AB(test A), real test B), **FID_BA** = FID(G_BA(test B), real test A), and KID, with torch-fidelity's standard Inception;
 # - **paired metrics**: PSNR and SSIM of each translation against its true counterpart (masked face N is FFHQ face N with a mask drawn on), over the whole image and over the mask region;
@@ -35,6 +37,9 @@ inception_download = True  # fetch the Inception weights once into the hub cache
 feature_extractor = 'inception-v3-compat'  # the standard FID network of torch-fidelity
 device = 'auto'
 batch_size = 16
+fid_resize = 'legacy'  # legacy: torch-fidelity's TF-compatible resize inside Inception (published FIDs); clean: antialiased bicubic to 299 first
+fid_ref_n = 1000  # FID_<dir>_ref: FID at this many images of each set (the study: 1000; the demo's test sets hold 50)
+baseline = 'baseline'  # the trial every other is compared with
 reference_dir = ''  # a reference-implementation checkpoint folder (<epoch>_net_G_A.pth ...) to score too
 reference_settings = {}  # its TrialConfig settings, e.g. crop_size 256, norm instance
 composite_variants = True  # also score every learned trial with mask-guided compositing (<trial>+composite)
@@ -51,7 +56,7 @@ from pathlib import Path
 import pandas as pd
 from IPython.display import Markdown, display
 
-from maskcycle.evaluation import evaluate, figures
+from maskcycle.evaluation import answer_figures, comparison, evaluate, figures
 
 pd.set_option('display.width', 200)
 pd.set_option('display.max_columns', 40)
@@ -61,19 +66,67 @@ table = evaluate.evaluate_sweep(sweep, curated_dir or None, every_k_epochs=every
                                 inception_weights=inception_weights or None,
                                 feature_extractor=feature_extractor, download=inception_download,
                                 device=device, batch_size=batch_size, progress=False,
-                                composite_variants=composite_variants)
+                                composite_variants=composite_variants, fid_resize=fid_resize,
+                                fid_ref_n=fid_ref_n, baseline=baseline)
 reasons = sorted(set(table['fid_unavailable_reason'].dropna())) if 'fid_unavailable_reason' in table else []
 fid_available = bool(len(table)) and 'FID_AB' in table and table['FID_AB'].notna().any()
 if fid_available:
     display(Markdown(f'**FID/KID computed** with `{feature_extractor}`.'))
 else:
     display(Markdown('**FID/KID unavailable.** ' + (' '.join(reasons) or 'no trial was evaluated')))
-print(f'{len(table)} trial(s); {int(table["evaluated"].sum()) if len(table) else 0} evaluated; '
-      f'table: {sweep / "summary.csv"}')
+print(f'{table["trial"].nunique() if len(table) else 0} trial(s), {len(table)} run(s); '
+      f'{int(table["evaluated"].sum()) if len(table) else 0} evaluated; table: {sweep / "summary.csv"}')
+
+# %% [markdown]
+# ## The answer
+# Per direction and metric (FID when the Inception weights are there, else PSNR over the mask region against the true counterpart; and FD_face, the Frechet distance of dlib face descriptors): the mean over seeds with its 95 % interval, the difference to the baseline with its 95 % interval, the Holm-corrected p-value (within each metric and direction, over the trials compared with the baseline) and whether the difference is beyond seed noise (p_holm < 0.05). The kind of each interval is printed below the table: a Student-t interval over seeds, or, for a trial run at one seed, the within-run interval from resampling the test images (that says how much the test images move the number, not how much a rerun would).
+
+# %%
+comp_path = sweep / comparison.COMPARISON
+comp = pd.read_csv(comp_path) if comp_path.is_file() else pd.DataFrame(columns=comparison.COLUMNS)
+display(comparison.answer_table(comp))
+print('intervals:', '; '.join(comparison.interval_kinds(comp)) or 'none',
+      '| differences:', '; '.join(sorted(set(comp['test'].dropna()))) or 'none')
+if 'refused' in comp and comp['refused'].notna().any():
+    print('refused (seeds disagree in settings other than the seed):')
+    for r in comp[comp['refused'].notna()].itertuples():
+        print(f'  {r.trial}: {r.refused}')
+print(f'all metrics: {comp_path}')
+
+# %% [markdown]
+# ### Forest plot per direction, the study's published numbers beside ours
+# Each trial's mean with its 95 % interval; the dashed line is our baseline. For FID the study's published best (17.07 A->B, 48.39 B->A) and its range over its trials are drawn beside ours (its FID script, sample count and image size are unknown, so compare with care: see the notes at the end). Without FID the plot shows the paired PSNR over the mask region, which the study did not publish.
+
+# %%
+fig = answer_figures.forest_plot(comp, save=figure_dir / 'forest.png')
+
+# %% [markdown]
+# ## How each run's epoch was chosen
+# The reported epoch is the one that scores best on the validation split (FID, else PSNR over the mask region, averaged over the directions the trial learns); its test numbers are the ones above. The best test score over all saved epochs is shown beside it, labelled **optimistic**: it was picked on the test set itself.
+
+# %%
+display(answer_figures.selection_table(table) if len(table) else 'no runs')
+
+# %% [markdown]
+# ## FID protocol
+# What every FID compared: the resize before Inception (`legacy` or `clean`), the number, size and file format of the generated and the real images (fakes are re-encoded as JPEG at the real set's quality when the real set is JPEG), and FID at the fixed reference size (`fid_ref_n` images of each set; empty when a set is smaller).
+
+# %%
+proto = answer_figures.protocol_table(table) if len(table) else pd.DataFrame()
+display(proto if len(proto) else Markdown('No FID was computed, so there is no FID protocol to show.'))
+
+# %% [markdown]
+# ## Sample-count bias
+# The Frechet distance of the reported epoch on random subsets of n test images (FID when measured, else FD_face): the estimate is biased upwards, more so with fewer images, so numbers are comparable only at the same n (hence FID at a fixed reference size beside FID at the test-set size).
+
+# %%
+bias = answer_figures.bias_curves(sweep)
+fig = answer_figures.bias_plot(bias, save=figure_dir / 'sample_count_bias.png')
+display(answer_figures.bias_summary(bias) if len(bias) else 'no curves')
 
 # %% [markdown]
 # ## Results table
-# One row per trial: the hyper-parameters the sweep varies, status, epochs, training wall time (s), FID and KID per direction (the best per direction marked `*`), and the mean paired metrics (`psnr_BA` = G_BA against the true unmasked face; `_mask` = over the mask region). Also written to the sweep's `summary.csv` (maskcycle.results: the one per-trial table).
+# One row per run (trial and seed): the hyper-parameters the sweep varies, status, epochs, training wall time (s), FID and KID per direction (the best per direction marked `*`), and the mean paired metrics (`psnr_BA` = G_BA against the true unmasked face; `_mask` = over the mask region). Also written to the sweep's `summary.csv` (maskcycle.results: the one per-trial table).
 
 # %%
 display(figures.display_table(table))
@@ -157,8 +210,9 @@ for d in ('BA', 'AB'):
     key, how = measured[0] if measured else (None, None)
     values = pd.to_numeric(rows[key], errors='coerce') if key else None
     best = rows.loc[getattr(values, f'idx{how}')(), 'trial'] if key else rows['trial'].iloc[0]
-    print(f'{d} examples from {best} (best by {key or "nothing measured: the first trial"})')
-    fig = figures.example_pairs(sweep / best, n=4, direction=d, save=figure_dir / f'examples_{d}.png')
+    folder = rows.loc[rows['trial'] == best, 'run'].iloc[0] if 'run' in rows else best
+    print(f'{d} examples from {folder} (best by {key or "nothing measured: the first trial"})')
+    fig = figures.example_pairs(sweep / folder, n=4, direction=d, save=figure_dir / f'examples_{d}.png')
 
 # %% [markdown]
 # ## Reference-implementation checkpoints
@@ -167,9 +221,10 @@ for d in ('BA', 'AB'):
 # %%
 if reference_dir:
     from maskcycle.config import TrialConfig
-    scorer = evaluate.open_scorer(feature_extractor, inception_weights or None, inception_download, device)
+    scorer = evaluate.open_scorer(feature_extractor, inception_weights or None, inception_download, device,
+                                  fid_resize, fid_ref_n)
     ref_cfg = TrialConfig().replace(**reference_settings)
-    ref = evaluate.evaluate_reference(reference_dir, curated_dir, ref_cfg, scorer=scorer,
+    ref = evaluate.evaluate_reference(reference_dir, curated_dir, ref_cfg, scorer=scorer,  # epoch chosen on val if any
                                       every_k_epochs=every_k_epochs, device=device, progress=False)
     display(pd.Series({k: v for k, v in ref.items() if not isinstance(v, (list, dict))}).to_frame('value'))
 else:
@@ -179,16 +234,23 @@ else:
 # ## What FID is sensitive to (read before comparing numbers)
 #
 # - **Sample count.** FID is a biased estimator: with fewer images it comes out higher, and the bias
-#   depends on the generator. Compare FIDs only at the same number of test images. The demo's test
-#   sets hold a few dozen images, the study's about a thousand, so the demo's absolute FIDs are not
-#   comparable with the published ones. KID is unbiased and is the better guide on small sets.
+#   depends on the generator (see "Sample-count bias" above). Compare FIDs only at the same number
+#   of test images (`FID_<dir>_ref` fixes one). The demo's test sets hold a few dozen images, the
+#   study's about a thousand, so the demo's absolute FIDs are not comparable with the published
+#   ones. KID is unbiased and is the better guide on small sets.
+# - **Choosing on the test set.** Picking the best epoch (or trial) by its test FID flatters it;
+#   here each run's epoch is chosen on the validation split, and the test-set best is shown only
+#   as the optimistic number it is.
 # - **JPEG vs PNG.** Compression artefacts move Inception features; FID between JPEG reals and PNG
 #   fakes measures part compression, not translation. Here both sides come from the same pipeline:
 #   real test images are decoded once, resized to the trial's crop size (bicubic) and kept as uint8
-#   arrays; fakes are kept lossless (PNG). (MaskedFace-Net itself is distributed as JPEG; its real
-#   test images carry that compression on both the real and the input side.)
+#   arrays; fakes are kept lossless (PNG). When a real set is stored as JPEG the fakes are
+#   re-encoded as JPEG at its quality before Inception (the protocol table says so). (MaskedFace-Net
+#   itself is distributed as JPEG; curation decodes and downsizes it to PNG, so its real test images
+#   carry that compression on both the real and the input side.)
 # - **Resizing.** Inception sees 299 x 299; torch-fidelity upsamples with TensorFlow-1-compatible
-#   bilinear interpolation, as the original FID code. Other resize implementations (PIL vs torch,
+#   bilinear interpolation, as the original FID code (`fid_resize = 'legacy'`); `'clean'` resizes
+#   with antialiased bicubic first, as clean-fid. Other resize implementations (PIL vs torch,
 #   with or without antialiasing) shift FID by several points (Parmar et al., "On Aliased Resizing
 #   and Surprising Subtleties in GAN Evaluation", CVPR 2022). The image size the comparison is made
 #   at (128 vs 256 px) changes it too: both sides here are at the trial's crop size.
@@ -202,8 +264,9 @@ else:
 
 # %% [markdown]
 # ## Files
-# - `<sweep>/summary.csv`: the table above (the sweep's one per-trial table)
-# - `<trial>/eval/metrics.json`: final scores, `by_epoch` (FID over training), why FID is unavailable if it is
+# - `<sweep>/comparison.csv`: the answer (every metric, per trial and direction, with intervals and corrected p)
+# - `<sweep>/summary.csv`: the results table (one row per run)
+# - `<run>/eval/metrics.json`: the reported epoch's scores with within-run intervals, `selection` (how the epoch was chosen, `val_by_epoch`), `by_epoch` (test scores over training), FID's protocol, why FID is unavailable if it is
 # - `<trial>/eval/paired.csv`: paired metrics per test pair
 # - `<trial>/eval/fakes_AB/`, `fakes_BA/`: the translated test sets (PNG)
 # - `<sweep>/eval_figures/`: the figures

@@ -6,7 +6,7 @@ CURATED is a curation output from the raw FFHQ + MaskedFace-Net trees (the demo'
 results/demo/curated): `train` reads pairs_trainB/ + pairs_trainA/ (where thresholds are chosen),
 `test` the checked B rows of pairs_test.csv (held out: where the method is chosen). Masked faces
 are segmented as aligned crops (landmarks from `faces.crop_landmarks`), the truth is where the
-pair differs (`pairs.mask_region`).
+pair differs (`pair_checks.mask_region`).
 """
 
 from __future__ import annotations

@@ -80,9 +80,54 @@ def register_tiny_extractor() -> str:
     return TINY_EXTRACTOR
 
 
-def make_paired_curated(root: Path, n_train: int = 6, n_test: int = 4, load_size: int = 36, raw_size: int = 48) -> Path:
-    """A curated folder (trainA/B, testA/B at load_size, pairs_test.csv) whose test images have
-    known counterparts in `root/raw`: masked face N = unmasked face N with a light box drawn on."""
+TINY_DETAIL_EXTRACTOR = "maskcycle-test-detail"
+
+
+def register_detail_extractor() -> str:
+    """Register (once) a small extractor that, unlike the quadrant means, sees fine detail (as
+    Inception does): per channel and quadrant, the mean and the mean absolute difference between
+    neighbouring pixels (24 features). Tests of the FID protocol (JPEG vs PNG) use it."""
+    import torch
+    import torch.nn.functional as F
+    from torch_fidelity import FeatureExtractorBase, register_feature_extractor
+    from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY
+
+    class DetailExtractor(FeatureExtractorBase):
+        def __init__(self, name, features_list, **kwargs):
+            super().__init__(name, features_list)
+
+        @staticmethod
+        def get_provided_features_list():
+            return ("detail",)
+
+        @staticmethod
+        def get_default_feature_layer_for_metric(metric):
+            return "detail"
+
+        @staticmethod
+        def can_be_compiled():
+            return False
+
+        @staticmethod
+        def get_dummy_input_for_compile():
+            return torch.zeros(1, 3, 8, 8, dtype=torch.uint8)
+
+        def forward(self, x):
+            x = x.float() / 255
+            dx = (x[..., :, 1:] - x[..., :, :-1]).abs()
+            return (torch.cat([F.adaptive_avg_pool2d(x, 2).flatten(1),
+                               10 * F.adaptive_avg_pool2d(dx, 2).flatten(1)], 1),)
+
+    if TINY_DETAIL_EXTRACTOR not in FEATURE_EXTRACTORS_REGISTRY:
+        register_feature_extractor(TINY_DETAIL_EXTRACTOR, DetailExtractor)
+    return TINY_DETAIL_EXTRACTOR
+
+
+def make_paired_curated(root: Path, n_train: int = 6, n_test: int = 4, load_size: int = 36, raw_size: int = 48,
+                        n_val: int = 0) -> Path:
+    """A curated folder (trainA/B, testA/B at load_size, pairs_test.csv; with n_val also valA/B and
+    pairs_val.csv) whose test and val images have known counterparts in `root/raw`: masked face N =
+    unmasked face N with a light box drawn on."""
     rng = np.random.default_rng(5)
     curated = root / "curated"
 
@@ -115,6 +160,17 @@ def make_paired_curated(root: Path, n_train: int = 6, n_test: int = 4, load_size
             save(masked(f), curated / "testB" / f"{i:04d}.png", load_size)
             rows.append(f"B,{i:04d}.png,{i},raw/unmasked/{i:04d}.png")
     (curated / "pairs_test.csv").write_text("\n".join(rows) + "\n")
+    if n_val:
+        rows = ["domain,file,id,counterpart_path"]
+        for i in range(1000, 1000 + 2 * n_val):
+            f = face()
+            save(f, root / "raw" / "unmasked" / f"{i:04d}.png")
+            save(masked(f), root / "raw" / "masked" / f"{i:04d}.png")
+            domain = "A" if i < 1000 + n_val else "B"
+            save(f if domain == "A" else masked(f), curated / f"val{domain}" / f"{i:04d}.png", load_size)
+            other = "masked" if domain == "A" else "unmasked"
+            rows.append(f"{domain},{i:04d}.png,{i},raw/{other}/{i:04d}.png")
+        (curated / "pairs_val.csv").write_text("\n".join(rows) + "\n")
     return curated
 
 
@@ -143,12 +199,13 @@ TINY_PIX2PIX = dict(model="pix2pix", netG="unet_256", norm="batch", gan_mode="va
                     use_dropout=True, ngf=4, ndf=4, load_size=256, crop_size=256)
 
 
-def make_tiny_sweep(root: Path, trials: dict[str, dict] | None = None) -> tuple[Path, Path]:
+def make_tiny_sweep(root: Path, trials: dict[str, dict] | None = None, n_val: int = 0) -> tuple[Path, Path]:
     """(sweep folder, curated folder): tiny trials trained for 2 epochs at 32 px on a paired
-    curated set; `trials` maps a trial name to its TrialConfig changes."""
+    curated set (with a val split of n_val a domain); `trials` maps a trial name to its TrialConfig
+    changes."""
     from maskcycle.training.trainer import train
 
-    curated = make_paired_curated(root)
+    curated = make_paired_curated(root, n_val=n_val)
     sweep = root / "sweep"
     trials = trials or {"bs2_lsgan": {}, "bs3_vanilla": {"batch_size": 3, "gan_mode": "vanilla"}}
     for name, changes in trials.items():

@@ -18,33 +18,33 @@ def test_split_is_identity_disjoint_and_deterministic(seed):
     ids_b = {i for i in ids if rng.random() < 0.8}
     ok_a = {i for i in ids if rng.random() < 0.9}
     ok_b = {i for i in ids if rng.random() < 0.9}
-    n_train, n_test = int(rng.integers(3, 15)), int(rng.integers(1, 6))
-    out = C.split_ids(ids_a, ids_b, n_train, n_test, seed, ok_a, ok_b)
-    assert out == C.split_ids(ids_a, ids_b, n_train, n_test, seed, ok_a, ok_b)
+    n_train, n_test, n_val = int(rng.integers(3, 15)), int(rng.integers(1, 6)), int(rng.integers(0, 4))
+    out = C.split_ids(ids_a, ids_b, n_train, n_test, seed, ok_a, ok_b, n_val=n_val)
+    assert out == C.split_ids(ids_a, ids_b, n_train, n_test, seed, ok_a, ok_b, n_val=n_val)
     flat = [i for v in out.values() for i in v]
-    assert len(flat) == len(set(flat))  # each id in one bucket: A/B and train/test share no identity
+    assert len(flat) == len(set(flat))  # each id in one bucket: A/B and train/val/test share no identity
     for (split, d), v in out.items():
-        assert len(v) <= (n_train if split == "train" else n_test)
+        assert len(v) <= {"train": n_train, "test": n_test, "val": n_val}[split]
         assert set(v) <= (ids_a if d == "A" else ids_b)
-        if split == "test":
+        if split in ("test", "val"):
             assert set(v) <= (ok_a if d == "A" else ok_b)
-    a = set(out[("train", "A")]) | set(out[("test", "A")])
-    b = set(out[("train", "B")]) | set(out[("test", "B")])
+    a = set(out[("train", "A")]) | set(out[("test", "A")]) | set(out[("val", "A")])
+    b = set(out[("train", "B")]) | set(out[("test", "B")]) | set(out[("val", "B")])
     assert not a & b
 
 
 def test_split_changes_with_seed_and_fills_when_possible():
     ids = {f"{i:05d}" for i in range(100)}
-    s0 = C.split_ids(ids, ids, 20, 5, 0)
-    s1 = C.split_ids(ids, ids, 20, 5, 1)
+    s0 = C.split_ids(ids, ids, 20, 5, 0, n_val=3)
+    s1 = C.split_ids(ids, ids, 20, 5, 1, n_val=3)
     assert s0 != s1
-    assert all(len(v) == (20 if k[0] == "train" else 5) for k, v in s0.items())
+    assert all(len(v) == {"train": 20, "test": 5, "val": 3}[k[0]] for k, v in s0.items())
 
 
 @pytest.fixture(scope="module")
 def curated(demo_raw, tmp_path_factory):
     out = tmp_path_factory.mktemp("cur") / "curated"
-    s = C.Settings(n_train=12, n_test=4, load_size=40, min_size=64, seed=0)
+    s = C.Settings(n_train=12, n_test=4, n_val=2, load_size=40, min_size=64, seed=0)
     m = C.curate(out, demo_raw / "ffhq", demo_raw / "maskedfacenet", settings=s, workers=1, progress=False)
     return out, m, s
 
@@ -52,7 +52,7 @@ def curated(demo_raw, tmp_path_factory):
 def test_manifest_reasons_and_planted_defects(curated, demo_raw):
     out, m, _ = curated
     assert {"id", "domain", "source_path", "split", "reason", "sharpness", "faces"} <= set(m.columns)
-    assert set(m.split) <= {"train", "test", "unused", "rejected"}
+    assert set(m.split) <= {"train", "val", "test", "unused", "rejected"}
     assert ((m.reason != "") == (m.split == "rejected")).all()
     truth = pd.read_csv(demo_raw / "demo_truth.csv", dtype=str).fillna("")
     truth["source_path"] = [str(demo_raw / f) for f in truth.file]
@@ -69,10 +69,14 @@ def test_manifest_reasons_and_planted_defects(curated, demo_raw):
 
 def test_outputs_disjoint_pairs_and_cache(curated):
     out, m, s = curated
-    ids = {sub: {p.stem for p in list_images(out / sub)} for sub in ("trainA", "trainB", "testA", "testB")}
-    assert all(len(v) > 0 for v in ids.values())
-    assert not (ids["trainA"] | ids["testA"]) & (ids["trainB"] | ids["testB"])
-    assert not ids["trainA"] & ids["testA"] and not ids["trainB"] & ids["testB"]
+    subs = ("trainA", "trainB", "testA", "testB", "valA", "valB")
+    ids = {sub: {p.stem for p in list_images(out / sub)} for sub in subs}
+    assert all(len(v) > 0 for v in ids.values()) and len(ids["valA"]) == len(ids["valB"]) == 2
+    assert not (ids["trainA"] | ids["testA"] | ids["valA"]) & (ids["trainB"] | ids["testB"] | ids["valB"])
+    for d in "AB":  # identity-disjoint splits within a domain too
+        assert not ids[f"train{d}"] & ids[f"test{d}"] and not ids[f"val{d}"] & (ids[f"train{d}"] | ids[f"test{d}"])
+    val_pairs = pd.read_csv(out / "pairs_val.csv", dtype=str)
+    assert len(val_pairs) > 0 and set(val_pairs.file.str[:-4]) <= ids["valA"] | ids["valB"]
     pairs = pd.read_csv(out / "pairs_test.csv", dtype=str)
     assert len(pairs) > 0
     train_sources = set(m[m.split == "train"].source_path)
@@ -97,7 +101,7 @@ def test_rerun_resumes_and_load_size_change_rewrites(curated, demo_raw):
     timing = json.loads((out / "curation.json").read_text())["timing"]
     assert timing["measured"] == 0 and timing["written"] == 0
     pd.testing.assert_frame_equal(m.reset_index(drop=True), m2.reset_index(drop=True))
-    s3 = C.Settings(n_train=12, n_test=4, load_size=36, min_size=64, seed=0, exclusions=s.exclusions)
+    s3 = C.Settings(n_train=12, n_test=4, n_val=2, load_size=36, min_size=64, seed=0, exclusions=s.exclusions)
     C.curate(out, demo_raw / "ffhq", demo_raw / "maskedfacenet", settings=s3, workers=1, progress=False)
     timing = json.loads((out / "curation.json").read_text())["timing"]
     assert timing["measured"] == 0 and timing["written"] > 0
@@ -113,7 +117,17 @@ def test_curated_folder_keeps_its_split(curated, tmp_path):
     assert (m.split == "train").sum() > 0
     for sub in ("trainA", "trainB", "testA", "testB"):
         assert {p.stem for p in list_images(tmp_path / "again" / sub)} <= {p.stem for p in list_images(out / sub)}
-    assert set(m.split) <= {"train", "test", "rejected"}
+    assert set(m.split) <= {"train", "val", "test", "rejected"}
+    assert (m.split == "val").sum() == 4  # valA/ and valB/ of the curated folder keep their split
+
+
+def test_an_unfillable_val_split_is_named(demo_raw, tmp_path):
+    s = C.Settings(n_train=2, n_test=2, n_val=10_000, load_size=40, min_size=64, seed=0)
+    C.curate(tmp_path / "cur", demo_raw / "ffhq", demo_raw / "maskedfacenet", settings=s, workers=1, progress=False)
+    import json
+
+    warnings = json.loads((tmp_path / "cur" / "curation.json").read_text())["warnings"]
+    assert any(w.startswith("valA: ") and "of the 10000 asked for" in w for w in warnings)
 
 
 def test_exclusion_list_errors(tmp_path):

@@ -17,9 +17,9 @@ def test_notebook01_runs_on_demo_set(demo_raw, tmp_path):
     papermill.execute_notebook(
         str(NB), str(tmp_path / "01.ipynb"), kernel_name="maskcycle", cwd=str(ROOT), progress_bar=False,
         parameters=dict(ffhq_root=str(demo_raw / "ffhq"), maskedfacenet_root=str(demo_raw / "maskedfacenet"),
-                        out_dir=str(out), n_train=10, n_test=4, load_size=40, workers=2, sheet_n=8))
+                        out_dir=str(out), n_train=10, n_test=4, n_val=3, load_size=40, workers=2, sheet_n=8))
     info = json.loads((out / "curation.json").read_text())
-    assert info["counts"] == {"testA": 4, "testB": 4, "trainA": 10, "trainB": 10}
+    assert info["counts"] == {"testA": 4, "testB": 4, "valA": 3, "valB": 3, "trainA": 10, "trainB": 10}
     assert (out / "figures" / "kept_A.png").exists() and (out / "cache" / "trainA_40.npy").exists()
     text = (tmp_path / "01.ipynb").read_text()
     assert "hit_rate" in text and "blurry" in text

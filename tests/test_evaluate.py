@@ -36,8 +36,8 @@ def test_sweep_with_tiny_extractor(sweep):
     name = register_tiny_extractor()
     table = evaluate.evaluate_sweep(sweep_dir, curated, feature_extractor=name, device="cpu", progress=False)
     assert list(table["trial"]) == ["bs2_lsgan", "bs3_vanilla"]
-    # the varied hyper-parameters are columns, right after the trial name
-    assert list(table.columns[1:3]) == ["gan_mode", "batch_size"]
+    # the varied hyper-parameters are columns, right after the trial, seed and run folder
+    assert list(table.columns[1:5]) == ["seed", "run", "gan_mode", "batch_size"]
     for col in ("FID_AB", "FID_BA", "KID_AB", "KID_BA", "psnr_BA", "ssim_BA_mask", "psnr_AB_mask", "epochs"):
         assert table[col].notna().all(), col
     assert table["best_FID_AB"].sum() == 1 and table["best_FID_BA"].sum() == 1

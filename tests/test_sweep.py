@@ -60,6 +60,30 @@ def test_plan_names_trials_by_stem_and_rejects_duplicates(tmp_path):
         sweep.plan_sweep([a, b], tmp_path / "out")
 
 
+def test_seeds_make_one_resumable_run_per_trial_and_seed(tmp_path, capsys):
+    a = write_params(tmp_path / "p", "base", dataroot="x", seed=3, seeds=2)
+    b = write_params(tmp_path / "p", "vanilla", dataroot="x", gan_mode="vanilla")
+    out = tmp_path / "out"
+    jobs = sweep.plan_sweep([a, b], out)
+    assert [(Path(j[1]).name, j[2]) for j in jobs] == [("base", ("seed=3",)), ("base_seed4", ("seed=4",)),
+                                                        ("vanilla", ())]
+    # --seeds wins over the file's entry; the first seed keeps the one-seed folder, so adding seeds reuses it
+    jobs = sweep.plan_sweep([a, b], out, seeds=3)
+    assert [Path(j[1]).name for j in jobs] == ["base", "base_seed4", "base_seed5", "vanilla", "vanilla_seed1",
+                                               "vanilla_seed2"]
+    assert all("seeds=3" in j[2] for j in jobs)
+    with pytest.raises(SystemExit) as exit_info:
+        cli_main(["sweep", str(a), "--out", str(out), "--seeds", "0"])
+    assert exit_info.value.code == 2
+    assert "--seeds" in capsys.readouterr().err
+    # a seed run's row: trial = the config's name, its own seed and folder
+    _fake_trial(out / "base", seed=3, seeds=2)
+    _fake_trial(out / "base_seed4", name="base", seed=4, seeds=2)
+    table = results.summary_table(out)
+    assert table[["trial", "seed", "run"]].values.tolist() == [["base", 3, "base"], ["base", 4, "base_seed4"]]
+    assert "seeds" not in table.columns  # seed and seeds are not swept settings
+
+
 def test_local_executor_gives_each_trial_its_own_gpu(tmp_path, monkeypatch):
     import threading
     import time
@@ -110,7 +134,7 @@ def _fake_trial(folder: Path, status="finished", eval_metrics=None, **settings):
     folder.mkdir(parents=True)
     from maskcycle.config import TrialConfig
 
-    TrialConfig(name=folder.name, **settings).to_yaml(folder / "config.yaml")
+    TrialConfig(**{"name": folder.name, **settings}).to_yaml(folder / "config.yaml")
     (folder / "run.json").write_text(json.dumps({"status": status, "trial_wall_s": 12.5}))
     (folder / "metrics.json").write_text(json.dumps({"epochs_done": 3, "epochs_total": 3, "images_seen": 60,
                                                      "train_wall_s": 10.0, "finished": status == "finished"}))
@@ -128,7 +152,7 @@ def test_summary_lists_varied_settings_and_merges_eval_metrics(tmp_path):
     table = results.write_summary(tmp_path)
     on_disk = pd.read_csv(tmp_path / "summary.csv")
     assert list(on_disk["trial"]) == ["b16", "b32", "rms"]
-    assert list(table.columns[:4]) == ["trial", "gan_mode", "optimizer", "batch_size"]  # TrialConfig order
+    assert list(table.columns[:6]) == ["trial", "seed", "run", "gan_mode", "optimizer", "batch_size"]  # schema order
     assert {"status", "epochs", "train_wall_s", "img_per_s", "FID_AB", "FID_BA"} <= set(table.columns)
     assert not {"kid", "ngf", "name"} & set(table.columns)  # nested values and unvaried settings stay out
     assert on_disk.loc[0, "FID_AB"] == 17.07 and pd.isna(on_disk.loc[1, "FID_AB"])

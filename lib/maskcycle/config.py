@@ -64,13 +64,14 @@ CompileMode = Literal["default", "reduce-overhead", "max-autotune"]  # torch.com
 # Fields that never change a trial's numbers: a checkpoint may be resumed with other values.
 # (`dataroot` is not one: other data changes the numbers. The trainer accepts another dataroot only
 # when it holds the same files, e.g. the data set moved; see trainer._check_resumable.)
-RUN_CONTROL_FIELDS = frozenset({"name", "num_threads", "log_freq", "save_latest_freq", "save_epoch_freq"})
+RUN_CONTROL_FIELDS = frozenset({"name", "num_threads", "log_freq", "save_latest_freq", "save_epoch_freq", "seeds"})
 # ...and what tables of a sweep's trials leave out of the "varied hyper-parameters" (where the run
 # happened, where its data lay, how many sample images it drew, whether and how it was compiled,
 # whether its passes were batched: these change rounding only). `direction` too: summary.csv has a
-# `directions` column that is right for CycleGAN (both) as well.
+# `directions` column that is right for CycleGAN (both) as well; `seed` has its own column (a trial
+# run at several seeds is one trial, several rows).
 NOT_HYPERPARAMETERS = RUN_CONTROL_FIELDS | {"dataroot", "device", "n_samples", "compile", "compile_mode",
-                                            "batched_passes", "direction"}
+                                            "batched_passes", "direction", "seed"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -152,6 +153,7 @@ class TrialConfig:
     log_freq: int = 100  # iterations between host syncs that flush losses.csv
     n_samples: int = 4  # images per direction in the per-epoch sample grid
     seed: int = 0
+    seeds: int = 1  # a sweep runs the trial at seed, seed + 1, ..., seed + seeds - 1 (one folder each)
     # execution
     device: Device = "auto"
     precision: Precision = "fp32"  # fp32 (the exactness reference) | bf16 | auto (chosen per device)
@@ -334,7 +336,7 @@ def _check_values(cfg: TrialConfig) -> None:
         if not getattr(cfg, key) > 0:
             bad(key, "must be > 0")
     for key in ("ngf", "ndf", "n_layers_D", "batch_size", "load_size", "crop_size",
-                "save_epoch_freq", "save_latest_freq", "log_freq"):
+                "save_epoch_freq", "save_latest_freq", "log_freq", "seeds"):
         if getattr(cfg, key) < 1:
             bad(key, "must be >= 1")
     for key in ("lambda_A", "lambda_B", "lambda_identity", "lambda_gp", "momentum",

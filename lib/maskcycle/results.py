@@ -7,7 +7,9 @@ Sweep, evaluation, survey and run_all.sh all read and write it through here, so 
 - its status is run.json's (finished / stopped / failed / running); "finished" also needs
   metrics.json to say every epoch ran; a folder without run.json is "finished" when its
   metrics.json says so, else "unknown";
-- a varied setting is a TrialConfig field (hyper-parameters only) whose value differs between trials.
+- a varied setting is a TrialConfig field (hyper-parameters only) whose value differs between trials;
+- a row is one run: `run` is its folder, `trial` the config's `name` (the runs of one trial at several
+  seeds share it: maskcycle.training.sweep.seed_runs) and `seed` its seed.
 """
 
 from __future__ import annotations
@@ -24,8 +26,8 @@ EVAL_METRICS = Path("eval") / "metrics.json"
 # eval/metrics.json keys that describe the run rather than score it
 _NOT_SCORES = {"trial", "test_root", "inception_weights", "key", "model", "directions"}
 # model and directions come from config.yaml: which family, and which FID columns it can fill
-_BASE = ["trial", "model", "directions", "status", "epochs", "epochs_total", "train_wall_s", "notebook_wall_s",
-         "img_per_s", "error", "evaluated", "eval_error"]
+_BASE = ["trial", "seed", "run", "model", "directions", "status", "epochs", "epochs_total", "train_wall_s",
+         "notebook_wall_s", "img_per_s", "error", "evaluated", "eval_error"]
 
 
 def read_json(path: Path) -> dict:
@@ -94,6 +96,13 @@ def trial_row(trial_dir: str | Path, eval_error: str | None = None) -> dict:
     return row
 
 
+def trial_name(run_dir: str | Path, settings: dict) -> str:
+    """The trial a run belongs to: its config's name when the folder is that name or a seed run of
+    it (`<name>_seed<seed>`, maskcycle.training.sweep.seed_runs), else the folder's name."""
+    folder, name = Path(run_dir).name, settings.get("name")
+    return name if name and folder in (name, f"{name}_seed{settings.get('seed')}") else folder
+
+
 def _family(settings: dict) -> dict:
     """model and the directions a trial learns ("AB,BA" for CycleGAN; None without a config)."""
     if not settings:
@@ -102,20 +111,22 @@ def _family(settings: dict) -> dict:
 
 
 def summary_table(sweep_dir: str | Path, eval_errors: dict[str, str] | None = None):
-    """The table (pandas): trial, the varied settings, status, epochs, times, errors, the
-    evaluation's numbers, and `best_FID_AB` / `best_FID_BA` marking the lowest of each direction."""
+    """The table (pandas), one row per run: trial, seed, run (folder), the varied settings, status,
+    epochs, times, errors, the evaluation's numbers, and `best_FID_AB` / `best_FID_BA` marking the
+    lowest of each direction."""
     import pandas as pd
 
     eval_errors = eval_errors or {}
     trials = find_trials(sweep_dir)
     settings = [trial_settings(t) for t in trials]
     axes = varied_settings(settings)
-    rows = [{"trial": t.name, **{k: s.get(k) for k in axes}, **trial_row(t, eval_errors.get(t.name)),
-             **_family(s)} for t, s in zip(trials, settings)]
+    rows = [{**{k: s.get(k) for k in axes}, **trial_row(t, eval_errors.get(t.name)),
+             **_family(s), "trial": trial_name(t, s), "seed": s.get("seed"), "run": t.name}
+            for t, s in zip(trials, settings)]
     for row, s in zip(rows, settings):  # a trial that has not finished an epoch has no metrics.json yet
         if row["epochs_total"] is None and s:
             row["epochs_total"] = s["n_epochs"] + s["n_epochs_decay"]
-    base = ["trial", *axes, *[c for c in _BASE[1:] if c not in axes]]
+    base = ["trial", "seed", "run", *axes, *[c for c in _BASE[3:] if c not in axes]]
     table = pd.DataFrame(rows, columns=None if rows else base)
     table = table.reindex(columns=base + [c for c in table.columns if c not in base])
     for column in ("error", "eval_error"):

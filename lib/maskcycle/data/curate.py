@@ -9,11 +9,13 @@ Steps (each rerunnable; an interrupted run resumes):
 2. measure every other file once in a process pool (`measures.measure`), appending to
    `judgments.csv` so that a rerun skips files already judged (same path, size and mtime);
 3. turn measurements into reasons with the thresholds, add the manual exclusion list;
-4. split: n_test then n_train identities per domain, seeded, identity-disjoint. Ids are identities
+4. split: n_test, n_val, then n_train identities per domain, seeded, identity-disjoint (val picks a
+   trial's epoch, so that test numbers are never chosen on the test set). Ids are identities
    only where the data set says so (MaskedFace-Net image N is FFHQ image N with a mask); a curated
    folder's file names mean nothing, so there each file is its own identity unless `--pairs CSV`
-   pairs files. Test images are drawn among identities with a counterpart in the other raw set;
-   each pair is checked (`pairs.check_pair`) and flagged in `pairs_test.csv` when it fails;
+   pairs files. Test and val images are drawn among identities with a counterpart in the other raw
+   set; each pair is checked (`pairs.check_pair`) and flagged in `pairs_test.csv` / `pairs_val.csv`
+   when it fails;
    a split that cannot be filled is an error naming it, the counts and the top reasons;
 5. write `<split><domain>/<id>.png` resized to load_size (skipping those already written from the
    same source and size), remove stale ones, and build the uint8 cache the trainer reads;
@@ -61,7 +63,8 @@ PAIR_COLUMNS = ["domain", "file", "id", "counterpart_path", *pairs_mod.CHECK_COL
 IDENTITY_DATASET = "dataset ids (MaskedFace-Net N is FFHQ N)"
 IDENTITY_NONE = "none (file names of a curated folder mean nothing)"
 IDENTITY_PAIRS = "pairs CSV"
-SPLIT_BUCKETS = (("test", "A"), ("test", "B"), ("train", "A"), ("train", "B"))
+SPLIT_BUCKETS = (("test", "A"), ("test", "B"), ("val", "A"), ("val", "B"), ("train", "A"), ("train", "B"))
+HELD_OUT = ("test", "val")  # splits drawn among identities with a counterpart; each has its pairs_<split>.csv
 WRITTEN = "written_files.txt"  # every image curation set out to write: the only ones it ever removes
 
 
@@ -76,6 +79,8 @@ class Settings:
 
     n_train: int = setting(6000, "train images per domain (the study's target)")
     n_test: int = setting(1000, "test images per domain")
+    n_val: int = setting(500, "validation images per domain (identity-disjoint from train and test): "
+                              "evaluation picks each trial's epoch on them")
     load_size: int = setting(286, "side of the written images")
     seed: int = setting(0, "seed of the split")
     min_size: int = setting(0, "smallest accepted shorter side (0: load_size, or any size with allow_upscale)")
@@ -105,7 +110,7 @@ class Settings:
         for name in ("n_train", "load_size", "work_size", "max_faces"):
             if getattr(self, name) < 1:
                 raise CurationError(f"curation setting {name}={getattr(self, name)} must be >= 1")
-        for name in ("n_test", "min_size", "sharpness_min", "sharpness_tail"):
+        for name in ("n_test", "n_val", "min_size", "sharpness_min", "sharpness_tail"):
             if getattr(self, name) < 0:
                 raise CurationError(f"curation setting {name}={getattr(self, name)} must be >= 0")
         if not 0 <= self.pair_share_min < self.pair_share_max <= 1:
@@ -279,19 +284,20 @@ def choose_b(kept_b: pd.DataFrame, seed: int) -> pd.DataFrame:
 
 
 def split_ids(ids_a: set[str], ids_b: set[str], n_train: int, n_test: int, seed: int,
-              test_ok_a: set[str] | None = None, test_ok_b: set[str] | None = None) -> dict[tuple[str, str], list]:
+              test_ok_a: set[str] | None = None, test_ok_b: set[str] | None = None,
+              n_val: int = 0) -> dict[tuple[str, str], list]:
     """Assign ids to (split, domain) buckets: each id to at most one bucket, so A and B share no
-    identity and test shares none with train. Ids go round-robin over the buckets in a seeded
-    order; test buckets take only ids in test_ok_* (those with a counterpart), when given."""
+    identity and test, val and train share none. Ids go round-robin over the buckets in a seeded
+    order; test and val buckets take only ids in test_ok_* (those with a counterpart), when given."""
     order = np.random.default_rng(seed).permutation(sorted(ids_a | ids_b))
-    need = {b: (n_test if b[0] == "test" else n_train) for b in SPLIT_BUCKETS}
+    need = {b: {"test": n_test, "val": n_val}.get(b[0], n_train) for b in SPLIT_BUCKETS}
     out = {b: [] for b in SPLIT_BUCKETS}
 
     def ok(i, b):
         pool = ids_a if b[1] == "A" else ids_b
         if i not in pool:
             return False
-        if b[0] == "test":
+        if b[0] in HELD_OUT:
             allowed = test_ok_a if b[1] == "A" else test_ok_b
             return allowed is None or i in allowed
         return True
@@ -418,7 +424,7 @@ def assign(table: pd.DataFrame, s: Settings, all_records: list[readers.Record]) 
             chosen[(sp, d)] = sorted(src[src.given_split == sp].identity)
     else:
         chosen = split_ids(set(kept_a.identity), set(kept_b.identity), s.n_train, s.n_test, s.seed,
-                           test_ok_a=set(raw["B"]), test_ok_b=set(raw["A"]))
+                           test_ok_a=set(raw["B"]), test_ok_b=set(raw["A"]), n_val=s.n_val)
     used = {(i, d): sp for (sp, d), ids in chosen.items() for i in ids}
     pick = set(kept_b.source_path) | set(kept_a.source_path)
     for k, r in table.iterrows():
@@ -436,13 +442,14 @@ def assign(table: pd.DataFrame, s: Settings, all_records: list[readers.Record]) 
             table.at[k, "note"] = "not drawn (beyond n_train)"
     written = table[table.out_file != ""]
     pairs = []
-    for r in written[written.split == "test"].itertuples():
+    for r in written[written.split.isin(HELD_OUT)].itertuples():
         other = raw["B" if r.domain == "A" else "A"].get(r.identity)
         if other is not None:
-            pairs.append({"domain": r.domain, "file": Path(r.out_file).name, "id": r.id,
+            pairs.append({"split": r.split, "domain": r.domain, "file": Path(r.out_file).name, "id": r.id,
                           "counterpart_path": str(other.path), "src_path": r.source_path,
                           "named": r.placement if r.domain == "B" else other.placement})
-    return table, pd.DataFrame(pairs, columns=["domain", "file", "id", "counterpart_path", "src_path", "named"])
+    return table, pd.DataFrame(pairs, columns=["split", "domain", "file", "id", "counterpart_path", "src_path",
+                                               "named"])
 
 
 def _check_one(args) -> dict:
@@ -455,7 +462,8 @@ def _check_one(args) -> dict:
 
 
 def check_pairs(pairs: pd.DataFrame, s: Settings, workers: int = 0, progress: bool = True) -> tuple[pd.DataFrame, dict]:
-    """Add the pair checks (`pairs.CHECK_COLUMNS`) to the pairs table; returns it and the summary."""
+    """Add the pair checks (`pairs.CHECK_COLUMNS`) to the pairs table (its `split` column kept);
+    returns it and the summary."""
     jobs = []
     for r in pairs.itertuples():
         masked, unmasked = (r.counterpart_path, r.src_path) if r.domain == "A" else (r.src_path, r.counterpart_path)
@@ -465,7 +473,7 @@ def check_pairs(pairs: pd.DataFrame, s: Settings, workers: int = 0, progress: bo
     checked = pairs.drop(columns=["src_path", "named"]).reset_index(drop=True)
     for c in pairs_mod.CHECK_COLUMNS:
         checked[c] = [row.get(c, "") for row in rows]
-    return checked.reindex(columns=PAIR_COLUMNS), pairs_mod.summary(rows, list(pairs.named))
+    return checked.reindex(columns=["split", *PAIR_COLUMNS]), pairs_mod.summary(rows, list(pairs.named))
 
 
 # --- step 5: writing ------------------------------------------------------------------------------
@@ -569,7 +577,7 @@ def curate(out: str | Path, ffhq: str | Path | None = None, maskedfacenet: str |
     timing.update(write_images(table, out, settings.load_size, workers, progress))
     pairs_train = None
     if curated is None:  # only the raw readers define identities
-        test_ids = set(table.id[table.split == "test"])
+        test_ids = set(table.id[table.split.isin(HELD_OUT)])
         pairs_train = train_pairs(table, settings, test_ids)
     timing.update(write_pairs(pairs_train, out, settings.load_size, workers, progress))
     cache = build_cache(out, settings.load_size)
@@ -579,7 +587,8 @@ def curate(out: str | Path, ffhq: str | Path | None = None, maskedfacenet: str |
     for col in ("width", "height", "faces", "faces_haar"):
         manifest[col] = manifest[col].astype("Int64")
     _write_csv(out / "manifest.csv", manifest)
-    _write_csv(out / "pairs_test.csv", pairs)
+    for split in HELD_OUT:
+        _write_csv(out / f"pairs_{split}.csv", pairs[pairs.split == split].drop(columns="split"))
     problems, warnings = shortfalls(manifest, settings, curated is not None, records)
     info = _info(manifest, settings, (ffhq, maskedfacenet, curated), timing, cache)
     info.update(identities=identity_source, sharpness_threshold=blur, pair_checks=pair_summary,
@@ -641,7 +650,7 @@ def shortfalls(m: pd.DataFrame, s: Settings, curated: bool, records: list[reader
                                 f"{_hint(why, m, d, s)}")
     for sp, d in SPLIT_BUCKETS:
         asked = (sum(1 for r in records if r.domain == d and r.split == sp) if curated
-                 else (s.n_train if sp == "train" else s.n_test))
+                 else {"train": s.n_train, "test": s.n_test, "val": s.n_val}[sp])
         found = int(((m.split == sp) & (m.domain == d)).sum())
         if asked == 0 or found >= asked:
             continue
@@ -650,8 +659,8 @@ def shortfalls(m: pd.DataFrame, s: Settings, curated: bool, records: list[reader
                 + (", ".join(f"{r} {n}" for r, n in why) or "none"))
         if why:
             text += f"; to change: {_hint(why[0][0], m, d, s)}"
-        if sp == "test" and not curated:
-            text += (f"; test images need a counterpart in the other raw set "
+        if sp in HELD_OUT and not curated:
+            text += (f"; {sp} images need a counterpart in the other raw set "
                      f"({int((m[m.domain == d].note == 'identity used in the other domain').sum())} kept ids "
                      f"went to the other domain)")
         (problems if found == 0 else warnings).append(text)

@@ -26,7 +26,7 @@ Placement = Literal["correct", "nose_uncovered", "chin_uncovered", "nose_mouth_u
 PLACEMENTS = get_args(Placement)
 assert set(PLACEMENTS) == set(PLACEMENT_BY_SUFFIX.values())
 FFHQ_VARIANTS = ("images1024x1024", "thumbnails128x128")
-CURATED_FOLDERS = ("trainA", "trainB", "testA", "testB")
+CURATED_FOLDERS = ("trainA", "trainB", "testA", "testB", "valA", "valB")
 
 _FFHQ_NAME = re.compile(r"^(\d{5})$")
 _MFN_NAME = re.compile(r"^(\d{5})_(mask(?:_[a-z]+)*)$", re.IGNORECASE)
@@ -134,7 +134,7 @@ def read_maskedfacenet(root: str | Path) -> list[Record]:
 
 
 def read_curated(root: str | Path) -> list[Record]:
-    """Records of an already-curated folder `trainA/ trainB/ [testA/ testB/]`; the file stem is the id."""
+    """Records of an already-curated folder `trainA/ trainB/ [testA/ testB/ valA/ valB/]`; the file stem is the id."""
     root = Path(root)
     _require_dir(root, "curated")
     by_lower = {p.name.lower(): p for p in root.iterdir() if p.is_dir()}

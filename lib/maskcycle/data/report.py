@@ -28,7 +28,7 @@ def reason_counts(m: pd.DataFrame) -> pd.DataFrame:
 def placement_counts(m: pd.DataFrame) -> pd.DataFrame:
     """Masked images per placement class, and how many of them were kept / used."""
     b = m[m.domain == "B"]
-    return (b.assign(kept=b.reason == "", used=b.split.isin(["train", "test"]))
+    return (b.assign(kept=b.reason == "", used=b.split.isin(["train", "val", "test"]))
             .groupby("placement").agg(images=("id", "size"), kept=("kept", "sum"), used=("used", "sum"))
             .reset_index())
 
@@ -53,7 +53,7 @@ def detector_hit_rates(m: pd.DataFrame, detectors=("haar", "hog"), n: int = 24, 
     rng = np.random.default_rng(seed)
     rows = []
     for d in "AB":
-        kept = m[(m.domain == d) & m.split.isin(["train", "test"])]
+        kept = m[(m.domain == d) & m.split.isin(["train", "val", "test"])]
         pick = kept.iloc[np.sort(rng.choice(len(kept), min(n, len(kept)), replace=False))] if len(kept) else kept
         images = [read_rgb(p, work_size) for p in pick.source_path]
         for det in detectors:
@@ -125,7 +125,7 @@ def sheet(paths: list[str], size: int = SHEET_TILE, cols: int = 8, labels: list[
 def sheet_groups(m: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
     """(name, rows) of every sheet: kept per domain, rejected per domain and first reason, images
     where the detector found no face (kept or not), and each placement class."""
-    groups = [("kept_" + d, m[(m.domain == d) & m.split.isin(["train", "test"])]) for d in "AB"]
+    groups = [("kept_" + d, m[(m.domain == d) & m.split.isin(["train", "val", "test"])]) for d in "AB"]
     r = m[(m.reason != "") & ~m.reason.str.startswith("placement:")]
     first = r.reason.str.split(";").str[0].str.replace(r"^manual:.*", "manual", regex=True)
     groups += [(f"rejected_{d}_{why}", r[(r.domain == d) & (first == why)]) for d in "AB" for why in sorted(set(first))]

@@ -4,12 +4,19 @@ and the sweep's results table.
     maskcycle evaluate --sweep results/demo/sweep [--curated results/demo/curated] [--every-k-epochs K]
     maskcycle evaluate --reference old_run/checkpoints --curated data/curated --set crop_size=256
 
-For every finished trial of a sweep: G_AB translates all of test A and G_BA all of test B (test
+For every finished run of a sweep, the reported epoch is chosen on the validation split (valA/valB:
+every saved epoch is scored there, `selection`), and only that epoch's test numbers are reported
+(the test-set best over epochs is kept beside them as `*_test_best`, optimistic). Then G_AB
+translates all of test A and G_BA all of test B (test
 images are stored at load_size and resized to the trial's crop_size, as the reference's test.py
 does with load_size = crop_size). Fakes are kept as PNG (lossless) under `<trial>/eval/fakes_AB`
 and `fakes_BA`.
   FID_AB = FID(G_AB(test A), test B)   FID_BA = FID(G_BA(test B), test A)   (and KID)
-Both sides of each comparison are the same size and never JPEG-compressed. Paired metrics come
+Both sides of each comparison are the same size and file format (fid_protocol: a JPEG real set
+gets its fakes re-encoded at its quality; `fid_resize` legacy or clean), and every FID records its
+protocol, image counts, size and formats, a within-run interval from resampling the test images,
+FID at a fixed sample count (`FID_<dir>_ref`) and by sample count. After the runs,
+`<sweep>/comparison.csv` compares every trial with the baseline (maskcycle.evaluation.comparison). Paired metrics come
 from the curated `pairs_test.csv` (columns domain,file,id,counterpart_path). Saved epoch
 checkpoints give FID over training. Everything lands in `<trial>/eval/metrics.json` (scalars for
 the final checkpoint, `by_epoch` for the curve), per-pair rows in `<trial>/eval/paired.csv`, and
@@ -44,9 +51,10 @@ from maskcycle import results
 from maskcycle.config import ConfigError, TrialConfig, at_least, parse_overrides, resolve_device
 from maskcycle.data.cache import cached_set
 from maskcycle.data.images import ImageReadError, list_images, read_rgb, write_png
-from maskcycle.evaluation import baselines, external, facedist, metrics
+from maskcycle.evaluation import baselines, comparison, external, facedist, fid_protocol, metrics, selection
 from maskcycle.evaluation import fid as fidlib
 from maskcycle.evaluation import paired_metrics as paired
+from maskcycle.evaluation import statistics as stats
 from maskcycle.evaluation.translate import translate_crops
 from maskcycle.io import atomic_write_text, check_output, read_csv_rows, refuse_repeats, utc_now
 from maskcycle.models import checkpoints
@@ -81,6 +89,8 @@ class TestSets:
     key: str  # fingerprint of what the sets were built from
     faces: dict = dataclasses.field(default_factory=dict)  # descriptors of the real sets, computed once
     pairs_flagged: int = 0  # rows of pairs_test.csv left out: they failed curation's pair checks
+    split: str = "test"  # test, or val (where epochs are chosen)
+    formats: dict = dataclasses.field(default_factory=dict)  # {"A"/"B": fid_protocol.file_format of the files}
 
 
 def _resolve_counterpart(value: str, root: Path) -> Path | None:
@@ -91,13 +101,14 @@ def _resolve_counterpart(value: str, root: Path) -> Path | None:
     return next((p for p in candidates if p.is_file()), None)
 
 
-def read_pairs(root: str | Path, names_A: list[str], names_B: list[str]) -> tuple[list[dict], str | None]:
-    """Rows of `<root>/pairs_test.csv` whose test file and counterpart exist: (rows, note).
+def read_pairs(root: str | Path, names_A: list[str], names_B: list[str],
+               split: str = "test") -> tuple[list[dict], str | None]:
+    """Rows of `<root>/pairs_<split>.csv` whose test file and counterpart exist: (rows, note).
     A malformed file or a row naming an unknown test file is an error naming the file and row;
     a counterpart path that is not there is an error too (relative paths are tried against the
     curated folder, every folder above it and the working directory)."""
     root = Path(root)
-    path = root / "pairs_test.csv"
+    path = root / f"pairs_{split}.csv"
     if not path.is_file():
         return [], f"no {path}: paired metrics need the curated pairs file"
     rows = read_csv_rows(path, set(PAIRS_COLUMNS))
@@ -114,7 +125,7 @@ def read_pairs(root: str | Path, names_A: list[str], names_B: list[str]) -> tupl
         if domain not in known:
             raise ValueError(f"{path} line {line}: domain {domain!r} is not 'A' or 'B'")
         if row["file"] not in known[domain]:
-            raise ValueError(f"{path} line {line}: file {row['file']!r} is not in test{domain}/")
+            raise ValueError(f"{path} line {line}: file {row['file']!r} is not in {split}{domain}/")
         counterpart = _resolve_counterpart(row["counterpart_path"], root)
         if counterpart is None:
             raise FileNotFoundError(f"{path} line {line}: counterpart_path {row['counterpart_path']!r} not found "
@@ -126,9 +137,9 @@ def read_pairs(root: str | Path, names_A: list[str], names_B: list[str]) -> tupl
                  else f"{path} lists no pairs (no test image has a known counterpart)")
 
 
-def flagged_pairs(root: str | Path) -> int:
-    """Rows of `<root>/pairs_test.csv` that failed curation's pair checks (column `check`)."""
-    path = Path(root) / "pairs_test.csv"
+def flagged_pairs(root: str | Path, split: str = "test") -> int:
+    """Rows of `<root>/pairs_<split>.csv` that failed curation's pair checks (column `check`)."""
+    path = Path(root) / f"pairs_{split}.csv"
     if not path.is_file():
         return 0
     return sum(1 for row in read_csv_rows(path, set()) if row.get("check", "ok") not in ("", "ok"))
@@ -142,15 +153,20 @@ def _fingerprint(paths: list[Path], extra: str = "") -> str:
     return h.hexdigest()[:16]
 
 
-def load_test_sets(root: str | Path, size: int) -> TestSets:
-    """testA/testB of a curated folder resized to `size` (through the decoded cache), and its pairs."""
+def has_split(root: str | Path, split: str) -> bool:
+    """Whether a curated folder holds `<split>A/` and `<split>B/` (old curations have no val split)."""
+    return all((Path(root) / f"{split}{d}").is_dir() for d in "AB")
+
+
+def load_test_sets(root: str | Path, size: int, split: str = "test") -> TestSets:
+    """<split>A/<split>B of a curated folder resized to `size` (through the decoded cache), and its pairs."""
     root = Path(root)
-    files_A, files_B = list_images(root / "testA"), list_images(root / "testB")
-    for name, files in (("testA", files_A), ("testB", files_B)):
+    files_A, files_B = list_images(root / f"{split}A"), list_images(root / f"{split}B")
+    for name, files in ((f"{split}A", files_A), (f"{split}B", files_B)):
         if len(files) < 2:
-            raise FileNotFoundError(f"{root / name}: evaluation needs at least 2 test images, found {len(files)}")
-    (A, names_A), (B, names_B) = cached_set(root / "testA", size), cached_set(root / "testB", size)
-    pairs, note = read_pairs(root, names_A, names_B)  # unreadable test images are left out (named)
+            raise FileNotFoundError(f"{root / name}: evaluation needs at least 2 {split} images, found {len(files)}")
+    (A, names_A), (B, names_B) = cached_set(root / f"{split}A", size), cached_set(root / f"{split}B", size)
+    pairs, note = read_pairs(root, names_A, names_B, split)  # unreadable test images are left out (named)
     index = {"A": {n: i for i, n in enumerate(names_A)}, "B": {n: i for i, n in enumerate(names_B)}}
     # Decoded and measured once here, not per epoch: the truth, the mask region (where the real pair
     # differs) and the do-nothing baseline. A broken counterpart drops its pair (recorded), not the trial.
@@ -166,10 +182,12 @@ def load_test_sets(root: str | Path, size: int) -> TestSets:
         kept.append({**pair, "truth": truth, "region": region,
                      "baseline": paired.baseline_metrics(source, truth, region)})
     if pairs and not kept:
-        note = f"no counterpart in {root / 'pairs_test.csv'} could be decoded"
-    pairs_file = [root / "pairs_test.csv"] if (root / "pairs_test.csv").is_file() else []
+        note = f"no counterpart in {root / f'pairs_{split}.csv'} could be decoded"
+    pairs_file = [root / f"pairs_{split}.csv"] if (root / f"pairs_{split}.csv").is_file() else []
     key = _fingerprint(files_A + files_B + pairs_file, f"size={size}")
-    return TestSets(root, size, A, B, names_A, names_B, kept, note, skipped, key, pairs_flagged=flagged_pairs(root))
+    formats = {"A": fid_protocol.file_format(files_A), "B": fid_protocol.file_format(files_B)}
+    return TestSets(root, size, A, B, names_A, names_B, kept, note, skipped, key,
+                    pairs_flagged=flagged_pairs(root, split), split=split, formats=formats)
 
 
 # ---------------------------------------------------------------- FID scorer
@@ -177,25 +195,43 @@ def load_test_sets(root: str | Path, size: int) -> TestSets:
 
 @dataclasses.dataclass
 class Scorer:
-    """FID/KID with one feature extractor, or the reason there is none; real-set features are
-    computed once and reused for every trial and epoch."""
+    """FID/KID with one feature extractor and one protocol (fid_protocol: resize, matched formats),
+    or the reason there is none; real-set features are computed once and reused for every trial and
+    epoch. `ref_n`: the fixed sample count of FID_<dir>_ref (comparable across test-set sizes)."""
     extractor: fidlib.FeatureExtractor | None
     unavailable: str | None
     real: dict = dataclasses.field(default_factory=dict)
+    resize: str = "legacy"
+    ref_n: int = fidlib.FID_REF_N
 
     @property
     def key(self) -> str:
-        return "none" if self.extractor is None else f"{self.extractor.name}:{self.extractor.weights}"
+        if self.extractor is None:
+            return "none"
+        return f"{self.extractor.name}:{self.extractor.weights}:{self.resize}:{self.ref_n}:{fidlib.PROTOCOL_VERSION}"
 
-    def score(self, fakes: np.ndarray, real_key: tuple, real: np.ndarray) -> dict:
-        """{"FID", "KID", "KID_std"} of fakes against real images (empty when unavailable)."""
+    def _features(self, images: np.ndarray) -> np.ndarray:
+        return fidlib.features(self.extractor, fid_protocol.resize_for_inception(images, self.resize))
+
+    def score(self, fakes: np.ndarray, real_key: tuple, real: np.ndarray, real_format: dict | None = None,
+              detail: bool = False) -> dict:
+        """{"FID", "KID", "KID_std", "protocol"} of fakes against real images, the fakes first put in
+        the real set's file format (empty when unavailable). With `detail`: also the within-run
+        bootstrap interval over the images ("FID_lo", "FID_hi", "FID_se"), FID at `ref_n` images
+        ("FID_ref", None when a set is smaller) and FID by sample count ("FID_by_n")."""
         if self.extractor is None:
             return {}
-        if real_key not in self.real:
-            self.real[real_key] = fidlib.features(self.extractor, real)
-        f_fake, f_real = fidlib.features(self.extractor, fakes), self.real[real_key]
+        real_format = real_format or {"format": "array", "jpeg_quality": None}
+        fakes, fake_format = fid_protocol.match_format(fakes, real_format)
+        if (real_key, self.resize) not in self.real:
+            self.real[(real_key, self.resize)] = self._features(real)
+        f_fake, f_real = self._features(fakes), self.real[(real_key, self.resize)]
         kid, kid_std = fidlib.kid_from_features(f_fake, f_real)
-        return {"FID": fidlib.fid_from_features(f_fake, f_real), "KID": kid, "KID_std": kid_std}
+        out = {"FID": fidlib.fid_from_features(f_fake, f_real), "KID": kid, "KID_std": kid_std,
+               "protocol": fid_protocol.describe(self.resize, fakes, real, fake_format, real_format)}
+        if detail:
+            out.update(fidlib.fid_detail(f_fake, f_real, self.ref_n))
+        return out
 
 
 def _device(device: torch.device | str) -> torch.device:
@@ -205,12 +241,15 @@ def _device(device: torch.device | str) -> torch.device:
 
 
 def open_scorer(feature_extractor: str = fidlib.INCEPTION, weights: str | None = None, download: bool = True,
-                device: torch.device | str = "cpu") -> Scorer:
+                device: torch.device | str = "cpu", fid_resize: str = "legacy", fid_ref_n: int = fidlib.FID_REF_N
+                ) -> Scorer:
     """A Scorer; when the Inception weights cannot be found, one that records why (FID unavailable)."""
+    fid_protocol.check_resize(fid_resize)
     try:
-        return Scorer(fidlib.load_extractor(feature_extractor, weights or None, download, _device(device)), None)
+        return Scorer(fidlib.load_extractor(feature_extractor, weights or None, download, _device(device)), None,
+                      resize=fid_resize, ref_n=fid_ref_n)
     except fidlib.InceptionWeightsMissing as exc:
-        return Scorer(None, str(exc))
+        return Scorer(None, str(exc), resize=fid_resize, ref_n=fid_ref_n)
 
 
 # ---------------------------------------------------------------- one set of generators
@@ -276,9 +315,12 @@ def paired_means(rows: list[dict]) -> dict:
 
 
 def evaluate_snapshot(snap: Snapshot, cfg: TrialConfig, test: TestSets, scorer: Scorer, device: torch.device,
-                      batch_size: int = 16, progress: bool = False) -> tuple[dict, np.ndarray, np.ndarray, list[dict]]:
+                      batch_size: int = 16, progress: bool = False,
+                      detail: bool = False) -> tuple[dict, np.ndarray, np.ndarray, list[dict]]:
     """Translate both test sets with one snapshot and score them: (metrics, fakes_AB, fakes_BA, pair rows).
-    A non-learned family (no generators) and a composited model go through `translate_crops` too."""
+    A non-learned family (no generators) and a composited model go through `translate_crops` too.
+    With `detail` (the reported snapshot): within-run intervals, FID at the reference size and by
+    sample count, and FID's protocol per direction."""
     gens = dict(zip(("AB", "BA"), snap.load(device)))
     made, changed, left = {}, {}, {}
     for direction, images in (("AB", test.A), ("BA", test.B)):
@@ -298,18 +340,58 @@ def evaluate_snapshot(snap: Snapshot, cfg: TrialConfig, test: TestSets, scorer: 
     out: dict = {"epoch": snap.epoch, "checkpoint": snap.label}
     for direction, fakes, real_domain in (("AB", fakes_AB, "B"), ("BA", fakes_BA, "A")):
         real = test.B if real_domain == "B" else test.A
-        scores = {} if fakes is None else scorer.score(fakes, (str(test.root), real_domain, test.size),
-                                                       np.asarray(real))
+        scores = {} if fakes is None else scorer.score(fakes, (str(test.root), test.split, real_domain, test.size),
+                                                       np.asarray(real), test.formats.get(real_domain), detail)
         out[f"FID_{direction}"] = scores.get("FID")
         out[f"KID_{direction}"] = scores.get("KID")
         out[f"KID_{direction}_std"] = scores.get("KID_std")
         if direction in left:  # faces a baseline could not translate (left as they were)
             out[f"n_left_{direction}"] = left[direction]
+        if scores:  # every FID says what it compared; the reported one also gets its interval and curve
+            out[f"fid_protocol_{direction}"] = scores["protocol"]
+        if detail and scores:
+            out.update(fid_record(direction, scores, scorer.ref_n))
     rows = paired_rows(test, fakes_AB, fakes_BA, changed)
     out.update(paired_means(rows))
     out.update(metrics.score({"AB": fakes_AB, "BA": fakes_BA}, {"AB": test.B, "BA": test.A},
                              {"AB": _pairs_of(test, fakes_AB, "A"), "BA": _pairs_of(test, fakes_BA, "B")}))
+    if detail:
+        out.update(paired_intervals(rows))
     return out, fakes_AB, fakes_BA, rows
+
+
+def fid_record(direction: str, scores: dict, ref_n: int) -> dict:
+    """One direction's FID details, flat for summary.csv (interval, reference size, both sets'
+    count, size and format, the protocol) plus the nested protocol and sample-count curve."""
+    d, proto = direction, scores["protocol"]
+
+    def fmt(side):
+        q = side.get("jpeg_quality")
+        return side["format"] + (f" q{q}" if q else "")
+
+    return {f"FID_{d}_lo": scores["FID_lo"], f"FID_{d}_hi": scores["FID_hi"], f"FID_{d}_se": scores["FID_se"],
+            f"FID_{d}_ref": scores["FID_ref"], "fid_ref_n": ref_n, "fid_resize": proto["resize"],
+            f"FID_{d}_n_fake": proto["fake"]["n"], f"FID_{d}_n_real": proto["real"]["n"],
+            f"FID_{d}_size": "x".join(map(str, proto["fake"]["size"])),
+            f"FID_{d}_format_fake": fmt(proto["fake"]), f"FID_{d}_format_real": fmt(proto["real"]),
+            f"fid_protocol_{d}": proto, f"FID_{d}_by_n": scores["FID_by_n"]}
+
+
+PAIRED_INTERVALS = ("psnr", "ssim", "psnr_mask", "ssim_mask")  # paired means that get a within-run interval
+
+
+def paired_intervals(rows: list[dict]) -> dict:
+    """Within-run bootstrap intervals (over the test pairs) of the paired means: <column>_lo/_hi/_se."""
+    out = {}
+    for direction in ("AB", "BA"):
+        sub = [r for r in rows if r["direction"] == direction]
+        for name in PAIRED_INTERVALS:
+            if not sub:
+                continue
+            b = stats.bootstrap_mean([r[name] for r in sub])
+            col = paired_column(name, direction)
+            out.update({f"{col}_lo": b["lo"], f"{col}_hi": b["hi"], f"{col}_se": b["se"]})
+    return out
 
 
 def _pairs_of(test: TestSets, fakes: np.ndarray | None, domain: str) -> list[metrics.Pair]:
@@ -352,6 +434,24 @@ def face_metrics(test: TestSets, fakes_AB: np.ndarray | None, fakes_BA: np.ndarr
         else:
             ident_BA, ref = facedist.identity(d_BA, cache["B"][0]), "input"
         out.update(facedist.flat("BA", facedist.distribution_distances(d_BA, cache["A"][0]), ident_BA, ref))
+    for d, fake, real in (("AB", d_AB, cache["B"][0]), ("BA", d_BA, cache["A"][0])):
+        if fake is not None:
+            out.update(face_intervals(d, fake, real, out))
+    return out
+
+
+def face_intervals(direction: str, fake: np.ndarray, real: np.ndarray, flat: dict) -> dict:
+    """Within-run intervals of one direction's face numbers: fd_face by bootstrap over the images
+    (and by sample count), the identity rate's binomial standard error."""
+    d = direction
+    boot = stats.bootstrap_two_sample(fidlib.fid_from_features, fake, real)
+    n_max = min(len(fake), len(real))
+    sizes = [n for n in fidlib.CURVE_SIZES if n < n_max] + [n_max]
+    out = {f"fd_face_{d}_lo": boot["lo"], f"fd_face_{d}_hi": boot["hi"], f"fd_face_{d}_se": boot["se"],
+           f"fd_face_{d}_by_n": stats.subsample_curve(fidlib.fid_from_features, fake, real, sizes, repeats=3)}
+    rate, n = flat.get(f"id_rate_{d}"), flat.get(f"id_pairs_{d}")
+    if rate is not None and n:
+        out[f"id_rate_{d}_se"] = math.sqrt(rate * (1 - rate) / n)
     return out
 
 
@@ -381,29 +481,37 @@ def _select(snaps: list[Snapshot], final: Snapshot, every_k_epochs: int | None) 
 def evaluate_snapshots(out_dir: Path, name: str, cfg: TrialConfig, snaps: list[Snapshot], final: Snapshot,
                        test: TestSets, scorer: Scorer, every_k_epochs: int | None = None,
                        device: torch.device | str = "cpu", batch_size: int = 16, progress: bool = True,
-                       force: bool = False) -> dict:
-    """Evaluate the chosen snapshots into `<out_dir>/eval/` and return its metrics.json record.
-    Entries of an earlier run with the same checkpoint, test sets and extractor are reused."""
+                       force: bool = False, val: TestSets | None = None, no_val: str = "no validation split") -> dict:
+    """Choose the reported snapshot on `val` (selection.choose; the last one without `val`, `no_val`
+    saying why), evaluate it and the curve's snapshots on the test sets into `<out_dir>/eval/`, and
+    return its metrics.json record. Entries of an earlier run with the same checkpoint, sets and
+    extractor are reused."""
     device = _device(device)
     eval_dir = out_dir / "eval"
     path = eval_dir / "metrics.json"
     old = {} if force or not path.is_file() else json.loads(path.read_text())
-    reuse = {e.get("key"): e for e in old.get("by_epoch", [])}
     t0 = time.perf_counter()
+    val_entries, chosen = _validate(snaps, final, cfg, val, scorer, device, batch_size, progress,
+                                    {e.get("key"): e for e in old.get("val_by_epoch", [])})
+    choice = selection.choose(val_entries, cfg.directions, final.label) if val is not None \
+        else selection.fallback(final.label, no_val)
+    reported = next((s for s in chosen if s.label == choice["checkpoint"]), final)
+    reuse = {e.get("key"): e for e in old.get("by_epoch", [])}
     by_epoch, final_entry = [], None
-    for snap in _select(snaps, final, every_k_epochs):
+    for snap in _select(snaps, reported, every_k_epochs):
         key = _snapshot_key(snap, cfg, test, scorer)
-        is_final = snap.label == final.label
+        is_final = snap.label == reported.label
         done = reuse.get(key)
-        if is_final and done is not None:  # the final also needs its fakes and pair rows on disk
+        if is_final and done is not None:  # the reported one also needs its details, fakes and pair rows
             have = all(len(list_images(eval_dir / f"fakes_{d}")) == n if (eval_dir / f"fakes_{d}").is_dir() else False
                        for d, n in (("AB", len(test.names_A)), ("BA", len(test.names_B))) if d in cfg.directions)
-            done = done if have and (eval_dir / "paired.csv").is_file() else None
+            done = done if have and done.get("reported") and (eval_dir / "paired.csv").is_file() else None
         if done is None:
-            entry, fakes_AB, fakes_BA, rows = evaluate_snapshot(snap, cfg, test, scorer, device, batch_size, progress)
+            entry, fakes_AB, fakes_BA, rows = evaluate_snapshot(snap, cfg, test, scorer, device, batch_size, progress,
+                                                                detail=is_final)
             entry["key"] = key
-            if is_final:  # face metrics for the final checkpoint only (descriptors cost ~0.1 s an image)
-                entry.update(face_metrics(test, fakes_AB, fakes_BA, progress))
+            if is_final:  # face metrics for the reported checkpoint only (descriptors cost ~0.1 s an image)
+                entry.update(face_metrics(test, fakes_AB, fakes_BA, progress), reported=True)
                 _write_fakes(eval_dir, fakes_AB, fakes_BA, test)
                 _write_rows(eval_dir / "paired.csv", rows)
         else:
@@ -411,24 +519,47 @@ def evaluate_snapshots(out_dir: Path, name: str, cfg: TrialConfig, snaps: list[S
         by_epoch.append(entry)
         if is_final:
             final_entry = entry
+    curve = [{k: v for k, v in e.items() if not isinstance(v, (list, dict))} for e in by_epoch]
     record = {
         "trial": name, "checkpoint": final_entry["checkpoint"], "epoch": final_entry["epoch"],
+        "epoch_chosen_on": choice["split"] or "last checkpoint (no validation score)",
+        "selection_metric": choice["metric"], "last_checkpoint": final.label, "selection": choice,
         "crop_size": cfg.crop_size, "test_root": str(test.root), "model": cfg.model,
         "directions": ",".join(cfg.directions),
         "n_test_A": len(test.names_A), "n_test_B": len(test.names_B),
+        "n_val_A": len(val.names_A) if val else None, "n_val_B": len(val.names_B) if val else None,
         "feature_extractor": scorer.extractor.name if scorer.extractor else None,
         "inception_weights": scorer.extractor.weights if scorer.extractor else None,
         "fid_available": scorer.extractor is not None, "fid_unavailable_reason": scorer.unavailable,
         "paired_available": bool(test.pairs), "paired_unavailable_reason": test.pairs_note,
         "n_pairs_skipped": len(test.pairs_skipped), "pairs_skipped": test.pairs_skipped,
         "n_pairs_flagged": test.pairs_flagged,
-        **{k: v for k, v in final_entry.items() if k not in ("epoch", "checkpoint", "key")},
+        **{k: v for k, v in final_entry.items() if k not in ("epoch", "checkpoint", "key", "reported")},
+        # optimistic: the best test score over the curve's epochs, chosen on the test set itself
+        **selection.test_best(curve, cfg.directions),
         "eval_wall_s": round(time.perf_counter() - t0, 3), "evaluated_at": utc_now(),
-        "by_epoch": by_epoch,
+        "by_epoch": by_epoch, "val_by_epoch": val_entries,
     }
     eval_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(path, json.dumps(record, indent=2, default=_json_default) + "\n")
     return record
+
+
+def _validate(snaps: list[Snapshot], final: Snapshot, cfg: TrialConfig, val: TestSets | None, scorer: Scorer,
+              device: torch.device, batch_size: int, progress: bool, reuse: dict) -> tuple[list[dict], list[Snapshot]]:
+    """Every candidate snapshot (each saved epoch and the last) scored on the validation split:
+    (entries, candidates); ([], candidates) without a val split."""
+    candidates = sorted({s.label: s for s in [*snaps, final]}.values(), key=lambda s: (s.epoch is None, s.epoch or 0))
+    if val is None:
+        return [], candidates
+    entries = []
+    for snap in candidates:
+        key = _snapshot_key(snap, cfg, val, scorer)
+        entry = reuse.get(key)
+        if entry is None:
+            entry = {**evaluate_snapshot(snap, cfg, val, scorer, device, batch_size, progress)[0], "key": key}
+        entries.append(entry)
+    return entries, candidates
 
 
 def _json_default(value):
@@ -517,8 +648,9 @@ def evaluate_trial(trial_dir: str | Path, scorer: Scorer, curated_dir: str | Pat
     cfg, snaps, final = trial_snapshots(trial_dir)
     root = Path(curated_dir) if curated_dir else Path(cfg.dataroot)
     test = _test_sets(root, cfg.crop_size, _tests)
+    val = _test_sets(root, cfg.crop_size, _tests, "val") if has_split(root, "val") else None
     return evaluate_snapshots(trial_dir, trial_dir.name, cfg, snaps, final, test, scorer, every_k_epochs,
-                              device, batch_size, progress, force)
+                              device, batch_size, progress, force, val, f"no valA/ and valB/ in {root}")
 
 
 def evaluate_reference(checkpoint_dir: str | Path, curated_dir: str | Path, cfg: TrialConfig | None = None,
@@ -531,34 +663,38 @@ def evaluate_reference(checkpoint_dir: str | Path, curated_dir: str | Path, cfg:
     snaps, final = reference_snapshots(checkpoint_dir, cfg)
     scorer = scorer or open_scorer(device=device)
     test = load_test_sets(curated_dir, cfg.crop_size)
+    val = load_test_sets(curated_dir, cfg.crop_size, "val") if has_split(curated_dir, "val") else None
     out = Path(out_dir) if out_dir else Path(checkpoint_dir)
     return evaluate_snapshots(out, Path(checkpoint_dir).name, cfg, snaps, final, test, scorer, every_k_epochs,
-                              device, batch_size, progress, force)
+                              device, batch_size, progress, force, val, f"no valA/ and valB/ in {curated_dir}")
 
 
-def _test_sets(root: Path, size: int, memo: dict | None) -> TestSets:
+def _test_sets(root: Path, size: int, memo: dict | None, split: str = "test") -> TestSets:
     if memo is None:
-        return load_test_sets(root, size)
-    if (str(root), size) not in memo:
-        memo[(str(root), size)] = load_test_sets(root, size)
-    return memo[(str(root), size)]
+        return load_test_sets(root, size, split)
+    if (str(root), size, split) not in memo:
+        memo[(str(root), size, split)] = load_test_sets(root, size, split)
+    return memo[(str(root), size, split)]
 
 
 def evaluate_sweep(sweep_dir: str | Path, curated_dir: str | Path | None = None, every_k_epochs: int | None = None,
                    inception_weights: str | None = None, feature_extractor: str = fidlib.INCEPTION,
                    download: bool = True, device: str = "auto", batch_size: int = 16, progress: bool = True,
-                   force: bool = False, composite_variants: bool = False):
-    """Evaluate every finished trial of a sweep and write the results table; returns it (pandas).
+                   force: bool = False, composite_variants: bool = False, fid_resize: str = "legacy",
+                   fid_ref_n: int = fidlib.FID_REF_N, baseline: str = "baseline"):
+    """Evaluate every finished run of a sweep, write the results table (summary.csv) and the
+    comparison with the `baseline` trial (comparison.csv); returns the results table (pandas).
 
-    A trial that is not finished, or whose evaluation fails, keeps its row with the status/error;
+    A run that is not finished, or whose evaluation fails, keeps its row with the status/error;
     the others still run. FID is computed when the extractor loads, else marked unavailable.
-    `composite_variants`: every finished learned trial is also scored with the other `composite`
-    setting, as `<trial>+composite` (`composite_variant`), so the table holds it both ways."""
+    Without a trial named `baseline` no comparison.csv is written (the reason is printed).
+    `composite_variants`: every finished learned run is also scored with the other `composite`
+    setting, as `<run>+composite` (`composite_variant`), so the table holds it both ways."""
     sweep_dir = Path(sweep_dir)
     if not sweep_dir.is_dir():
         raise FileNotFoundError(f"{sweep_dir}: no such sweep folder")
     dev = _device(device)
-    scorer = open_scorer(feature_extractor, inception_weights, download, dev)
+    scorer = open_scorer(feature_extractor, inception_weights, download, dev, fid_resize, fid_ref_n)
     tests: dict = {}
     errors = {}
     for trial in results.find_trials(sweep_dir) if composite_variants else []:
@@ -573,7 +709,12 @@ def evaluate_sweep(sweep_dir: str | Path, curated_dir: str | Path | None = None,
             evaluate_trial(trial, scorer, curated_dir, every_k, dev, batch_size, progress, force, tests)
         except (OSError, ValueError) as exc:  # a broken trial must not stop the others
             errors[trial.name] = f"{type(exc).__name__}: {exc}"
-    return results.write_summary(sweep_dir, errors)
+    table = results.write_summary(sweep_dir, errors)
+    try:
+        comparison.write_comparison(sweep_dir, baseline)
+    except comparison.ComparisonError as exc:
+        print(f"maskcycle evaluate: no {comparison.COMPARISON}: {exc}", file=sys.stderr)
+    return table
 
 
 VARIANT_OF = "variant_of"  # run.json key of a composite variant: the trial whose checkpoints it uses
@@ -612,7 +753,8 @@ def fid_curves(sweep_dir: str | Path):
         path = trial / "eval" / "metrics.json"
         if path.is_file():
             for entry in json.loads(path.read_text()).get("by_epoch", []):
-                rows.append({"trial": trial.name, **{k: v for k, v in entry.items() if k != "key"}})
+                scalars = {k: v for k, v in entry.items() if not isinstance(v, (list, dict))}
+                rows.append({"trial": trial.name, **{k: v for k, v in scalars.items() if k not in ("key", "reported")}})
     return pd.DataFrame(rows)
 
 
@@ -640,6 +782,13 @@ def add_arguments(p) -> None:
     p.add_argument("--require-fid", action="store_true", help="exit 3 when FID/KID cannot be computed")
     p.add_argument("--feature-extractor", default=fidlib.INCEPTION,
                    help="a torch-fidelity extractor name (the standard FID uses the default)")
+    p.add_argument("--fid-resize", choices=fid_protocol.FID_RESIZE, default="legacy",
+                   help="legacy: torch-fidelity's TF-compatible bilinear upsampling inside Inception (published "
+                   "FIDs); clean: antialiased bicubic resize to 299 first (clean-fid)")
+    p.add_argument("--fid-ref-n", type=at_least(2), default=fidlib.FID_REF_N,
+                   help="FID_<dir>_ref: FID at this many images of each set (comparable across test-set sizes)")
+    p.add_argument("--baseline", default="baseline", help="--sweep: the trial every other is compared with "
+                   "(comparison.csv)")
     p.add_argument("--set", nargs="*", action="extend", default=[], metavar="KEY=VALUE",
                    help="--reference only: the run's settings (netG, ngf, norm, crop_size, ...)")
     p.add_argument("--out", default=None, help="--reference: where eval/ goes (default: the folder); "
@@ -668,7 +817,8 @@ def run_command(args) -> int:
     if args.sweep:
         table = evaluate_sweep(args.sweep, args.curated, inception_weights=args.inception_weights,
                                feature_extractor=args.feature_extractor, download=not args.no_download,
-                               device=args.device, composite_variants=args.composite_variants, **common)
+                               device=args.device, composite_variants=args.composite_variants,
+                               fid_resize=args.fid_resize, fid_ref_n=args.fid_ref_n, baseline=args.baseline, **common)
         print(table.to_string(index=False) if len(table) else "(no trials)")
         print(f"results: {Path(args.sweep) / results.SUMMARY}")
         column = table.get("fid_unavailable_reason")
@@ -683,7 +833,8 @@ def run_command(args) -> int:
             raise ConfigError("--reference needs --curated DIR (the folder with testA/ and testB/)")
         cfg = TrialConfig().replace(**parse_overrides(args.set))
         device = resolve_device(args.device)
-        scorer = open_scorer(args.feature_extractor, args.inception_weights, not args.no_download, device)
+        scorer = open_scorer(args.feature_extractor, args.inception_weights, not args.no_download, device,
+                             args.fid_resize, args.fid_ref_n)
         record = evaluate_reference(args.reference, args.curated, cfg, args.out, scorer, device=device, **common)
         print("\n".join(f"{k}: {v}" for k, v in record.items() if not isinstance(v, (list, dict))))
         reasons = {record["fid_unavailable_reason"]} - {None}

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from maskcycle.data.images import ImageReadError, list_images, read_rgb
+from maskcycle.evaluation import fid_protocol
 from maskcycle.io import atomic_write_text, check_output, read_pairs, resolved, utc_now
 from maskcycle.settings import ConfigError
 
@@ -72,7 +73,8 @@ def _read(path: Path) -> np.ndarray:
         raise ConfigError(f"pairs: {exc}") from None
 
 
-def _fid(scorer, fakes: list[np.ndarray], reals: list[np.ndarray], real_key: str) -> dict:
+def _fid(scorer, fakes: list[np.ndarray], reals: list[np.ndarray], real_key: str,
+         real_format: dict | None = None) -> dict:
     from PIL import Image
 
     h, w = fakes[0].shape[:2]
@@ -81,7 +83,7 @@ def _fid(scorer, fakes: list[np.ndarray], reals: list[np.ndarray], real_key: str
         return np.stack([im if im.shape[:2] == (h, w) else np.asarray(Image.fromarray(im).resize((w, h), Image.BICUBIC))
                          for im in images])
 
-    return scorer.score(same_size(fakes), ("external", real_key, h, w), same_size(reals))
+    return scorer.score(same_size(fakes), ("external", real_key, h, w), same_size(reals), real_format)
 
 
 def check_paths(out_dir, fakes: dict, real: dict, pairs: dict) -> None:
@@ -128,10 +130,10 @@ def evaluate_fakes(out_dir: str | Path, fakes: dict[str, str | Path | None], rea
         if not real.get(dom):
             raise ConfigError(f"--fakes-{d.lower()} needs --real-{dom.lower()} (the real images it is compared with)")
         fake_dir = Path(fakes[d])
-        _, fake_imgs, skipped = _read_folder(fake_dir, f"--fakes-{d.lower()}")
+        fake_paths, fake_imgs, skipped = _read_folder(fake_dir, f"--fakes-{d.lower()}")
         if dom not in real_sets:
             real_sets[dom] = _read_folder(Path(real[dom]), f"--real-{dom.lower()}")
-        _, real_imgs, real_skipped = real_sets[dom]
+        real_paths, real_imgs, real_skipped = real_sets[dom]
         record["skipped"] += skipped + real_skipped
         f_fake, miss_fake = facedist.descriptors(fake_imgs, progress, f"faces fakes {d}")
         f_real, miss_real = facedist.descriptors(real_imgs, progress, f"faces real {dom}")
@@ -144,8 +146,11 @@ def evaluate_fakes(out_dir: str | Path, fakes: dict[str, str | Path | None], rea
         record["face_fallback"].update({f"fakes_{d}": miss_fake, f"real_{dom}": miss_real})
         record.update({f"n_fakes_{d}": len(fake_imgs), f"n_real_{dom}": len(real_imgs)})
         if scorer is not None and scorer.extractor is not None:
-            scores = _fid(scorer, fake_imgs, real_imgs, str(real[dom]))
-            record.update({f"fid_{d}": scores["FID"], f"kid_{d}": scores["KID"], f"kid_{d}_std": scores["KID_std"]})
+            # the fakes are put in the real set's format (JPEG at its quality when it is JPEG)
+            scores = _fid(scorer, fake_imgs, real_imgs, str(real[dom]), fid_protocol.file_format(real_paths))
+            scores["protocol"]["fake"]["files"] = fid_protocol.file_format(fake_paths)["format"]
+            record.update({f"fid_{d}": scores["FID"], f"kid_{d}": scores["KID"], f"kid_{d}_std": scores["KID_std"],
+                           f"fid_protocol_{d}": scores["protocol"]})
     record["fid_unavailable_reason"] = None if scorer is None else scorer.unavailable
     path = Path(out_dir) / "metrics.json"
     atomic_write_text(path, json.dumps(record, indent=2) + "\n")

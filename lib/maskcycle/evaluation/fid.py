@@ -7,7 +7,8 @@ environment variable MASKCYCLE_INCEPTION_WEIGHTS, the torch hub cache
 release into that cache. Without it `InceptionWeightsMissing` says which file, where to put it and
 where it comes from; no other network is ever put in its place.
 
-Features are extracted once per image set (`features`), so the real test sets are embedded once
+How images reach the extractor (resize, file format) is `fid_protocol`'s job. Features are
+extracted once per image set (`features`), so the real test sets are embedded once
 per sweep and each trial or epoch only embeds its fakes. The Frechet distance is computed here
 (`frechet_distance`); KID is torch-fidelity's own estimator on the same features.
 """
@@ -29,6 +30,10 @@ INCEPTION_WEIGHTS_URL = (
 WEIGHTS_ENV = "MASKCYCLE_INCEPTION_WEIGHTS"
 INCEPTION_HASH_PREFIX = INCEPTION_WEIGHTS_FILE.removesuffix(".pth").rsplit("-", 1)[-1]  # torch.hub's naming rule
 KID_SUBSET_SIZE = 1000  # torch-fidelity's default; smaller test sets use all their samples
+FID_REF_N = 1000  # FID_<dir>_ref: FID at this many images of each set, comparable across test-set sizes
+FID_N_BOOT = 100  # bootstrap replicates of FID's within-run interval (each one Frechet distance)
+CURVE_SIZES = (10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000)  # FID by sample count (and the full sets)
+PROTOCOL_VERSION = "p1"  # part of the evaluation's cache key: bump when the protocol's numbers change
 
 
 class InceptionWeightsMissing(FileNotFoundError):
@@ -157,3 +162,18 @@ def kid_from_features(f1: np.ndarray, f2: np.ndarray, subsets: int = 100, seed: 
     out = kid_features_to_metric(torch.from_numpy(np.asarray(f1)), torch.from_numpy(np.asarray(f2)),
                                  kid_subsets=subsets, kid_subset_size=size, rng_seed=seed, verbose=False)
     return out[KEY_METRIC_KID_MEAN], out[KEY_METRIC_KID_STD]
+
+
+def fid_detail(f_fake: np.ndarray, f_real: np.ndarray, ref_n: int = FID_REF_N, n_boot: int = FID_N_BOOT,
+               seed: int = 0) -> dict:
+    """FID's within-run interval from resampling the images of both sets (percentile bootstrap:
+    "FID_lo", "FID_hi", "FID_se"), FID at `ref_n` images of each set ("FID_ref", None when a set is
+    smaller) and FID by sample count ("FID_by_n": [{n, mean, sd, repeats}], the full sets last)."""
+    from maskcycle.evaluation import statistics
+
+    boot = statistics.bootstrap_two_sample(fid_from_features, f_fake, f_real, n_boot=n_boot, seed=seed)
+    n_max = min(len(f_fake), len(f_real))
+    sizes = [n for n in CURVE_SIZES if n < n_max] + [n_max]
+    return {"FID_lo": boot["lo"], "FID_hi": boot["hi"], "FID_se": boot["se"],
+            "FID_ref": statistics.at_reference_size(fid_from_features, f_fake, f_real, ref_n, seed=seed),
+            "FID_by_n": statistics.subsample_curve(fid_from_features, f_fake, f_real, sizes, repeats=3, seed=seed)}

@@ -49,8 +49,10 @@ def display_table(table: pd.DataFrame) -> pd.DataFrame:
         out = out.drop(columns="eval_error")
     drop = [c for c in out.columns if c.startswith("best_") or c in (
         "fid_unavailable_reason", "paired_unavailable_reason", "feature_extractor", "evaluated_at",
-        "fid_available", "paired_available", "checkpoint", "crop_size")
-        or c.endswith(("_std", "_input", "fraction_AB", "fraction_BA", "_lo", "_hi"))
+        "fid_available", "paired_available", "checkpoint", "crop_size", "selection_metric", "last_checkpoint",
+        "fid_resize", "fid_ref_n", "n_val_A", "n_val_B", "run", "model", "directions", "notebook_wall_s")
+        or c.endswith(("_std", "_input", "fraction_AB", "fraction_BA", "_lo", "_hi", "_se", "_n_fake", "_n_real",
+                       "_size", "_format_fake", "_format_real", "_test_best", "_test_best_epoch"))
         or c.startswith(("id_chance_", "id_pairs_", "id_reference_", "face_"))]
     out = out.drop(columns=drop)
     return out.round(3)
@@ -125,7 +127,7 @@ def direction_bars(table: pd.DataFrame, save=None):
         best = values.idxmin() if fid_here and values.notna().any() else (
             values.idxmax() if values.notna().any() else None)
         colors = ["tab:orange" if i == best else "tab:blue" for i in table.index]
-        ax.bar(table["trial"].astype(str), values.fillna(0), color=colors)
+        ax.bar(table.get("run", table["trial"]).astype(str), values.fillna(0), color=colors)
         if fid_here:
             pub = PUBLISHED[col]
             ax.axhspan(pub["low"], pub["high"], color="grey", alpha=0.15, label="published range (study)")

@@ -392,7 +392,7 @@ def choose_trial(sweep_dir: str | Path) -> str:
         import pandas as pd
 
         df = pd.read_csv(summary)
-        name_col = next((c for c in ("trial", "name") if c in df.columns), None)
+        name_col = next((c for c in ("run", "trial", "name") if c in df.columns), None)  # run: the folder
         if name_col and {"FID_AB", "FID_BA"} <= set(df.columns):
             df = df[df[name_col].astype(str).isin(have)].copy()
             df["fid"] = pd.to_numeric(df["FID_AB"], errors="coerce") + pd.to_numeric(df["FID_BA"], errors="coerce")

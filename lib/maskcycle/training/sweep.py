@@ -5,11 +5,13 @@
     maskcycle sweep params/study/*.yaml --out results/study/sweep --executor slurm
 
 Every YAML is validated first (TrialConfig.from_yaml with the overrides); one bad file stops the
-sweep before anything runs. Each trial renders into `OUT/<yaml stem>/02_training.ipynb` beside the
-trainer's files. A trial whose notebook fails is recorded in its run.json (papermill's failing
-cell, error name and message) and the others go on. Rerunning skips finished trials and resumes
-interrupted ones (the trainer resumes from the trial's checkpoint). `OUT/summary.csv` has one row
-per trial: every setting that varies across the sweep, status, epochs, time, img/s, and any
+sweep before anything runs. A trial runs at `seeds` seeds (`--seeds N` or the file's `seeds`;
+default 1): seed S of trial T in `OUT/T` for its first seed, `OUT/T_seed<S>` for the others, each
+its own resumable run and its own summary row (column `seed`). Each run renders into
+`OUT/<run>/02_training.ipynb` beside the trainer's files. A run whose notebook fails is recorded in
+its run.json (papermill's failing cell, error name and message) and the others go on. Rerunning
+skips finished runs and resumes interrupted ones (the trainer resumes from the run's checkpoint).
+`OUT/summary.csv` has one row per run: every setting that varies across the sweep, status, epochs, time, img/s, and any
 numbers from `<trial>/eval/metrics.json` (FID columns once evaluation has run).
 
 `run_trial` is a top-level, picklable function, so a SLURM job (maskcycle.training.slurm) runs exactly
@@ -148,23 +150,40 @@ def _finish(trial_dir: Path, record: dict, t0: float) -> dict:
 
 
 # --- a sweep --------------------------------------------------------------------------------
-def plan_sweep(params_files: Sequence[str | Path], out: str | Path, overrides: Sequence[str] = ()):
-    """Validate every params file and return jobs [(params_file, trial_dir, overrides)].
+def seed_runs(name: str, seed: int, seeds: int) -> list[tuple[str, int]]:
+    """(folder name, seed) of each run of a trial: its first seed in `<name>` (as a one-seed
+    sweep, so adding seeds later reuses that run), seed + k in `<name>_seed<seed + k>`."""
+    return [(name if k == 0 else f"{name}_seed{seed + k}", seed + k) for k in range(seeds)]
+
+
+def plan_sweep(params_files: Sequence[str | Path], out: str | Path, overrides: Sequence[str] = (),
+               seeds: int | None = None):
+    """Validate every params file and return jobs [(params_file, run_dir, overrides)], one per
+    (trial, seed): `seeds` (else the file's `seeds`, default 1) runs at seed, seed + 1, ...
     Raises ConfigError listing every bad file and key; nothing has run at that point."""
     if not params_files:
         raise SweepError("no params files given")
+    if seeds is not None:
+        overrides = (*overrides, f"seeds={seeds}")
     problems, jobs, seen = [], [], {}
     for p in map(Path, params_files):
         try:
-            name = trial_parameters(p, overrides)["name"]
+            values = trial_parameters(p, overrides)
         except ConfigError as exc:
             problems.append(str(exc))
             continue
+        name = values["name"]
         if name in seen:
             problems.append(f"{p}: trial name {name!r} also used by {seen[name]}")
             continue
         seen[name] = p
-        jobs.append((str(p), str(Path(out) / name), tuple(overrides)))
+        cfg = TrialConfig.from_dict(values)
+        runs = seed_runs(name, cfg.seed, cfg.seeds)
+        for folder, seed in runs:
+            extra = () if len(runs) == 1 else (f"seed={seed}",)
+            jobs.append((str(p), str(Path(out) / folder), (*overrides, *extra)))
+    clash = sorted({Path(j[1]).name for j in jobs if [Path(k[1]).name for k in jobs].count(Path(j[1]).name) > 1})
+    problems += [f"run folder {c!r} would hold two runs (a trial named like another's seed run)" for c in clash]
     problems += [p for p in map(_edited_since, jobs) if p]
     if problems:
         raise ConfigError("invalid params, nothing was run:\n  " + "\n  ".join(problems))
@@ -241,10 +260,10 @@ def run_local(jobs, parallel: int | None = None, kernel: str = "maskcycle") -> l
 
 def run_sweep(params_files: Sequence[str | Path], out: str | Path, overrides: Sequence[str] = (),
               executor: str = "local", parallel: int | None = None, slurm_options: dict | None = None,
-              kernel: str = "maskcycle", echo=print) -> list[dict]:
-    """Validate, skip finished trials, run the rest, write and print summary.csv. Returns one
-    record per trial (skipped ones with status 'finished' and skipped=True)."""
-    jobs = plan_sweep(params_files, out, overrides)
+              kernel: str = "maskcycle", echo=print, seeds: int | None = None) -> list[dict]:
+    """Validate, skip finished runs, run the rest, write and print summary.csv. Returns one
+    record per (trial, seed) run (skipped ones with status 'finished' and skipped=True)."""
+    jobs = plan_sweep(params_files, out, overrides, seeds)
     roots = [trial_parameters(p, o).get("dataroot") for p, _, o in jobs]
     check_output(out, [("params", list(params_files)), ("dataroot", [r for r in roots if r])])
     Path(out).mkdir(parents=True, exist_ok=True)
@@ -285,6 +304,9 @@ def add_arguments(p) -> None:
     p.add_argument("--out", required=True, help="sweep folder: one sub-folder per trial + summary.csv")
     p.add_argument("--set", nargs="*", action="extend", default=[], metavar="KEY=VALUE",
                    help="override settings in every trial")
+    p.add_argument("--seeds", type=at_least(1), default=None,
+                   help="runs per trial at seed, seed + 1, ... (default: each file's `seeds`, else 1); "
+                   "the first in OUT/<trial>, the others in OUT/<trial>_seed<S>")
     p.add_argument("--executor", choices=["local", "slurm"], default="local")
     p.add_argument("--parallel", type=at_least(1), default=None,
                    help="trials at once (default: one per visible GPU, else 1)")
@@ -300,7 +322,7 @@ def run_command(args) -> int:
     args.slurm = slurm.flag_options(args) + list(args.slurm)  # --slurm KEY=VALUE wins over named flags
     try:
         records = run_sweep(args.params, args.out, args.set, args.executor, args.parallel,
-                            parse_overrides(args.slurm), args.kernel)
+                            parse_overrides(args.slurm), args.kernel, seeds=args.seeds)
     except (ConfigError, SweepError) as exc:
         print(f"maskcycle sweep: error: {exc}", file=sys.stderr)
         return EXIT_NOT_STARTED
