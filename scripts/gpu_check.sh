@@ -102,9 +102,9 @@ n_samples: 2
 EOF
 step demo_data 60 "$PY" -m maskcycle demo-data --out "$WORK/raw" --n-ids "$IDS" --size "$DRAW" --workers 0
 step curate 90 "$PY" -m maskcycle curate --ffhq "$WORK/raw/ffhq" --maskedfacenet "$WORK/raw/maskedfacenet" \
-  --out "$WORK/curated" --n-train "$NTRAIN" --n-test "$NTEST" --load-size "$LOAD"
+  --out "$WORK/curated" --n-train "$NTRAIN" --n-test "$NTEST" --n-val "$NTEST" --load-size "$LOAD"
 step trial 150 "$PY" -m papermill -k "$KERNEL" --log-level WARNING notebooks/02_training.ipynb "$WORK/trial.ipynb" \
-  -f "$WORK/trial.yaml" -p out_dir "$WORK/trial"
+  -p params_file "$WORK/trial.yaml" -p out_dir "$WORK/trial"
 cp "$WORK/trial/metrics.json" "$OUT/trial_metrics.json" 2>/dev/null || echo "no trial metrics"
 
 step translate 60 "$PY" - "$DEVICE" "$WORK/trial/checkpoints/latest.pt" "$CROP" "$NGF" "$OUT/translate.json" <<'EOF'

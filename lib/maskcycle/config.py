@@ -468,9 +468,3 @@ def _check_baseline_values(cfg: TrialConfig, bad) -> None:
         if not items or any(i not in allowed for i in items):
             bad(key, f"must be one or more of {', '.join(allowed)} separated by commas")
 
-
-# Re-exported only for evaluation/evaluate.py, training/sweep.py and data/curate.py, which other
-# issues are changing now; delete once their imports name the modules these live in.
-from maskcycle.devices import resolve_device  # noqa: E402, F401
-from maskcycle.paths import NOTEBOOKS_DIR  # noqa: E402, F401
-from maskcycle.settings import add_field_arguments, at_least, from_arguments, setting  # noqa: E402, F401

@@ -44,7 +44,6 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from maskcycle.config import add_field_arguments, at_least, check_field_types, from_arguments, setting
 from maskcycle.data import measures, readers
 from maskcycle.data import pair_checks as pairs_mod
 from maskcycle.data.cache import cached_images
@@ -52,6 +51,7 @@ from maskcycle.data.images import ImageReadError, read_rgb, write_png
 from maskcycle.data.paired_batches import PAIR_FOLDERS, PAIRS_TRAIN
 from maskcycle.data.parallel import parallel_map
 from maskcycle.io import atomic_write_text, check_output, read_pairs
+from maskcycle.settings import add_field_arguments, at_least, check_field_types, from_arguments, setting
 
 MEASURE_COLUMNS = ["source_path", "bytes", "mtime_ns", "error", "width", "height", "mode", "gray_content",
                    "sharpness", "faces", "faces_dlib"]

@@ -48,9 +48,10 @@ import numpy as np
 import torch
 
 from maskcycle import results
-from maskcycle.config import ConfigError, TrialConfig, at_least, parse_overrides, resolve_device
+from maskcycle.config import TrialConfig
 from maskcycle.data.cache import cached_set
 from maskcycle.data.images import ImageReadError, list_images, read_rgb, write_png
+from maskcycle.devices import resolve_device
 from maskcycle.evaluation import baselines, comparison, external, facedist, fid_protocol, metrics, selection
 from maskcycle.evaluation import fid as fidlib
 from maskcycle.evaluation import paired_metrics as paired
@@ -58,6 +59,8 @@ from maskcycle.evaluation import statistics as stats
 from maskcycle.evaluation.translate import translate_crops
 from maskcycle.io import atomic_write_text, check_output, read_csv_rows, refuse_repeats, utc_now
 from maskcycle.models import checkpoints
+from maskcycle.params import parse_overrides
+from maskcycle.settings import ConfigError, at_least
 
 # The study's numbers (its results table survives only as an image); shown beside ours, labelled.
 PUBLISHED = {
@@ -235,7 +238,7 @@ class Scorer:
 
 
 def _device(device: torch.device | str) -> torch.device:
-    from maskcycle.config import resolve_device
+    from maskcycle.devices import resolve_device
 
     return device if isinstance(device, torch.device) else resolve_device(device)
 

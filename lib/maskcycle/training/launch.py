@@ -14,6 +14,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -47,7 +48,10 @@ def launch(cfg: TrialConfig, out_dir: str | Path, stop_after_epochs: int | None 
                           "node (see README, 'Several GPUs (DDP)')")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    config_path = out / ".launch_config.yaml"
+    # outside the trial folder: the trainer refuses an output folder that holds one of its inputs
+    fd, name = tempfile.mkstemp(prefix=f"maskcycle_launch_{cfg.name}_", suffix=".yaml")
+    os.close(fd)
+    config_path = Path(name)
     cfg.to_yaml(config_path)
     echo = echo or (lambda line: print(line, flush=True))
     cmd = torchrun_command(cfg, config_path, out, stop_after_epochs)

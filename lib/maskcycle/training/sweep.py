@@ -31,16 +31,11 @@ from pathlib import Path
 import yaml
 
 from maskcycle import results
-from maskcycle.config import (
-    NOTEBOOKS_DIR,
-    RUN_CONTROL_FIELDS,
-    ConfigError,
-    TrialConfig,
-    at_least,
-    parse_overrides,
-    read_settings_yaml,
-)
+from maskcycle.config import RUN_CONTROL_FIELDS, TrialConfig
 from maskcycle.io import FolderBusyError, check_output, folder_lock, update_run_json, utc_now
+from maskcycle.params import parse_overrides, read_settings_yaml
+from maskcycle.paths import NOTEBOOKS_DIR
+from maskcycle.settings import ConfigError, at_least
 from maskcycle.training import slurm
 
 NOTEBOOK = NOTEBOOKS_DIR / "02_training.ipynb"
