@@ -96,3 +96,15 @@ def test_trial_records_its_path_and_keeps_it_when_resumed_elsewhere(tiny_data, t
     # generator snapshots keep "auto": evaluation on this machine translates in its own fp32
     loaded_cfg, G_AB, _ = checkpoints.load_generators(out / "checkpoints" / "epoch_002.pt")
     assert loaded_cfg.precision == "fp32" and G_AB is not None
+
+
+def test_a_trial_config_with_auto_translates_on_any_device():
+    """Evaluation reads a trial's config.yaml, which keeps "auto": translation decides for its device."""
+    import numpy as np
+
+    from maskcycle.evaluation.translate import translate_array
+
+    cfg = TrialConfig(netG="resnet_6blocks", ngf=8, ndf=8, crop_size=32, load_size=36, **AUTO)
+    G = build_cyclegan(execution.resolve(cfg, "cpu").cfg).G_AB
+    out = translate_array(G, np.zeros((2, 32, 32, 3), np.uint8), cfg)
+    assert out.shape == (2, 32, 32, 3) and out.dtype == np.uint8

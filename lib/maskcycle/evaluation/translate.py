@@ -75,6 +75,7 @@ def translate_array(G: nn.Module, images: np.ndarray, cfg: TrialConfig, batch_si
     CUDA memory is retried at half the size, whatever was asked."""
     device = next(G.parameters()).device
     batch_size = batch_size or AUTO_BATCH.get(device.type, 16)
+    cfg = execution.resolve(cfg, device).cfg  # a trial's config.yaml keeps "auto": this device decides
     out, start = [], 0
     with tqdm.tqdm(total=len(images), disable=not progress, desc=desc, leave=False) as bar:
         while start < len(images):
