@@ -221,3 +221,16 @@ def demo_raw(tmp_path_factory) -> Path:
     from maskcycle.data.demo import generate
 
     return generate(tmp_path_factory.mktemp("demo") / "raw", n_ids=40, size=128, seed=3, workers=1, progress=False)
+
+
+@pytest.fixture(scope="module")
+def generator(tmp_path_factory) -> Path:
+    """A checkpoint of two untrained tiny generators (32 px), for commands that need one."""
+    from maskcycle.models import checkpoints
+    from maskcycle.models.networks import build_generator
+
+    root = tmp_path_factory.mktemp("gen")
+    cfg = tiny_config(root, crop_size=32)
+    path = root / "g.pt"
+    checkpoints.save_generators(path, cfg, build_generator(cfg), build_generator(cfg), 1)
+    return path

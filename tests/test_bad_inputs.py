@@ -339,17 +339,6 @@ def test_survey_analyse_prints_who_was_set_aside(tmp_path, capsys):
 
 
 # --- 1. never modify an input ----------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def generator(tmp_path_factory):
-    root = tmp_path_factory.mktemp("gen")
-    cfg = tiny_config(root, crop_size=32)
-    from maskcycle.models.networks import build_generator
-
-    path = root / "g.pt"
-    checkpoints.save_generators(path, cfg, build_generator(cfg), build_generator(cfg), 1)
-    return path
-
-
 def test_translate_refuses_an_existing_file_as_output(tmp_path, capsys, generator):
     photos = make_image_folders(tmp_path / "in", n=2, splits=("test",)) / "testA"
     (tmp_path / "out.png").write_bytes(b"keep me")

@@ -9,25 +9,12 @@ import json
 import os
 
 import numpy as np
-import pytest
 from PIL import Image, ImageCms
 
-from conftest import make_image_folders, tiny_config
+from conftest import make_image_folders
 from maskcycle import cli
 from maskcycle.data import measures
-from maskcycle.models import checkpoints
 from test_bad_inputs import checksums, run_cli
-
-
-@pytest.fixture(scope="module")
-def generator(tmp_path_factory):
-    root = tmp_path_factory.mktemp("gen")
-    cfg = tiny_config(root, crop_size=32)
-    from maskcycle.models.networks import build_generator
-
-    path = root / "g.pt"
-    checkpoints.save_generators(path, cfg, build_generator(cfg), build_generator(cfg), 1)
-    return path
 
 
 def translate(capsys, generator, folder, out, *extra):

@@ -16,10 +16,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import make_image_folders, tiny_config
+from conftest import make_image_folders
 from maskcycle.data import faces
 from maskcycle.data.images import MAX_ASPECT, MIN_SIDE, ImageReadError, read_rgb
-from maskcycle.models import checkpoints
 
 REPO = Path(__file__).resolve().parents[1]
 MODES = ("1", "L", "LA", "P", "I;16", "I", "CMYK", "RGBA", "RGB", "F", "YCbCr")
@@ -132,17 +131,6 @@ def test_detect_refuses_a_strip_array_before_dlib():
         faces.detect(np.zeros((20, 20_000, 3), np.uint8))
     with pytest.raises(ValueError, match="too thin"):
         faces.aligned_descriptor(np.zeros((20, 20_000, 3), np.uint8))
-
-
-@pytest.fixture(scope="module")
-def generator(tmp_path_factory):
-    root = tmp_path_factory.mktemp("gen")
-    cfg = tiny_config(root, crop_size=32)
-    from maskcycle.models.networks import build_generator
-
-    path = root / "g.pt"
-    checkpoints.save_generators(path, cfg, build_generator(cfg), build_generator(cfg), 1)
-    return path
 
 
 def test_the_20000x20_png_no_longer_aborts_faces_or_translate(tmp_path, generator):

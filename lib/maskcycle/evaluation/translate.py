@@ -136,7 +136,8 @@ class TranslateReport:
         out = []
         for r in self.results:
             faces = f"{r.n_faces} face(s), " if r.status in ("written", "no face", "not translated") else ""
-            out.append(f"{r.path}: {faces}{r.status}" + (f" ({r.detail})" if r.detail else ""))
+            detail = r.detail.removeprefix(f"{r.path}: ") if r.detail else ""  # read errors name the file too
+            out.append(f"{r.path}: {faces}{r.status}" + (f" ({detail})" if detail else ""))
         return out
 
 
