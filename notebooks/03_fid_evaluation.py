@@ -43,6 +43,7 @@ baseline = 'baseline'  # the trial every other is compared with
 reference_dir = ''  # a reference-implementation checkpoint folder (<epoch>_net_G_A.pth ...) to score too
 reference_settings = {}  # its TrialConfig settings, e.g. crop_size 256, norm instance
 composite_variants = True  # also score every learned trial with mask-guided compositing (<trial>+composite)
+workers = 0  # runs scored side by side on a CPU (processes): 0 one per core, at most 4; 1 one after another
 
 
 # %% [markdown]
@@ -67,7 +68,7 @@ table = evaluate.evaluate_sweep(sweep, curated_dir or None, every_k_epochs=every
                                 feature_extractor=feature_extractor, download=inception_download,
                                 device=device, batch_size=batch_size, progress=False,
                                 composite_variants=composite_variants, fid_resize=fid_resize,
-                                fid_ref_n=fid_ref_n, baseline=baseline)
+                                fid_ref_n=fid_ref_n, baseline=baseline, workers=workers)
 reasons = sorted(set(table['fid_unavailable_reason'].dropna())) if 'fid_unavailable_reason' in table else []
 fid_available = bool(len(table)) and 'FID_AB' in table and table['FID_AB'].notna().any()
 if fid_available:
@@ -199,19 +200,17 @@ else:
     fig = figures.paired_plot(pairs, save=figure_dir / 'paired_psnr.png')
 
 # %%
+from maskcycle.results import best_trial
+
 evaluated = table[table['evaluated']] if len(table) else table
-# per direction, the best trial that translates it, by the first metric measured (FID lower, PSNR higher)
+# per direction, the best run that translates it (results.best_trial: FID, else PSNR in the mask, else FD_face)
 for d in ('BA', 'AB'):
     rows = evaluated[evaluated['directions'].fillna('').str.contains(d)] if len(evaluated) else evaluated
-    choices = [(f'FID_{d}', 'min'), (f'psnr_{d}_mask', 'max'), (f'fd_face_{d}', 'min')]
-    measured = [(k, how) for k, how in choices if k in rows and pd.to_numeric(rows[k], errors='coerce').notna().any()]
     if not len(rows):
         continue
-    key, how = measured[0] if measured else (None, None)
-    values = pd.to_numeric(rows[key], errors='coerce') if key else None
-    best = rows.loc[getattr(values, f'idx{how}')(), 'trial'] if key else rows['trial'].iloc[0]
-    folder = rows.loc[rows['trial'] == best, 'run'].iloc[0] if 'run' in rows else best
-    print(f'{d} examples from {folder} (best by {key or "nothing measured: the first trial"})')
+    best, key, _ = best_trial(rows, d)
+    folder = rows.loc[best if best is not None else rows.index[0], 'run']
+    print(f'{d} examples from {folder} (best by {key or "nothing measured: the first run"})')
     fig = figures.example_pairs(sweep / folder, n=4, direction=d, save=figure_dir / f'examples_{d}.png')
 
 # %% [markdown]

@@ -1,5 +1,6 @@
 """Adding one, from this file alone: a model family (registered below) run through train, resume,
-sweep and evaluation; a metric; a CycleGAN loss term.
+sweep and evaluation; a non-learned family run through evaluation and photo translation; a metric;
+a CycleGAN loss term.
 
 The family is "identity", the do-nothing baseline: each generator is a 1x1 convolution that
 starts as the identity and is trained to stay one (L1 to its input, whose gradient is 0 there).
@@ -12,6 +13,7 @@ import dataclasses
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -118,10 +120,11 @@ def brightness_gap(fakes, reals, pairs) -> dict:
 
 def test_the_toy_family_trains_resumes_and_is_evaluated_with_a_toy_metric(tmp_path, monkeypatch):
     from maskcycle import results
-    from maskcycle.evaluation import evaluate, metrics
+    from maskcycle.evaluation import evaluate, family_table, metrics
     from maskcycle.training.trainer import train
 
-    monkeypatch.setattr(metrics, "METRICS", [*metrics.METRICS, brightness_gap])  # the one line
+    gap = metrics.Metric("gap", lower_is_better=True, compare=True, compute=brightness_gap)
+    monkeypatch.setattr(metrics, "METRICS", [*metrics.METRICS, gap])  # the one line
 
     curated = make_paired_curated(tmp_path)
     cfg = tiny_config(curated, model="identity", name="idt")
@@ -143,7 +146,10 @@ def test_the_toy_family_trains_resumes_and_is_evaluated_with_a_toy_metric(tmp_pa
     test = evaluate.load_test_sets(curated, cfg.crop_size)  # fakes = inputs: the gap of test A and test B
     assert record["gap_AB"] == pytest.approx(abs(test.A.mean() - test.B.mean()), abs=0.5)
     assert record["pairs_AB"] == record["n_pairs_AB"] > 0 and record["by_epoch"][0]["gap_BA"] is not None
-    assert results.summary_table(whole.parent).loc[0, "gap_BA"] == record["gap_BA"]
+    table = results.summary_table(whole.parent)
+    assert table.loc[0, "gap_BA"] == record["gap_BA"]
+    assert gap in metrics.compared()  # comparison.csv tests it; notebook 03's family table shows it:
+    assert family_table.family_table(table, "BA").loc[0, "gap"] == pytest.approx(record["gap_BA"], abs=1e-4)
 
 
 @pytest.mark.slow
@@ -186,3 +192,60 @@ def test_a_cyclegan_loss_term_is_one_function_and_one_line(tiny_data, tmp_path, 
     train(cfg, tmp_path / "tv", progress=False)
     lines = (tmp_path / "tv" / "losses.csv").read_text().splitlines()
     assert lines[0].endswith(",idt_BA,tv_AB") and all(float(r.split(",")[-1]) > 0 for r in lines[1:])
+
+
+class Darken:
+    """A toy non-learned family, the members models.families.Baseline names: A->B darkens the lower
+    half of each face crop (a crude mask), and says which pixels it changed."""
+
+    SETTINGS = FamilySettings(trains=False, translates=("AB",))
+    NEEDS_LANDMARKS = False
+    ACTS_IN_REGION = True
+
+    @staticmethod
+    def problem(lm, shape) -> str | None:
+        return None
+
+    @staticmethod
+    def translate_face(cfg, direction, crop, lm, segmenter, check_masked):
+        half = crop.shape[0] // 2
+        out, changed = crop.copy(), np.zeros(crop.shape[:2], np.float32)
+        out[half:] //= 2
+        changed[half:] = 1
+        return out, changed, None
+
+
+families.register_baseline("darken", Darken)  # the one line a new non-learned family adds
+
+
+def test_a_toy_baseline_is_trialled_evaluated_and_translates(tmp_path):
+    from maskcycle.config import non_learned
+    from maskcycle.evaluation import evaluate
+    from maskcycle.evaluation.translate import translate_crops
+    from maskcycle.training.trainer import train
+
+    assert non_learned()["darken"] == ("AB",)
+    curated = make_paired_curated(tmp_path)
+    cfg = tiny_config(curated, model="darken", name="dk")
+    train(cfg, tmp_path / "sweep" / "dk", progress=False)  # its settings are the trial: no checkpoint
+    assert not (tmp_path / "sweep" / "dk" / "checkpoints").exists()
+    record = evaluate.evaluate_trial(tmp_path / "sweep" / "dk", evaluate.Scorer(None, "no extractor in this test"),
+                                     curated, progress=False)
+    assert record["directions"] == "AB" and record["psnr_BA"] is None
+    assert 0 < record["mask_iou_AB"] < 1  # its half-face region against the true mask region
+    crops = np.full((2, 32, 32, 3), 200, np.uint8)
+    done = translate_crops(None, cfg, "AB", crops)
+    assert done.regional and (done.images[:, 16:] == 100).all() and (done.images[:, :16] == 200).all()
+    with pytest.raises(ValueError, match="cannot translate BA"):
+        translate_crops(None, cfg, "BA", crops)
+
+
+def test_a_baseline_lacking_a_member_or_that_trains_is_refused():
+    class Partial:
+        SETTINGS = FamilySettings(trains=False)
+
+    with pytest.raises(TypeError, match="lacks ACTS_IN_REGION, NEEDS_LANDMARKS, problem, translate_face"):
+        families.register_baseline("partial", Partial)
+    with pytest.raises(TypeError, match="trains=False"):
+        families.register_baseline("trainer", type("T", (Darken,), {"SETTINGS": FamilySettings()}))
+    assert "partial" not in families.BASELINES and "trainer" not in families.BASELINES

@@ -133,11 +133,28 @@ def summary_table(sweep_dir: str | Path, eval_errors: dict[str, str] | None = No
         if len(table) and table[column].isna().all():
             table = table.drop(columns=column)
     for direction in ("AB", "BA"):
-        col = f"FID_{direction}"
-        values = pd.to_numeric(table[col], errors="coerce") if col in table else pd.Series(float("nan"),
-                                                                                            index=table.index)
-        table[f"best_{col}"] = values.eq(values.min()) & values.notna()
+        best, _, _ = best_trial(table, direction, by=BEST_BY[:1])
+        table[f"best_FID_{direction}"] = table.index == best
     return table
+
+
+# What names a direction's best run: FID (lower is better) where measured, else the paired PSNR over
+# the mask region (higher), else the face-feature distance (lower).
+BEST_BY = (("FID_{d}", True), ("psnr_{d}_mask", False), ("fd_face_{d}", True))
+
+
+def best_trial(table, direction: str, by: tuple[tuple[str, bool], ...] = BEST_BY):
+    """(row label, column, lower is better) of the run of `table` (summary_table's rows) that scores
+    best in `direction` on the first column of `by` measured there (the first such run on a tie);
+    (None, None, None) when none is measured."""
+    import pandas as pd
+
+    for template, lower in by:
+        col = template.format(d=direction)
+        values = pd.to_numeric(table[col], errors="coerce") if col in table else None
+        if values is not None and values.notna().any():
+            return (values.idxmin() if lower else values.idxmax()), col, lower
+    return None, None, None
 
 
 def write_summary(sweep_dir: str | Path, eval_errors: dict[str, str] | None = None):

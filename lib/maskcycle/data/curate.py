@@ -44,11 +44,11 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from maskcycle.data import measures, readers
+from maskcycle.data import measures, pair_files, readers
 from maskcycle.data import pair_checks as pairs_mod
 from maskcycle.data.cache import cached_images
 from maskcycle.data.images import ImageReadError, read_rgb, write_png
-from maskcycle.data.paired_batches import PAIR_FOLDERS, PAIRS_TRAIN
+from maskcycle.data.paired_batches import PAIR_FOLDERS
 from maskcycle.data.parallel import parallel_map
 from maskcycle.io import atomic_write_text, check_output, read_pairs
 from maskcycle.settings import add_field_arguments, at_least, check_field_types, from_arguments, setting
@@ -372,7 +372,7 @@ def write_pairs(pairs: pd.DataFrame | None, out: Path, load_size: int, workers: 
                 progress: bool = True) -> dict:
     """pairs_trainA/B images (reusing ones written before from the same sources and size) and
     pairs_train.csv; `pairs` None (no identities) removes any earlier pair list."""
-    listing = out / PAIRS_TRAIN
+    listing = pair_files.pairs_path(out, "train")
     previous = {}
     if listing.exists() and (out / "curation.json").exists():
         try:
@@ -588,7 +588,7 @@ def curate(out: str | Path, ffhq: str | Path | None = None, maskedfacenet: str |
         manifest[col] = manifest[col].astype("Int64")
     _write_csv(out / "manifest.csv", manifest)
     for split in HELD_OUT:
-        _write_csv(out / f"pairs_{split}.csv", pairs[pairs.split == split].drop(columns="split"))
+        _write_csv(pair_files.pairs_path(out, split), pairs[pairs.split == split].drop(columns="split"))
     problems, warnings = shortfalls(manifest, settings, curated is not None, records)
     info = _info(manifest, settings, (ffhq, maskedfacenet, curated), timing, cache)
     info.update(identities=identity_source, sharpness_threshold=blur, pair_checks=pair_summary,

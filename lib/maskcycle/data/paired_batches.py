@@ -16,11 +16,11 @@ from pathlib import Path
 import torch
 
 from maskcycle.config import TrialConfig
+from maskcycle.data import pair_files
 from maskcycle.data.cache import cached_images
 from maskcycle.data.images import list_images
 from maskcycle.data.unpaired import EpochPlan, UnpairedData, _limit, image_size
 
-PAIRS_TRAIN = "pairs_train.csv"
 PAIR_FOLDERS = ("pairs_trainA", "pairs_trainB")
 
 
@@ -35,10 +35,10 @@ class PairedData(UnpairedData):
     def __init__(self, root: str | Path, cfg: TrialConfig, split: str = "train"):
         self.cfg = cfg
         root = Path(root)
-        listing = root / PAIRS_TRAIN
+        listing = pair_files.pairs_path(root, "train")
         if not listing.is_file() or not all((root / f).is_dir() for f in PAIR_FOLDERS):
             raise NoPairsError(
-                f"{listing}: no training pair list ({PAIRS_TRAIN} with {PAIR_FOLDERS[0]}/, {PAIR_FOLDERS[1]}/); "
+                f"{listing}: no training pair list ({listing.name} with {PAIR_FOLDERS[0]}/, {PAIR_FOLDERS[1]}/); "
                 f"model {cfg.model!r} trains on pairs. Curate from the raw FFHQ and MaskedFace-Net sets "
                 "(`maskcycle curate --ffhq ... --maskedfacenet ...`), which know identities; an unpaired "
                 "curated folder has none"

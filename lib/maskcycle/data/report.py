@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from maskcycle.data import pair_files
 from maskcycle.data.demo import contact_sheet
 from maskcycle.data.images import ImageReadError, read_rgb, write_png
 
@@ -152,7 +153,7 @@ def review_sheets(m: pd.DataFrame, out_dir: str | Path, n: int = 16, size: int =
 
 def pair_checks(out_dir: str | Path) -> pd.DataFrame:
     """pairs_test.csv's checks: pairs per domain and check result."""
-    p = pd.read_csv(Path(out_dir) / "pairs_test.csv", dtype=str, keep_default_na=False)
+    p = pd.DataFrame([dict(r) for r in pair_files.read_held_out(out_dir, "test") or []])
     if p.empty or "check" not in p:
         return pd.DataFrame(columns=["domain", "check", "pairs"])
     return p.groupby(["domain", "check"]).size().rename("pairs").reset_index()

@@ -143,6 +143,9 @@ def _grabcut(image, lm, prior, search, colour) -> np.ndarray:
         return colour
     bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
     try:
+        # GrabCut's colour models start from k-means on OpenCV's process-wide random generator: reseeded,
+        # a face's mask does not depend on what was segmented before it (or in which process)
+        cv2.setRNGSeed(0)
         cv2.grabCut(np.ascontiguousarray(image[..., ::-1]), seeds, None, bgd, fgd, 4, cv2.GC_INIT_WITH_MASK)
     except cv2.error:  # too few pixels of one kind to fit its colour model
         return colour

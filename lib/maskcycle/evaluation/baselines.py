@@ -17,7 +17,7 @@ import numpy as np
 from maskcycle.config import TrialConfig
 from maskcycle.data import faces as facelib
 from maskcycle.data import segment
-from maskcycle.models import do_nothing, inpaint, template
+from maskcycle.models import families
 
 VERSION = 1  # bump when an image operation here changes its output: evaluations are then redone
 
@@ -27,6 +27,7 @@ class Crops:
     images: np.ndarray  # N x S x S x 3 uint8
     changed: list  # per crop: float S x S map of what changed (0 = the input pixel kept), or None
     notes: list  # per crop: why it was left as it was, or None
+    regional: bool = False  # it changed only a region, which `changed` maps (scored by mask IoU)
 
 
 def crop_landmarks(crops: np.ndarray, given: list | None = None) -> list:
@@ -34,6 +35,12 @@ def crop_landmarks(crops: np.ndarray, given: list | None = None) -> list:
     if given is not None:
         return list(given)
     return [facelib.crop_landmarks(np.asarray(c)) for c in crops]
+
+
+def needs_landmarks(cfg: TrialConfig) -> bool:
+    """Whether the trial's translation places itself by the face's landmarks (compositing, and
+    the non-learned families that say so)."""
+    return cfg.composite == "mask" if cfg.learned else families.baseline(cfg).NEEDS_LANDMARKS
 
 
 def ramp(region: np.ndarray, pixels: float) -> np.ndarray:
@@ -72,44 +79,32 @@ def composite(cfg: TrialConfig, direction: str, crops: np.ndarray, fakes: np.nda
         alpha = ramp(region_for(cfg, direction, crop, lm), cfg.mask_dilate * crop.shape[0])
         out.append(blend(crop, fake, alpha))
         changed.append(alpha)
-    return Crops(np.stack(out), changed, [None] * len(out))
-
-
-def _inpaint(cfg: TrialConfig, crop: np.ndarray, lm: np.ndarray, check_masked: bool):
-    share = segment.masked_share(crop, lm) if check_masked else 1.0
-    if share < segment.MASKED_SHARE:
-        return crop.copy(), None, (f"no mask found ({share:.0%} of the lower face differs from the skin, "
-                                   f"< {segment.MASKED_SHARE:.0%})")
-    region = segment.segment(crop, lm, cfg.segmenter)
-    side = crop.shape[0]
-    grown = inpaint.grow(region, cfg.mask_dilate * side)
-    out = inpaint.fill(crop, grown, cfg.inpaint_method, cfg.inpaint_radius * side)
-    return out, grown.astype(np.float32), None
+    return Crops(np.stack(out), changed, [None] * len(out), regional=True)
 
 
 def non_learned(cfg: TrialConfig, direction: str, crops: np.ndarray, lms: list | None = None,
                 notes: list | None = None, check_masked: bool = True) -> Crops:
-    """Crops through a non-learned family; `notes` (photo mode) marks faces already known to be
-    unplaceable, which are left as they were. `check_masked`: inpaint only faces that look masked
-    (`segment.is_masked`; off where every input is known to be masked, e.g. test set B)."""
+    """Crops through a non-learned family (`families.Baseline`); `notes` (photo mode) marks faces
+    already known to be unplaceable, which are left as they were. `check_masked`: inpaint only faces
+    that look masked (off where every input is known to be masked, e.g. test set B)."""
     if direction not in cfg.directions:
         raise ValueError(f"model {cfg.model!r} cannot translate {direction}")
+    fam = families.baseline(cfg)
     crops = np.asarray(crops)
-    if cfg.model == "do_nothing":
-        return Crops(do_nothing.translate(crops), [np.zeros(c.shape[:2], np.float32) for c in crops],
-                     [None] * len(crops))
-    lms = crop_landmarks(crops, lms)
+    lms = crop_landmarks(crops, lms) if fam.NEEDS_LANDMARKS else [None] * len(crops)
     notes = list(notes) if notes is not None else [None] * len(crops)
     out, changed = [], []
     for i, (crop, lm) in enumerate(zip(crops, lms)):
         if notes[i]:
-            out.append(crop.copy())
-            changed.append(None)
-            continue
-        if cfg.model == "template":
-            img, alpha, notes[i] = template.translate(crop, lm, cfg.seed, cfg.texture_list, cfg.placement_list)
+            img, alpha = crop.copy(), None
         else:
-            img, alpha, notes[i] = _inpaint(cfg, crop, lm, check_masked)
+            img, alpha, notes[i] = fam.translate_face(cfg, direction, crop, lm, segment, check_masked)
         out.append(img)
         changed.append(alpha)
-    return Crops(np.stack(out), changed, notes)
+    return Crops(np.stack(out), changed, notes, regional=fam.ACTS_IN_REGION)
+
+
+def photo_problem(cfg: TrialConfig, lm: np.ndarray, shape: tuple[int, ...]) -> str | None:
+    """Why a face found on a photo cannot be translated by the trial's family (None: it can; a
+    learned model takes every face)."""
+    return None if cfg.learned else families.baseline(cfg).problem(lm, shape)

@@ -22,15 +22,12 @@ from pathlib import Path
 
 from maskcycle import results
 from maskcycle.config import RUN_CONTROL_FIELDS
+from maskcycle.evaluation import metrics
 from maskcycle.evaluation import statistics as stats
 from maskcycle.io import atomic_write_text
 
 COMPARISON = "comparison.csv"
 ALPHA = 0.05
-# (metric, column of a direction, lower is better); each may have <column>_lo/_hi/_se from one run
-METRICS = (("FID", "FID_{d}", True), ("FID_ref", "FID_{d}_ref", True), ("KID", "KID_{d}", True),
-           ("fd_face", "fd_face_{d}", True), ("psnr_mask", "psnr_{d}_mask", False),
-           ("ssim_mask", "ssim_{d}_mask", False), ("id_rate", "id_rate_{d}", False))
 # settings that may differ between the seeds of one trial: the seed itself, and where/how it ran
 SEED_FREE = RUN_CONTROL_FIELDS | {"seed", "device", "dataroot", "n_samples"}
 COLUMNS = ["trial", "direction", "metric", "better", "n_seeds", "seeds", "mean", "lo", "hi", "interval",
@@ -119,9 +116,10 @@ def compare(sweep_dir: str | Path, baseline: str = "baseline") -> list[dict]:
             continue
         runs = trials[trial]
         directions = (runs[0]["scores"].get("directions") or "AB,BA").split(",")
-        for metric, template, lower in METRICS:
+        for m in metrics.compared():  # each column may have <column>_lo/_hi/_se from one run
+            metric, lower = m.name, m.lower_is_better
             for d in directions:
-                col = template.format(d=d)
+                col = m.column(d)
                 mine = _summary(runs, col)
                 if mine is None:
                     continue
@@ -135,9 +133,9 @@ def compare(sweep_dir: str | Path, baseline: str = "baseline") -> list[dict]:
                     row.update(diff=diff["diff"], diff_lo=diff["lo"], diff_hi=diff["hi"], test=diff["test"],
                                p=diff["p"])
                 rows.append(row)
-    for metric, _, _ in METRICS:  # Holm within each (metric, direction) family
+    for m in metrics.compared():  # Holm within each (metric, direction) family
         for d in ("AB", "BA"):
-            family = [r for r in rows if r.get("metric") == metric and r.get("direction") == d and "p" in r]
+            family = [r for r in rows if r.get("metric") == m.name and r.get("direction") == d and "p" in r]
             for r, adjusted in zip(family, stats.holm([r["p"] for r in family])):
                 r["p_holm"] = adjusted
                 r["beyond_noise"] = bool(math.isfinite(adjusted) and adjusted < ALPHA)

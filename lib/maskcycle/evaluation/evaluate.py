@@ -38,6 +38,7 @@ import dataclasses
 import hashlib
 import json
 import math
+import os
 import re
 import sys
 import time
@@ -49,6 +50,7 @@ import torch
 
 from maskcycle import results
 from maskcycle.config import TrialConfig
+from maskcycle.data import pair_files
 from maskcycle.data.cache import cached_set
 from maskcycle.data.images import ImageReadError, list_images, read_rgb, write_png
 from maskcycle.devices import resolve_device
@@ -57,7 +59,7 @@ from maskcycle.evaluation import fid as fidlib
 from maskcycle.evaluation import paired_metrics as paired
 from maskcycle.evaluation import statistics as stats
 from maskcycle.evaluation.translate import translate_crops
-from maskcycle.io import atomic_write_text, check_output, read_csv_rows, refuse_repeats, utc_now
+from maskcycle.io import atomic_write_text, check_output, refuse_repeats, utc_now
 from maskcycle.models import checkpoints
 from maskcycle.params import parse_overrides
 from maskcycle.settings import ConfigError, at_least
@@ -69,7 +71,6 @@ PUBLISHED = {
     "FID_BA": {"best": 48.39, "low": 48.39, "high": 261.78,
                "best_trial": "batch 32, instance norm, linear lr, vanilla"},
 }
-PAIRS_COLUMNS = ("domain", "file", "id", "counterpart_path")
 PAIRED_NAMES = ("psnr", "ssim", "psnr_mask", "ssim_mask", "psnr_input", "ssim_input", "mask_fraction", "mask_iou")
 EPOCH_FILE = re.compile(r"^epoch_(\d+)\.pt$")
 
@@ -94,6 +95,14 @@ class TestSets:
     pairs_flagged: int = 0  # rows of pairs_test.csv left out: they failed curation's pair checks
     split: str = "test"  # test, or val (where epochs are chosen)
     formats: dict = dataclasses.field(default_factory=dict)  # {"A"/"B": fid_protocol.file_format of the files}
+    found_landmarks: dict = dataclasses.field(default_factory=dict)  # {"A"/"B": per image}, see `landmarks`
+
+    def landmarks(self, domain: str) -> list:
+        """The 68 landmarks of every image of `domain`, found once for all the runs that place
+        themselves by them (compositing, the template and inpainting baselines)."""
+        if domain not in self.found_landmarks:
+            self.found_landmarks[domain] = baselines.crop_landmarks(self.A if domain == "A" else self.B)
+        return self.found_landmarks[domain]
 
 
 def _resolve_counterpart(value: str, root: Path) -> Path | None:
@@ -110,18 +119,17 @@ def read_pairs(root: str | Path, names_A: list[str], names_B: list[str],
     A malformed file or a row naming an unknown test file is an error naming the file and row;
     a counterpart path that is not there is an error too (relative paths are tried against the
     curated folder, every folder above it and the working directory)."""
-    root = Path(root)
-    path = root / f"pairs_{split}.csv"
-    if not path.is_file():
+    root, path = Path(root), pair_files.pairs_path(root, split)
+    rows = pair_files.read_held_out(root, split)
+    if rows is None:
         return [], f"no {path}: paired metrics need the curated pairs file"
-    rows = read_csv_rows(path, set(PAIRS_COLUMNS))
     # a test file listed twice would count twice in every paired mean
     refuse_repeats(path, [(r.line, (r["domain"], r["file"]), f"test{r['domain']}/{r['file']}") for r in rows])
     known = {"A": set(names_A), "B": set(names_B)}
     out, flagged = [], 0
     for row in rows:
         line = row.line
-        if row.get("check", "ok") not in ("", "ok"):  # curation's pair checks failed: not a true pair
+        if pair_files.failed_check(row):
             flagged += 1
             continue
         domain = row["domain"].strip()
@@ -142,10 +150,7 @@ def read_pairs(root: str | Path, names_A: list[str], names_B: list[str],
 
 def flagged_pairs(root: str | Path, split: str = "test") -> int:
     """Rows of `<root>/pairs_<split>.csv` that failed curation's pair checks (column `check`)."""
-    path = Path(root) / f"pairs_{split}.csv"
-    if not path.is_file():
-        return 0
-    return sum(1 for row in read_csv_rows(path, set()) if row.get("check", "ok") not in ("", "ok"))
+    return sum(map(pair_files.failed_check, pair_files.read_held_out(root, split) or []))
 
 
 def _fingerprint(paths: list[Path], extra: str = "") -> str:
@@ -185,8 +190,8 @@ def load_test_sets(root: str | Path, size: int, split: str = "test") -> TestSets
         kept.append({**pair, "truth": truth, "region": region,
                      "baseline": paired.baseline_metrics(source, truth, region)})
     if pairs and not kept:
-        note = f"no counterpart in {root / f'pairs_{split}.csv'} could be decoded"
-    pairs_file = [root / f"pairs_{split}.csv"] if (root / f"pairs_{split}.csv").is_file() else []
+        note = f"no counterpart in {pair_files.pairs_path(root, split)} could be decoded"
+    pairs_file = [p for p in [pair_files.pairs_path(root, split)] if p.is_file()]
     key = _fingerprint(files_A + files_B + pairs_file, f"size={size}")
     formats = {"A": fid_protocol.file_format(files_A), "B": fid_protocol.file_format(files_B)}
     return TestSets(root, size, A, B, names_A, names_B, kept, note, skipped, key,
@@ -331,12 +336,13 @@ def evaluate_snapshot(snap: Snapshot, cfg: TrialConfig, test: TestSets, scorer: 
             made[direction] = None
             continue
         # every test B image wears a mask: inpaint need not decide whether it does
-        done = translate_crops(gens[direction], cfg, direction, images, batch_size=batch_size, progress=progress,
-                               desc=f"{direction} {snap.label}", check_masked=False)
+        lms = test.landmarks(direction[0]) if baselines.needs_landmarks(cfg) else None
+        done = translate_crops(gens[direction], cfg, direction, images, lms, batch_size=batch_size,
+                               progress=progress, desc=f"{direction} {snap.label}", check_masked=False)
         made[direction] = done.images
         if not cfg.learned:
             left[direction] = sum(n is not None for n in done.notes)
-        if cfg.model in ("template", "inpaint") or cfg.composite != "none":  # methods that act in a region
+        if done.regional:
             changed[direction] = done.changed
     del gens
     fakes_AB, fakes_BA = made["AB"], made["BA"]
@@ -684,7 +690,7 @@ def evaluate_sweep(sweep_dir: str | Path, curated_dir: str | Path | None = None,
                    inception_weights: str | None = None, feature_extractor: str = fidlib.INCEPTION,
                    download: bool = True, device: str = "auto", batch_size: int = 16, progress: bool = True,
                    force: bool = False, composite_variants: bool = False, fid_resize: str = "legacy",
-                   fid_ref_n: int = fidlib.FID_REF_N, baseline: str = "baseline"):
+                   fid_ref_n: int = fidlib.FID_REF_N, baseline: str = "baseline", workers: int = 1):
     """Evaluate every finished run of a sweep, write the results table (summary.csv) and the
     comparison with the `baseline` trial (comparison.csv); returns the results table (pandas).
 
@@ -692,32 +698,120 @@ def evaluate_sweep(sweep_dir: str | Path, curated_dir: str | Path | None = None,
     the others still run. FID is computed when the extractor loads, else marked unavailable.
     Without a trial named `baseline` no comparison.csv is written (the reason is printed).
     `composite_variants`: every finished learned run is also scored with the other `composite`
-    setting, as `<run>+composite` (`composite_variant`), so the table holds it both ways."""
+    setting, as `<run>+composite` (`composite_variant`), so the table holds it both ways.
+    `workers` > 1 on a CPU scores that many runs side by side in worker processes (0: one per core,
+    at most MAX_WORKERS); the numbers do not depend on it."""
     sweep_dir = Path(sweep_dir)
     if not sweep_dir.is_dir():
         raise FileNotFoundError(f"{sweep_dir}: no such sweep folder")
     dev = _device(device)
-    scorer = open_scorer(feature_extractor, inception_weights, download, dev, fid_resize, fid_ref_n)
-    tests: dict = {}
-    errors = {}
     for trial in results.find_trials(sweep_dir) if composite_variants else []:
         if results.trial_status(trial) == "finished":
             composite_variant(trial)
-    for trial in results.find_trials(sweep_dir):
-        if results.trial_status(trial) != "finished":
-            continue
-        # a variant's curve would repeat its source's FID over training: its final checkpoint only
-        every_k = 0 if results.read_json(trial / "run.json").get(VARIANT_OF) else every_k_epochs
-        try:
-            evaluate_trial(trial, scorer, curated_dir, every_k, dev, batch_size, progress, force, tests)
-        except (OSError, ValueError) as exc:  # a broken trial must not stop the others
-            errors[trial.name] = f"{type(exc).__name__}: {exc}"
+    # a variant's curve would repeat its source's FID over training: its final checkpoint only
+    runs = [(trial, 0 if results.read_json(trial / "run.json").get(VARIANT_OF) else every_k_epochs)
+            for trial in results.find_trials(sweep_dir) if results.trial_status(trial) == "finished"]
+    opening = (feature_extractor, inception_weights, download, str(dev), fid_resize, fid_ref_n)
+    common = (curated_dir, dev, batch_size, progress, force)
+    workers = eval_workers(workers, dev, len(runs))
+    errors = (_score_runs(runs, opening, common) if workers == 1
+              else _score_runs_in_workers(runs, opening, common, workers))
     table = results.write_summary(sweep_dir, errors)
     try:
         comparison.write_comparison(sweep_dir, baseline)
     except comparison.ComparisonError as exc:
         print(f"maskcycle evaluate: no {comparison.COMPARISON}: {exc}", file=sys.stderr)
     return table
+
+
+MAX_WORKERS = 4  # each worker holds the test sets, their face descriptors and the feature extractor
+
+
+def eval_workers(asked: int, device: torch.device, n_runs: int) -> int:
+    """How many runs to score side by side: 1 on a GPU (one device, and it is the fast part), else
+    `asked` (0: one per core, at most MAX_WORKERS), never more than there are runs."""
+    if device.type != "cpu":
+        return 1
+    return max(1, min(asked or min(os.cpu_count() or 1, MAX_WORKERS), n_runs))
+
+
+def _score_runs(runs: list[tuple[Path, int | None]], opening: tuple, common: tuple) -> dict[str, str]:
+    """Score the runs one after another in this process: {run: error} of those that failed."""
+    scorer, tests, errors = open_scorer(*opening), {}, {}
+    for trial, every_k in runs:
+        error = _score_run(trial, every_k, scorer, tests, common)
+        if error:
+            errors[trial.name] = error
+    return errors
+
+
+def _score_run(trial: Path, every_k: int | None, scorer: Scorer, tests: dict, common: tuple) -> str | None:
+    curated_dir, dev, batch_size, progress, force = common
+    try:
+        evaluate_trial(trial, scorer, curated_dir, every_k, dev, batch_size, progress, force, tests)
+    except (OSError, ValueError) as exc:  # a broken trial must not stop the others
+        return f"{type(exc).__name__}: {exc}"
+    return None
+
+
+# A worker process's scorer and test sets, opened once and kept for every run it scores (a
+# ProcessPoolExecutor initializer can hand state to later tasks only through the worker's module).
+_WORKER: dict = {}
+
+
+def _open_worker(opening: tuple, threads: int) -> None:
+    torch.set_num_threads(threads)
+    _WORKER.update(scorer=open_scorer(*opening), tests={})
+
+
+def _score_in_worker(trial: Path, every_k: int | None, common: tuple) -> tuple[str | None, str, str]:
+    """(error or None, what the run printed to stdout, to stderr): printed by the parent, in order."""
+    import contextlib
+    import io as stdio
+
+    out, err = stdio.StringIO(), stdio.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        error = _score_run(trial, every_k, _WORKER["scorer"], _WORKER["tests"], common)
+    return error, out.getvalue(), err.getvalue()
+
+
+def _score_runs_in_workers(runs, opening: tuple, common: tuple, workers: int) -> dict[str, str]:
+    """Score the runs in `workers` processes (spawned: a forked child of a process that has started
+    OpenMP threads can hang); each run's output is printed when it is done."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    threads = max(1, torch.get_num_threads() // workers)
+    errors = {}
+    pool = ProcessPoolExecutor(workers, multiprocessing.get_context("spawn"), _open_worker, (opening, threads))
+    # numpy's BLAS reads its thread count once, on import in the new process: each worker gets its
+    # share of the cores (2 workers x all cores each made every run 2x slower on 2 cores)
+    saved = {k: os.environ.get(k) for k in BLAS_THREADS}
+    os.environ.update({k: str(threads) for k in BLAS_THREADS})
+    try:
+        futures = [(trial, pool.submit(_score_in_worker, trial, every_k, common)) for trial, every_k in runs]
+        _restore(saved)  # the workers have started
+        for trial, future in futures:
+            error, out, err = future.result()
+            sys.stdout.write(out)
+            sys.stderr.write(err)
+            if error:
+                errors[trial.name] = error
+    finally:  # a crash or Ctrl-C: the runs not started are dropped, not scored after the error
+        _restore(saved)
+        pool.shutdown(cancel_futures=True)
+    return errors
+
+
+BLAS_THREADS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def _restore(saved: dict) -> None:
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
 
 
 VARIANT_OF = "variant_of"  # run.json key of a composite variant: the trial whose checkpoints it uses
@@ -802,6 +896,8 @@ def add_arguments(p) -> None:
     p.add_argument("--force", action="store_true", help="recompute even what an earlier run already scored")
     p.add_argument("--composite-variants", action="store_true", help="--sweep: also score every learned trial "
                    "with the other `composite` setting, as <trial>+composite (notebook 03 does)")
+    p.add_argument("--workers", type=at_least(0), default=0, help="--sweep on a CPU: runs scored side by side "
+                   f"in processes (0: one per core, at most {MAX_WORKERS}; 1: one after another)")
 
 
 def run_command(args) -> int:
@@ -821,7 +917,8 @@ def run_command(args) -> int:
         table = evaluate_sweep(args.sweep, args.curated, inception_weights=args.inception_weights,
                                feature_extractor=args.feature_extractor, download=not args.no_download,
                                device=args.device, composite_variants=args.composite_variants,
-                               fid_resize=args.fid_resize, fid_ref_n=args.fid_ref_n, baseline=args.baseline, **common)
+                               fid_resize=args.fid_resize, fid_ref_n=args.fid_ref_n, baseline=args.baseline,
+                               workers=args.workers, **common)
         print(table.to_string(index=False) if len(table) else "(no trials)")
         print(f"results: {Path(args.sweep) / results.SUMMARY}")
         column = table.get("fid_unavailable_reason")

@@ -11,12 +11,7 @@ from __future__ import annotations
 import pandas as pd
 
 from maskcycle.config import non_learned
-
-# (column template, label, which way is better)
-METRICS = (("FID_{d}", "FID", "min"), ("KID_{d}", "KID", "min"), ("fd_face_{d}", "FD_face", "min"),
-           ("kd_face_{d}", "KD_face", "min"), ("id_rate_{d}", "identity", "max"), ("psnr_{d}", "PSNR", "max"),
-           ("ssim_{d}", "SSIM", "max"), ("psnr_{d}_mask", "PSNR mask", "max"), ("ssim_{d}_mask", "SSIM mask", "max"),
-           ("mask_iou_{d}", "mask IoU", "max"))
+from maskcycle.evaluation import metrics
 
 
 def _rows(table: pd.DataFrame, direction: str) -> pd.DataFrame:
@@ -41,10 +36,10 @@ def family_table(table: pd.DataFrame, direction: str) -> pd.DataFrame:
     if rows.empty:
         return pd.DataFrame()
     out = pd.DataFrame({"trial": rows["trial"], "model": rows["model"], "kind": rows.apply(kind, axis=1)})
-    for template, label, _ in METRICS:
-        col = template.format(d=direction)
+    for m in metrics.tabled():
+        col = m.column(direction)
         if col in rows and pd.to_numeric(rows[col], errors="coerce").notna().any():
-            out[label] = pd.to_numeric(rows[col], errors="coerce").round(4)
+            out[m.shown_as] = pd.to_numeric(rows[col], errors="coerce").round(4)
     order = {"baseline": 0, "learned": 1, "learned + composite": 2}
     return out.sort_values(["kind", "trial"], key=lambda c: c.map(order) if c.name == "kind" else c).reset_index(
         drop=True)
@@ -58,13 +53,13 @@ def beats(table: pd.DataFrame, direction: str) -> pd.DataFrame:
     if ft.empty:
         return ft
     base, learned = ft[ft["kind"] == "baseline"], ft[ft["kind"] != "baseline"]
-    metrics = [(label, how) for _, label, how in METRICS if label in ft and label != "mask IoU"]
+    ranked = [(m.shown_as, m.lower_is_better) for m in metrics.tabled() if m.ranks and m.shown_as in ft]
     cells = {}
     for _, b in base.iterrows():
         column = []
         for _, m in learned.iterrows():
-            won = [label for label, how in metrics if pd.notna(m[label]) and pd.notna(b[label])
-                   and (m[label] < b[label] if how == "min" else m[label] > b[label])]
+            won = [label for label, lower in ranked if pd.notna(m[label]) and pd.notna(b[label])
+                   and (m[label] < b[label] if lower else m[label] > b[label])]
             column.append(", ".join(won) or "none")
         cells[f"beats {b['trial']} on"] = column
     return pd.DataFrame({"learned": learned["trial"].tolist(), **cells})

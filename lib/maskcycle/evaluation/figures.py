@@ -17,6 +17,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
+from maskcycle import results
 from maskcycle.evaluation.evaluate import PUBLISHED
 from maskcycle.io import save_figure
 
@@ -101,7 +102,8 @@ def published_comparison(table: pd.DataFrame) -> pd.DataFrame:
     for d in DIRECTIONS:
         col, pub = f"FID_{d}", PUBLISHED[f"FID_{d}"]
         ours = pd.to_numeric(table[col], errors="coerce").dropna() if col in table else pd.Series(dtype=float)
-        best = table.loc[ours.idxmin(), "trial"] if len(ours) else None
+        row, _, _ = results.best_trial(table, d, by=results.BEST_BY[:1])
+        best = None if row is None else table.loc[row, "trial"]
         rows.append({
             "direction": f"FID_{d}", "published best (study)": pub["best"],
             "published range (study)": f"{pub['low']}-{pub['high']}", "published best trial": pub["best_trial"],
@@ -122,10 +124,9 @@ def direction_bars(table: pd.DataFrame, save=None):
     for ax, d in zip(axes[0], DIRECTIONS):
         col = f"FID_{d}"
         fid_here = _has(table, col)
+        best, _, _ = results.best_trial(table, d, by=results.BEST_BY[:2])
         metric = col if fid_here else FALLBACK[d]
         values = pd.to_numeric(table.get(metric, pd.Series(np.nan, index=table.index)), errors="coerce")
-        best = values.idxmin() if fid_here and values.notna().any() else (
-            values.idxmax() if values.notna().any() else None)
         colors = ["tab:orange" if i == best else "tab:blue" for i in table.index]
         ax.bar(table.get("run", table["trial"]).astype(str), values.fillna(0), color=colors)
         if fid_here:

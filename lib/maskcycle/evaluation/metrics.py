@@ -1,13 +1,14 @@
-"""The list of per-direction metrics: a metric is one function (fakes, reals, pairs) -> {name: number},
-and adding one is that function plus one line in METRICS (or `METRICS.append` from a plugin module,
-see models.families.PLUGINS_ENV).
+"""The list of per-direction metrics (METRICS): what evaluation scores, what `summary.csv` carries,
+what `comparison.csv` tests against the baseline and what notebook 03's tables show. Adding one is
+its function plus one `Metric(...)` line in METRICS (or `METRICS.append` from a plugin module, see
+models.families.PLUGINS_ENV).
 
-Evaluation scores every entry for every direction a trial learns, at every scored checkpoint, and
-names its columns `column(name, direction)` (psnr_mask -> psnr_AB_mask); they reach
-`<trial>/eval/metrics.json`, `summary.csv` (maskcycle.results) and notebook 03's table, none of which
-lists metric names. FID/KID (one feature extractor shared by every trial) and the face metrics (final
-checkpoint only, ~0.1 s an image) keep their own steps in evaluate.py; the paired means are computed
-with the per-pair rows they summarise (evaluate.paired_rows).
+A metric with `compute` is scored by evaluation for every direction a trial translates, at every
+scored checkpoint: compute(fakes, reals, pairs) -> {name: number}, each name reaching
+`<trial>/eval/metrics.json` and summary.csv as `column(name, direction)`. The built-in entries have
+no `compute`: FID/KID share one feature extractor across trials, the face metrics run at the
+reported checkpoint only (~0.1 s an image) and the paired means come with their per-pair rows, so
+evaluate.py computes them in its own steps; their entries say how to read them.
 
     fakes  uint8 N x H x W x 3: G_AB(test A) for AB, G_BA(test B) for BA
     reals  uint8 M x H x W x 3: the real test images of the target domain (B for AB, A for BA)
@@ -16,14 +17,59 @@ with the per-pair rows they summarise (evaluate.paired_rows).
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 
 import numpy as np
 
 Pair = tuple[np.ndarray, np.ndarray, np.ndarray]  # (fake, truth, mask region)
-Metric = Callable[[np.ndarray, np.ndarray, list[Pair]], dict[str, float | None]]
+Compute = Callable[[np.ndarray, np.ndarray, list[Pair]], dict[str, float | None]]
 
-METRICS: list[Metric] = []
+
+@dataclasses.dataclass(frozen=True)
+class Metric:
+    """One per-direction metric and how to read it."""
+
+    name: str  # the comparison's metric name
+    lower_is_better: bool
+    label: str = ""  # its column in notebook 03's family table ("" = the name)
+    template: str = ""  # its summary.csv column with {d} for the direction ("" = column(name, d))
+    compare: bool = False  # tested against the baseline trial in comparison.csv
+    table: bool = True  # shown in the family table (`family_table`)
+    ranks: bool = True  # a better value means a better translation (mask IoU says where, not how well)
+    compute: Compute | None = None  # None: computed by evaluate.py's own steps (see above)
+
+    def column(self, direction: str) -> str:
+        return self.template.format(d=direction) if self.template else column(self.name, direction)
+
+    @property
+    def shown_as(self) -> str:
+        return self.label or self.name
+
+
+METRICS: list[Metric] = [
+    Metric("FID", True, template="FID_{d}", compare=True),
+    Metric("FID_ref", True, template="FID_{d}_ref", compare=True, table=False),  # FID at the fixed sample count
+    Metric("KID", True, template="KID_{d}", compare=True),
+    Metric("fd_face", True, "FD_face", "fd_face_{d}", compare=True),
+    Metric("kd_face", True, "KD_face", "kd_face_{d}"),
+    Metric("id_rate", False, "identity", "id_rate_{d}", compare=True),
+    Metric("psnr", False, "PSNR", "psnr_{d}"),
+    Metric("ssim", False, "SSIM", "ssim_{d}"),
+    Metric("psnr_mask", False, "PSNR mask", "psnr_{d}_mask", compare=True),
+    Metric("ssim_mask", False, "SSIM mask", "ssim_{d}_mask", compare=True),
+    Metric("mask_iou", False, "mask IoU", "mask_iou_{d}", ranks=False),
+]
+
+
+def compared(registry: list[Metric] | None = None) -> list[Metric]:
+    """The metrics comparison.csv tests against the baseline."""
+    return [m for m in (METRICS if registry is None else registry) if m.compare]
+
+
+def tabled(registry: list[Metric] | None = None) -> list[Metric]:
+    """The metrics notebook 03's family table shows."""
+    return [m for m in (METRICS if registry is None else registry) if m.table]
 
 
 def column(name: str, direction: str) -> str:
@@ -37,10 +83,13 @@ def column(name: str, direction: str) -> str:
 
 def score(fakes: dict[str, np.ndarray | None], reals: dict[str, np.ndarray],
           pairs: dict[str, list[Pair]]) -> dict[str, float | None]:
-    """Every metric of METRICS for every direction with fakes (keyed "AB"/"BA")."""
+    """Every metric of METRICS with a `compute`, for every direction with fakes (keyed "AB"/"BA")."""
     out: dict[str, float | None] = {}
     for metric in METRICS:
+        if metric.compute is None:
+            continue
         for direction, f in fakes.items():
             if f is not None:
-                out.update({column(k, direction): v for k, v in metric(f, reals[direction], pairs[direction]).items()})
+                out.update({column(k, direction): v for k, v in metric.compute(f, reals[direction],
+                                                                               pairs[direction]).items()})
     return out

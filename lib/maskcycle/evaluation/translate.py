@@ -28,7 +28,7 @@ from maskcycle.data.images import (
 from maskcycle.devices import resolve_device
 from maskcycle.evaluation import baselines
 from maskcycle.io import check_output, check_writable
-from maskcycle.models import checkpoints, execution, template
+from maskcycle.models import checkpoints, execution
 from maskcycle.models.runtime import translate_batch
 from maskcycle.params import parse_overrides
 from maskcycle.settings import ConfigError, at_least
@@ -166,7 +166,7 @@ def translate_photo(G: nn.Module | None, cfg: TrialConfig, photo: np.ndarray, si
     lms = [facelib.landmarks(photo, f) for f in chosen]
     crops = [facelib.align(photo, lm, size) for lm in lms]
     crop_lms = [facelib.photo_to_crop(lm, c.to_aligned) for lm, c in zip(lms, crops)]
-    notes = [template.problem(lm, photo.shape) if cfg.model == "template" else None for lm in lms]
+    notes = [baselines.photo_problem(cfg, lm, photo.shape) for lm in lms]
     done = translate_crops(G, cfg, direction, np.stack([c.image for c in crops]), crop_lms, notes)
     out, left = photo, []
     for face, crop, fake, changed, note in zip(chosen, crops, done.images, done.changed, done.notes):

@@ -2,6 +2,8 @@
 
 A family is a module (cyclegan.py, cut.py, pix2pix.py) with the members `Family` names; adding
 one is that file plus one `register(...)` line below (or in a test: see tests/test_add_one.py).
+A non-learned family (template.py, inpaint.py, do_nothing.py) has the members `Baseline` names
+and one `register_baseline(...)` line.
 Trainer, DDP, evaluation, results and notebooks ask `family(cfg)`; none of them tests a model
 name or an attribute. The runtime every family uses (precision, layout, freezing, random
 streams) is models/runtime.py.
@@ -12,8 +14,9 @@ from __future__ import annotations
 import importlib
 import os
 from types import ModuleType
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -72,17 +75,17 @@ FAMILIES: dict[str, Family] = {}
 
 def register(name: str, fam: Family | ModuleType) -> None:
     """Add a family under `name` (the value of `model`); checks it has every member of `Family`."""
-    missing = [k for k in _members() if not hasattr(fam, k)]
+    missing = [k for k in _members(Family) if not hasattr(fam, k)]
     if missing or not isinstance(fam, Family):
         raise TypeError(f"model family {name!r} lacks {', '.join(missing)} (see maskcycle.models.families.Family)")
     FAMILIES[name] = fam
     register_family_settings(name, fam.SETTINGS)
 
 
-def _members() -> list[str]:
-    """The names `Family` declares (its annotations and methods)."""
-    methods = (k for k, v in vars(Family).items() if callable(v) and not k.startswith("_"))
-    return sorted({*Family.__annotations__, *methods})
+def _members(contract: type) -> list[str]:
+    """The names a contract declares (its annotations and methods)."""
+    methods = (k for k, v in vars(contract).items() if callable(v) and not k.startswith("_"))
+    return sorted({*contract.__annotations__, *methods})
 
 
 def family(cfg: TrialConfig | str) -> Family:
@@ -108,13 +111,49 @@ def _register_builtins() -> None:
     register("pix2pix", pix2pix)
 
 
+@runtime_checkable
+class Baseline(Protocol):
+    """The contract of a non-learned family (template, inpaint, do_nothing): no training step, its
+    trial is its settings; evaluation and `maskcycle translate --model` run it face by face."""
+
+    SETTINGS: FamilySettings  # its `translates` directions (SETTINGS.trains is False)
+    NEEDS_LANDMARKS: bool  # translate_face needs the crop's 68 landmarks (else it gets None)
+    ACTS_IN_REGION: bool  # it changes only a region and returns its map (scored by mask IoU)
+
+    def problem(self, lm: np.ndarray, shape: tuple[int, ...]) -> str | None:
+        """Why a face with landmarks `lm`, found on a photo of `shape`, cannot be translated; None if it can."""
+
+    def translate_face(self, cfg: TrialConfig, direction: str, crop: np.ndarray, lm: np.ndarray | None,
+                       segmenter: Any, check_masked: bool) -> tuple[np.ndarray, np.ndarray | None, str | None]:
+        """(output, float map of the changed pixels or None, why it was left as it was or None) for
+        one aligned crop. `segmenter` is data/segment.py (models/ sits beside data/, so it is given)."""
+
+
+BASELINES: dict[str, Baseline] = {}
+
+
+def register_baseline(name: str, fam: Baseline | ModuleType) -> None:
+    """Add a non-learned family under `name`; checks it has every member of `Baseline`."""
+    missing = [k for k in _members(Baseline) if not hasattr(fam, k)]
+    if missing or not isinstance(fam, Baseline):
+        raise TypeError(f"baseline {name!r} lacks {', '.join(missing)} (see maskcycle.models.families.Baseline)")
+    if fam.SETTINGS.trains:
+        raise TypeError(f"baseline {name!r}: its SETTINGS must say trains=False")
+    BASELINES[name] = fam
+    register_family_settings(name, fam.SETTINGS)
+
+
+def baseline(cfg: TrialConfig | str) -> Baseline:
+    """The non-learned family of a trial (or of a `model` name)."""
+    return BASELINES[cfg if isinstance(cfg, str) else cfg.model]
+
+
 def _register_baselines() -> None:
-    """The non-learned families (no training step: their settings are the trial; evaluation and
-    `maskcycle translate --model` run them through evaluation/baselines.py): settings only."""
     from maskcycle.models import do_nothing, inpaint, template
 
-    for name, module in (("template", template), ("inpaint", inpaint), ("do_nothing", do_nothing)):
-        register_family_settings(name, module.SETTINGS)
+    register_baseline("template", template)
+    register_baseline("inpaint", inpaint)
+    register_baseline("do_nothing", do_nothing)
 
 
 def _import_plugins() -> None:

@@ -27,8 +27,10 @@ MIN_JAW_PX = 48  # a face narrower than this (jaw line end to end, photo pixels)
 MAX_YAW_RATIO = 3.0  # nose-tip-to-jaw distance on one side over the other: beyond this, too turned
 MESH = (5, 9)  # rows (v) x columns (u) of the warp mesh
 
-# no training step; models/families.py registers it as the `model: template` family
+# no training step; models/families.py registers it as the `model: template` family (`Baseline`)
 SETTINGS = FamilySettings(two_way=False, trains=False, translates=("AB",))
+NEEDS_LANDMARKS = True
+ACTS_IN_REGION = True
 
 
 def problem(lm: np.ndarray, shape: tuple[int, ...], min_jaw_px: float = MIN_JAW_PX) -> str | None:
@@ -203,3 +205,9 @@ def translate(image: np.ndarray, lm: np.ndarray | None, seed: int, kinds: tuple[
     texture, placement = choose(image, seed, kinds, placements)
     out, alpha = put_mask(image, lm, texture, placement, seed)
     return out, alpha, None
+
+
+def translate_face(cfg, direction: str, crop: np.ndarray, lm: np.ndarray | None, segmenter, check_masked: bool):
+    """The `Baseline` hook: `translate` with the trial's seed, textures and placements. On an
+    aligned crop any face size will do (`problem` judged the photo's face already)."""
+    return translate(crop, lm, cfg.seed, cfg.texture_list, cfg.placement_list)
