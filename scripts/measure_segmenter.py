@@ -14,9 +14,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from maskcycle.data import faces, segment
+from maskcycle.data import faces, pair_files, segment
 from maskcycle.data.images import list_images, read_rgb
-from maskcycle.io import read_csv_rows
 
 
 def pairs_of(curated: Path, split: str):
@@ -24,8 +23,8 @@ def pairs_of(curated: Path, split: str):
         for b in list_images(curated / "pairs_trainB"):
             yield read_rgb(b), read_rgb(curated / "pairs_trainA" / b.name)
         return
-    for row in read_csv_rows(curated / "pairs_test.csv", {"domain", "file", "counterpart_path"}):
-        if row["domain"] == "B" and row.get("check", "ok") in ("", "ok"):
+    for row in pair_files.read_held_out(curated, "test") or []:
+        if row["domain"] == "B" and not pair_files.failed_check(row):
             masked = read_rgb(curated / "testB" / row["file"])
             yield masked, read_rgb(row["counterpart_path"], masked.shape[0])
 

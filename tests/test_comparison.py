@@ -135,3 +135,22 @@ def test_epoch_is_chosen_on_val_and_test_numbers_are_that_epochs(val_sweep):
     comp = pd.read_csv(sweep / "comparison.csv")
     row = comp[(comp.trial == "vanilla") & (comp.metric == "FID") & (comp.direction == "BA")].iloc[0]
     assert row["n_seeds"] == 2 and row["test"] == "Welch t over seeds" and not math.isnan(row["p_holm"])
+
+
+def test_the_composite_variants_of_a_trials_seed_runs_are_one_trial(tmp_path):
+    """`<trial>_seed1+composite` is seed 1 of `<trial>+composite`: pooled over seeds in comparison.csv
+    (it once stood alone as a one-seed trial named after its folder)."""
+    from maskcycle import results
+
+    for seed in (0, 1):
+        run = fake_run(tmp_path, "baseline", seed, {"FID_AB": 50.0 + seed}, first=seed == 0)
+        variant = evaluate.composite_variant(run)
+        assert variant.name == ("baseline+composite" if seed == 0 else "baseline_seed1+composite")
+        (variant / "eval").mkdir()  # its scores, as evaluation writes them
+        (variant / "eval" / "metrics.json").write_text(json.dumps({"directions": "AB,BA", "FID_AB": 40.0 + seed}))
+    names = {r.name: results.trial_name(r, results.trial_settings(r)) for r in results.find_trials(tmp_path)}
+    assert names["baseline_seed1+composite"] == names["baseline+composite"] == "baseline+composite"
+    assert names["baseline_seed1"] == "baseline"
+    row = next(r for r in comparison.compare(tmp_path) if r.get("trial") == "baseline+composite"
+               and r.get("metric") == "FID")
+    assert row["n_seeds"] == 2 and row["seeds"] == "0 1" and row["test"] == "Welch t over seeds"

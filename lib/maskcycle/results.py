@@ -98,9 +98,12 @@ def trial_row(trial_dir: str | Path, eval_error: str | None = None) -> dict:
 
 def trial_name(run_dir: str | Path, settings: dict) -> str:
     """The trial a run belongs to: its config's name when the folder is that name or a seed run of
-    it (`<name>_seed<seed>`, maskcycle.training.sweep.seed_runs), else the folder's name."""
-    folder, name = Path(run_dir).name, settings.get("name")
-    return name if name and folder in (name, f"{name}_seed{settings.get('seed')}") else folder
+    it (`<name>_seed<seed>`, maskcycle.training.sweep.seed_runs; for evaluation's variant
+    `<trial>+composite` of a seed run, `<trial>_seed<seed>+composite`), else the folder's name."""
+    folder, name, seed = Path(run_dir).name, settings.get("name"), settings.get("seed")
+    trial, plus, variant = (name or "").partition("+")
+    runs = (name, f"{name}_seed{seed}", f"{trial}_seed{seed}+{variant}" if plus else None)
+    return name if name and folder in runs else folder
 
 
 def _family(settings: dict) -> dict:

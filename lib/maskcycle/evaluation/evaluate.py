@@ -829,9 +829,11 @@ def composite_variant(trial_dir: str | Path) -> Path | None:
     if not cfg.learned:
         return None
     other = "mask" if cfg.composite == "none" else "none"
-    variant = trial_dir.parent / f"{trial_dir.name}+{'composite' if other == 'mask' else 'raw'}"
+    suffix = "+composite" if other == "mask" else "+raw"
+    variant = trial_dir.parent / f"{trial_dir.name}{suffix}"
     variant.mkdir(exist_ok=True)
-    cfg.replace(composite=other, name=variant.name).to_yaml(variant / "config.yaml")
+    # named for its trial, not its folder: the variants of a trial's seed runs are one trial too
+    cfg.replace(composite=other, name=f"{cfg.name}{suffix}").to_yaml(variant / "config.yaml")
     metrics = results.read_json(trial_dir / "metrics.json")
     atomic_write_text(variant / "metrics.json", json.dumps(metrics, indent=2) + "\n")
     run = results.read_json(trial_dir / "run.json")
