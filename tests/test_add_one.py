@@ -120,7 +120,7 @@ def brightness_gap(fakes, reals, pairs) -> dict:
 
 def test_the_toy_family_trains_resumes_and_is_evaluated_with_a_toy_metric(tmp_path, monkeypatch):
     from maskcycle import results
-    from maskcycle.evaluation import evaluate, family_table, metrics
+    from maskcycle.evaluation import evaluate, family_table, held_out, metrics
     from maskcycle.training.trainer import train
 
     gap = metrics.Metric("gap", lower_is_better=True, compare=True, compute=brightness_gap)
@@ -143,7 +143,7 @@ def test_the_toy_family_trains_resumes_and_is_evaluated_with_a_toy_metric(tmp_pa
     # fakes = inputs: the do-nothing baseline's numbers, to the rounding of a uint8 round trip
     assert record["psnr_BA"] == pytest.approx(record["psnr_BA_input"], rel=1e-3)
     assert record["ssim_AB"] == pytest.approx(record["ssim_AB_input"], rel=1e-3)
-    test = evaluate.load_test_sets(curated, cfg.crop_size)  # fakes = inputs: the gap of test A and test B
+    test = held_out.load_test_sets(curated, cfg.crop_size)  # fakes = inputs: the gap of test A and test B
     assert record["gap_AB"] == pytest.approx(abs(test.A.mean() - test.B.mean()), abs=0.5)
     assert record["pairs_AB"] == record["n_pairs_AB"] > 0 and record["by_epoch"][0]["gap_BA"] is not None
     table = results.summary_table(whole.parent)

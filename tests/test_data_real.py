@@ -12,7 +12,7 @@ from maskcycle.cli import main
 from maskcycle.data import curate as C
 from maskcycle.data import faces, measures, pair_checks, report
 from maskcycle.data.images import read_rgb
-from maskcycle.evaluation import evaluate
+from maskcycle.evaluation import held_out
 
 
 @pytest.fixture(scope="module")
@@ -104,9 +104,9 @@ def test_evaluation_leaves_flagged_pairs_out(tmp_path):
     cp = tmp_path / "testB" / "0.png"
     (tmp_path / "pairs_test.csv").write_text(
         f"domain,file,id,counterpart_path,check\nA,0.png,0,{cp},ok\nA,1.png,1,{cp},mask_region_large\n")
-    rows, note = evaluate.read_pairs(tmp_path, ["0.png", "1.png"], ["0.png", "1.png"])
+    rows, note = held_out.read_pairs(tmp_path, ["0.png", "1.png"], ["0.png", "1.png"])
     assert [r["file"] for r in rows] == ["0.png"] and note is None
-    assert evaluate.flagged_pairs(tmp_path) == 1
+    assert held_out.flagged_pairs(tmp_path) == 1
 
 
 def test_blur_threshold_from_the_distribution_catches_sigma1_blur(astronaut):

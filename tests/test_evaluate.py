@@ -13,7 +13,7 @@ from PIL import Image
 from conftest import make_tiny_sweep, register_tiny_extractor
 from maskcycle.cli import main as cli_main
 from maskcycle.data.cache import cached_images
-from maskcycle.evaluation import evaluate
+from maskcycle.evaluation import evaluate, held_out
 from maskcycle.evaluation import fid as fidlib
 from maskcycle.evaluation.translate import translate_array
 from maskcycle.models import checkpoints
@@ -157,14 +157,14 @@ def test_bad_pairs_file_names_the_problem(tmp_path):
     (root / "testA").mkdir(parents=True)
     (root / "pairs_test.csv").write_text("domain,file\nA,x.png\n")
     with pytest.raises(ValueError, match=r"pairs_test.csv: missing column\(s\) counterpart_path, id"):
-        evaluate.read_pairs(root, ["a.png"], ["b.png"])
+        held_out.read_pairs(root, ["a.png"], ["b.png"])
     (root / "pairs_test.csv").write_text("domain,file,id,counterpart_path\nA,a.png,1,x.png\nB,zz.png,2,y.png\n")
     with pytest.raises(FileNotFoundError, match="line 2: counterpart_path 'x.png' not found"):
-        evaluate.read_pairs(root, ["a.png"], ["b.png"])
+        held_out.read_pairs(root, ["a.png"], ["b.png"])
     (root / "x.png").write_bytes(b"")
     with pytest.raises(ValueError, match=r"line 3: file 'zz.png' is not in testB/"):
-        evaluate.read_pairs(root, ["a.png"], ["b.png"])
-    rows, note = evaluate.read_pairs(tmp_path / "elsewhere", [], [])
+        held_out.read_pairs(root, ["a.png"], ["b.png"])
+    rows, note = held_out.read_pairs(tmp_path / "elsewhere", [], [])
     assert rows == [] and "pairs_test.csv" in note
 
 
@@ -174,7 +174,7 @@ def test_undecodable_counterpart_drops_its_pair_only(tmp_path):
     curated = make_paired_curated(tmp_path)
     bad = tmp_path / "raw" / "unmasked" / "0005.png"  # counterpart of test B 0005.png
     bad.write_bytes(bad.read_bytes()[:60])  # truncated, as a damaged download
-    test = evaluate.load_test_sets(curated, 32)
+    test = held_out.load_test_sets(curated, 32)
     assert len(test.pairs) == 7 and len(test.pairs_skipped) == 1
     assert test.pairs_skipped[0].startswith("B/0005.png:") and "0005.png" in test.pairs_skipped[0]
     assert all(p["truth"].shape == (32, 32, 3) for p in test.pairs)

@@ -12,7 +12,7 @@ import pytest
 
 from maskcycle.cli import main
 from maskcycle.data.images import write_png
-from maskcycle.evaluation import evaluate, external
+from maskcycle.evaluation import external, held_out
 from maskcycle.io import read_csv_rows
 from maskcycle.survey import analysis
 
@@ -100,13 +100,13 @@ def test_pairs_test_csv_repeated_or_short_rows_are_refused(tmp_path):
         BOM + "domain,file,id,counterpart_path\nA,a.png,1,counterparts/b.png\nA,a.png,1,counterparts/b.png\n",
         encoding="utf-8")
     with pytest.raises(ValueError, match=r"pairs_test\.csv line 3: testA/a\.png is already listed on line 2"):
-        evaluate.read_pairs(root, ["a.png"], ["b.png"])
+        held_out.read_pairs(root, ["a.png"], ["b.png"])
     (root / "pairs_test.csv").write_text("domain,file,id,counterpart_path\nA,a.png,1\n")
     with pytest.raises(ValueError, match=r"pairs_test\.csv line 2: 3 field\(s\), the header has 4"):
-        evaluate.read_pairs(root, ["a.png"], ["b.png"])
+        held_out.read_pairs(root, ["a.png"], ["b.png"])
     (root / "pairs_test.csv").write_text(BOM + "domain,file,id,counterpart_path\nA,a.png,1,counterparts/b.png\n",
                                          encoding="utf-8")
-    rows, note = evaluate.read_pairs(root, ["a.png"], ["b.png"])
+    rows, note = held_out.read_pairs(root, ["a.png"], ["b.png"])
     assert note is None and [r["file"] for r in rows] == ["a.png"]
 
 

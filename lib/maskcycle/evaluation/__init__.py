@@ -5,7 +5,8 @@ training) and for a whole sweep (its results table, which notebook 03 shows).
 Start reading at `evaluate.py` (`evaluate_sweep`, what notebook 03 and `maskcycle evaluate` call),
 then `metrics.py` (the list of per-direction metrics: adding one is a function plus one line).
 
-- evaluate.py: test-set reading, scoring per checkpoint, caching, the sweep's table, the CLI.
+- evaluate.py: scoring per checkpoint, caching, the sweep's table (runs side by side), the CLI.
+- held_out.py: the test and validation sets and their known pairs, read and measured once.
 - metrics.py: METRICS, the per-direction metrics evaluation, summary.csv and notebook 03 read.
 - fid.py: FID and KID through torch-fidelity, the real sets' features reused.
 - fid_protocol.py: the FID protocol, stated and selectable (resizing, image format).

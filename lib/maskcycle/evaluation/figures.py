@@ -208,7 +208,7 @@ def example_pairs(trial_dir: str | Path, n: int = 4, direction: str = "BA", save
     """A few test pairs of one trial: input, translation, true counterpart, and the mask region."""
     from maskcycle.data.images import ImageReadError, list_images, read_rgb
     from maskcycle.evaluation import paired_metrics
-    from maskcycle.evaluation.evaluate import read_pairs
+    from maskcycle.evaluation.held_out import read_pairs
 
     trial_dir = Path(trial_dir)
     record = json.loads((trial_dir / "eval" / "metrics.json").read_text())
