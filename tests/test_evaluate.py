@@ -200,3 +200,23 @@ def test_tables_and_figures_with_fid(sweep, tmp_path):
     figures.training_curves(evaluate.fid_curves(sweep_dir), save=tmp_path / "curves.png")
     figures.example_pairs(sweep_dir / "bs2_lsgan", n=2, save=tmp_path / "ex.png")
     assert all((tmp_path / f).stat().st_size > 1000 for f in ("bars.png", "curves.png", "ex.png"))
+
+
+@pytest.mark.slow
+def test_runs_scored_in_worker_processes_give_the_same_numbers(tmp_path, monkeypatch, capsys):
+    from maskcycle.evaluation import metrics
+
+    sweep, curated = make_tiny_sweep(tmp_path)
+    kw = dict(download=False, progress=False, device="cpu", force=True)
+    one = evaluate.evaluate_sweep(sweep, curated, workers=1, **kw)
+    two = evaluate.evaluate_sweep(sweep, curated, workers=2, **kw)
+    timing = {"eval_wall_s", "evaluated_at"}
+    pd.testing.assert_frame_equal(one.drop(columns=list(timing)), two.drop(columns=list(timing)))
+    assert one["psnr_BA"].notna().all() and one["fd_face_AB"].notna().all()
+    # a metric registered in this process only: new processes would lack it, so the runs are scored here
+    gap = metrics.Metric("gap", True, compute=lambda fakes, reals, pairs: {"gap": float(fakes.mean() - reals.mean())})
+    monkeypatch.setattr(metrics, "METRICS", [*metrics.METRICS, gap])
+    capsys.readouterr()
+    three = evaluate.evaluate_sweep(sweep, curated, workers=2, **kw)
+    assert "registered here only (metrics: gap)" in capsys.readouterr().err
+    assert three["gap_AB"].notna().all()

@@ -581,8 +581,9 @@ def evaluate_sweep(sweep_dir: str | Path, curated_dir: str | Path | None = None,
     opening = (feature_extractor, inception_weights, download, str(dev), fid_resize, fid_ref_n)
     common = (curated_dir, dev, batch_size, progress, force)
     workers = eval_workers(workers, dev, len(runs))
-    errors = (_score_runs(runs, opening, common) if workers == 1
-              else _score_runs_in_workers(runs, opening, common, workers))
+    errors = _score_runs_in_workers(runs, opening, common, workers) if workers > 1 else None
+    if errors is None:
+        errors = _score_runs(runs, opening, common)
     table = results.write_summary(sweep_dir, errors)
     try:
         comparison.write_comparison(sweep_dir, baseline)
@@ -626,31 +627,47 @@ def _score_run(trial: Path, every_k: int | None, scorer: Scorer, tests: dict, co
 _WORKER: dict = {}
 
 
-def _open_worker(opening: tuple, threads: int) -> None:
+def _registry() -> dict[str, list[str]]:
+    """What this process has registered that a run's numbers depend on. A metric or family added in
+    the parent only (a notebook cell, not a $MASKCYCLE_PLUGINS module) is unknown to a new process."""
+    from maskcycle.models import families
+
+    return {"metrics": [m.name for m in metrics.METRICS], "families": sorted(families.FAMILIES),
+            "non-learned families": sorted(families.BASELINES)}
+
+
+def _open_worker(opening: tuple, threads: int, parents: dict) -> None:
     torch.set_num_threads(threads)
-    _WORKER.update(scorer=open_scorer(*opening), tests={})
+    mine = _registry()
+    missing = [f"{k}: {', '.join(sorted(set(v) - set(mine[k])))}" for k, v in parents.items() if set(v) - set(mine[k])]
+    _WORKER.update(scorer=open_scorer(*opening), tests={}, missing="; ".join(missing))
 
 
-def _score_in_worker(trial: Path, every_k: int | None, common: tuple) -> tuple[str | None, str, str]:
-    """(error or None, what the run printed to stdout, to stderr): printed by the parent, in order."""
+def _score_in_worker(trial: Path, every_k: int | None, common: tuple) -> tuple[str | None, str, str, str]:
+    """(error or None, what the run printed to stdout, to stderr, what the worker lacks): the output
+    is printed by the parent, in order; a worker that lacks a registration scores nothing."""
     import contextlib
     import io as stdio
 
+    if _WORKER["missing"]:
+        return None, "", "", _WORKER["missing"]
     out, err = stdio.StringIO(), stdio.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         error = _score_run(trial, every_k, _WORKER["scorer"], _WORKER["tests"], common)
-    return error, out.getvalue(), err.getvalue()
+    return error, out.getvalue(), err.getvalue(), ""
 
 
-def _score_runs_in_workers(runs, opening: tuple, common: tuple, workers: int) -> dict[str, str]:
+def _score_runs_in_workers(runs, opening: tuple, common: tuple, workers: int) -> dict[str, str] | None:
     """Score the runs in `workers` processes (spawned: a forked child of a process that has started
-    OpenMP threads can hang); each run's output is printed when it is done."""
+    OpenMP threads can hang); each run's output is printed when it is done. None (nothing scored)
+    when the workers lack a metric or family registered here: the caller then scores in this process."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
     threads = max(1, torch.get_num_threads() // workers)
     errors = {}
-    pool = ProcessPoolExecutor(workers, multiprocessing.get_context("spawn"), _open_worker, (opening, threads))
+    pool = ProcessPoolExecutor(workers, multiprocessing.get_context("spawn"), _open_worker,
+                               (opening, threads, _registry()))
     # numpy's BLAS reads its thread count once, on import in the new process: each worker gets its
     # share of the cores (2 workers x all cores each made every run 2x slower on 2 cores)
     saved = {k: os.environ.get(k) for k in BLAS_THREADS}
@@ -659,7 +676,11 @@ def _score_runs_in_workers(runs, opening: tuple, common: tuple, workers: int) ->
         futures = [(trial, pool.submit(_score_in_worker, trial, every_k, common)) for trial, every_k in runs]
         _restore(saved)  # the workers have started
         for trial, future in futures:
-            error, out, err = future.result()
+            error, out, err, missing = future.result()
+            if missing:
+                print(f"maskcycle evaluate: scoring one run after another in this process: worker processes "
+                      f"would not have what was registered here only ({missing})", file=sys.stderr)
+                return None
             sys.stdout.write(out)
             sys.stderr.write(err)
             if error:
