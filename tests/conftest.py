@@ -43,25 +43,24 @@ def tiny_config(dataroot: Path | str, **changes) -> TrialConfig:
 TINY_EXTRACTOR = "maskcycle-test-tiny"
 
 
-def register_tiny_extractor() -> str:
-    """Register (once) a 12-feature extractor with torch-fidelity: per channel, the mean of each
-    image quadrant. Stands in for Inception only in tests; returns its registry name."""
+def _register_extractor(name: str, feature: str, features) -> str:
+    """Register (once) a torch-fidelity extractor `name` whose one feature layer `feature` is
+    `features(x)`, x a float N x 3 x H x W batch in [0, 1]; returns the registry name."""
     import torch
-    import torch.nn.functional as F
     from torch_fidelity import FeatureExtractorBase, register_feature_extractor
     from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY
 
-    class TinyExtractor(FeatureExtractorBase):
+    class TestExtractor(FeatureExtractorBase):
         def __init__(self, name, features_list, **kwargs):
             super().__init__(name, features_list)
 
         @staticmethod
         def get_provided_features_list():
-            return ("quadrants",)
+            return (feature,)
 
         @staticmethod
         def get_default_feature_layer_for_metric(metric):
-            return "quadrants"
+            return feature
 
         @staticmethod
         def can_be_compiled():
@@ -73,54 +72,36 @@ def register_tiny_extractor() -> str:
 
         def forward(self, x):
             assert x.dtype == torch.uint8 and x.dim() == 4 and x.shape[1] == 3
-            return (F.adaptive_avg_pool2d(x.float() / 255, 2).flatten(1),)
+            return (features(x.float() / 255),)
 
-    if TINY_EXTRACTOR not in FEATURE_EXTRACTORS_REGISTRY:
-        register_feature_extractor(TINY_EXTRACTOR, TinyExtractor)
-    return TINY_EXTRACTOR
+    if name not in FEATURE_EXTRACTORS_REGISTRY:
+        register_feature_extractor(name, TestExtractor)
+    return name
+
+
+def register_tiny_extractor() -> str:
+    """A 12-feature extractor: per channel, the mean of each image quadrant. Stands in for
+    Inception only in tests; returns its registry name."""
+    import torch.nn.functional as F
+
+    return _register_extractor(TINY_EXTRACTOR, "quadrants", lambda x: F.adaptive_avg_pool2d(x, 2).flatten(1))
 
 
 TINY_DETAIL_EXTRACTOR = "maskcycle-test-detail"
 
 
 def register_detail_extractor() -> str:
-    """Register (once) a small extractor that, unlike the quadrant means, sees fine detail (as
-    Inception does): per channel and quadrant, the mean and the mean absolute difference between
-    neighbouring pixels (24 features). Tests of the FID protocol (JPEG vs PNG) use it."""
+    """A small extractor that, unlike the quadrant means, sees fine detail (as Inception does): per
+    channel and quadrant, the mean and the mean absolute difference between neighbouring pixels (24
+    features). Tests of the FID protocol (JPEG vs PNG) use it."""
     import torch
     import torch.nn.functional as F
-    from torch_fidelity import FeatureExtractorBase, register_feature_extractor
-    from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY
 
-    class DetailExtractor(FeatureExtractorBase):
-        def __init__(self, name, features_list, **kwargs):
-            super().__init__(name, features_list)
+    def detail(x):
+        dx = (x[..., :, 1:] - x[..., :, :-1]).abs()
+        return torch.cat([F.adaptive_avg_pool2d(x, 2).flatten(1), 10 * F.adaptive_avg_pool2d(dx, 2).flatten(1)], 1)
 
-        @staticmethod
-        def get_provided_features_list():
-            return ("detail",)
-
-        @staticmethod
-        def get_default_feature_layer_for_metric(metric):
-            return "detail"
-
-        @staticmethod
-        def can_be_compiled():
-            return False
-
-        @staticmethod
-        def get_dummy_input_for_compile():
-            return torch.zeros(1, 3, 8, 8, dtype=torch.uint8)
-
-        def forward(self, x):
-            x = x.float() / 255
-            dx = (x[..., :, 1:] - x[..., :, :-1]).abs()
-            return (torch.cat([F.adaptive_avg_pool2d(x, 2).flatten(1),
-                               10 * F.adaptive_avg_pool2d(dx, 2).flatten(1)], 1),)
-
-    if TINY_DETAIL_EXTRACTOR not in FEATURE_EXTRACTORS_REGISTRY:
-        register_feature_extractor(TINY_DETAIL_EXTRACTOR, DetailExtractor)
-    return TINY_DETAIL_EXTRACTOR
+    return _register_extractor(TINY_DETAIL_EXTRACTOR, "detail", detail)
 
 
 def make_paired_curated(root: Path, n_train: int = 6, n_test: int = 4, load_size: int = 36, raw_size: int = 48,
