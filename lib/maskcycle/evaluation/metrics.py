@@ -62,14 +62,14 @@ METRICS: list[Metric] = [
 ]
 
 
-def compared(registry: list[Metric] | None = None) -> list[Metric]:
+def compared() -> list[Metric]:
     """The metrics comparison.csv tests against the baseline."""
-    return [m for m in (METRICS if registry is None else registry) if m.compare]
+    return [m for m in METRICS if m.compare]
 
 
-def tabled(registry: list[Metric] | None = None) -> list[Metric]:
+def tabled() -> list[Metric]:
     """The metrics notebook 03's family table shows."""
-    return [m for m in (METRICS if registry is None else registry) if m.table]
+    return [m for m in METRICS if m.table]
 
 
 def column(name: str, direction: str) -> str:
