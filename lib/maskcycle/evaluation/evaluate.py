@@ -666,6 +666,8 @@ def _score_runs_in_workers(runs, opening: tuple, common: tuple, workers: int) ->
 
     threads = max(1, torch.get_num_threads() // workers)
     errors = {}
+    progress = common[3]
+    common = (*common[:3], False, *common[4:])  # a worker's bars, replayed afterwards, would be noise: a line a run
     pool = ProcessPoolExecutor(workers, multiprocessing.get_context("spawn"), _open_worker,
                                (opening, threads, _registry()))
     # numpy's BLAS reads its thread count once, on import in the new process: each worker gets its
@@ -675,7 +677,7 @@ def _score_runs_in_workers(runs, opening: tuple, common: tuple, workers: int) ->
     try:
         futures = [(trial, pool.submit(_score_in_worker, trial, every_k, common)) for trial, every_k in runs]
         _restore(saved)  # the workers have started
-        for trial, future in futures:
+        for done, (trial, future) in enumerate(futures, 1):
             error, out, err, missing = future.result()
             if missing:
                 print(f"maskcycle evaluate: scoring one run after another in this process: worker processes "
@@ -683,6 +685,8 @@ def _score_runs_in_workers(runs, opening: tuple, common: tuple, workers: int) ->
                 return None
             sys.stdout.write(out)
             sys.stderr.write(err)
+            if progress:
+                print(f"{'failed' if error else 'evaluated'} {trial.name} ({done}/{len(futures)})", file=sys.stderr)
             if error:
                 errors[trial.name] = error
     finally:  # a crash or Ctrl-C: the runs not started are dropped, not scored after the error
@@ -815,7 +819,8 @@ def run_command(args) -> int:
         reasons = set(column.dropna()) if column is not None else set()
         failed = table[table["eval_error"].notna()] if "eval_error" in table else table.iloc[:0]
         for _, row in failed.iterrows():
-            print(f"maskcycle evaluate: {row['trial']}: could not be evaluated: {row['eval_error']}", file=sys.stderr)
+            print(f"maskcycle evaluate: {row.get('run', row['trial'])}: could not be evaluated: {row['eval_error']}",
+                  file=sys.stderr)
         if len(failed):
             return 1
     else:
